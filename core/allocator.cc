@@ -1,0 +1,49 @@
+#include "core/allocator.h"
+
+#include <atomic>
+#include <cstdlib>
+
+#include "core/check.h"
+
+namespace aoetron {
+namespace {
+
+constexpr size_t kCpuAlignment = 64;
+
+class CpuAllocator final : public Allocator {
+ public:
+  void* Allocate(size_t bytes) override {
+    const size_t rounded = (bytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
+    void* ptr = std::aligned_alloc(kCpuAlignment, rounded == 0 ? kCpuAlignment : rounded);
+    AOETRON_CHECK(ptr != nullptr) << "out of host memory allocating " << bytes << " bytes";
+    return ptr;
+  }
+  void Free(void* ptr) override { std::free(ptr); }
+};
+
+std::atomic<Allocator*> g_cuda_allocator{nullptr};
+
+}  // namespace
+
+Allocator& AllocatorFor(DeviceKind kind) {
+  static CpuAllocator cpu;
+  if (kind == DeviceKind::kCpu) return cpu;
+  Allocator* cuda = g_cuda_allocator.load();
+  AOETRON_CHECK(cuda != nullptr) << "CUDA memory requested but the CUDA backend is not initialised";
+  return *cuda;
+}
+
+void RegisterAllocator(DeviceKind kind, Allocator* allocator) {
+  AOETRON_CHECK(kind == DeviceKind::kCuda) << "only the CUDA allocator can be replaced";
+  g_cuda_allocator.store(allocator);
+}
+
+bool CudaBackendBuilt() {
+#ifdef AOETRON_WITH_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+}  // namespace aoetron

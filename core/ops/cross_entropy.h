@@ -1,0 +1,19 @@
+// Softmax cross-entropy over a vocabulary, fused so the [N, V] probabilities never exist apart
+// from the logits buffer.
+#pragma once
+
+#include "core/tensor.h"
+
+namespace aoetron::ops {
+
+// losses[t] = logsumexp(logits[t, :]) − logits[t, targets[t]].
+// logits: [N, V], targets: i32 [N], losses: [N]. A negative target means "ignore": loss 0.
+void CrossEntropyForward(const Tensor& logits, const Tensor& targets, Tensor& losses);
+
+// Forward and backward in one pass over each row: writes losses as above, then OVERWRITES
+// logits with dlogits[t, :] = grad_scale · (softmax(logits[t, :]) − onehot(targets[t])), zero
+// for ignored rows. grad_scale is dLoss/dlosses[t] (1/N for a mean loss).
+void CrossEntropyForwardBackward(Tensor& logits, const Tensor& targets, float grad_scale,
+                                 Tensor& losses);
+
+}  // namespace aoetron::ops
