@@ -25,7 +25,9 @@ std::array<uint32_t, 4> Philox4x32(uint64_t key, uint64_t counter_high, uint64_t
 }
 
 namespace {
-float ToUnitOpen(uint32_t word) { return (static_cast<float>(word >> 8) + 0.5f) * (1.0f / 16777216.0f); }
+float ToUnitOpen(uint32_t word) {
+  return (static_cast<float>(word >> 8) + 0.5f) * (1.0f / 16777216.0f);
+}
 }  // namespace
 
 float UniformAt(uint64_t seed, uint64_t stream, uint64_t index) {

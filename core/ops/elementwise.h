@@ -5,11 +5,11 @@
 
 namespace aoetron::ops {
 
-void Fill(Tensor& t, double value);                  // t[:] = value (any numeric dtype)
-void Copy(const Tensor& src, Tensor& dst);           // dst = src (same dtype and numel)
-void AddInto(const Tensor& src, Tensor& dst);        // dst += src
-void Axpy(double alpha, const Tensor& x, Tensor& y); // y += alpha · x
-void Scale(Tensor& t, double alpha);                 // t *= alpha
+void Fill(Tensor& t, double value);                   // t[:] = value (any numeric dtype)
+void Copy(const Tensor& src, Tensor& dst);            // dst = src (same dtype and numel)
+void AddInto(const Tensor& src, Tensor& dst);         // dst += src
+void Axpy(double alpha, const Tensor& x, Tensor& y);  // y += alpha · x
+void Scale(Tensor& t, double alpha);                  // t *= alpha
 // Σ t², accumulated in double over fixed chunks (thread-count independent).
 double SumSquares(const Tensor& t);
 
