@@ -1,0 +1,77 @@
+// GptModel: a decoder-only transformer whose feed-forward block is dense SwiGLU, a router MoE,
+// or Autonomy-of-Experts.
+//
+//   x = embedding[tokens]
+//   L × { x = x + Attention(RMSNorm(x));  x = x + FFN(RMSNorm(x)) }
+//   logits = RMSNorm(x) · W_lm          (untied LM head)
+//   loss = mean_t CE(logits_t, target_t) + Σ_layers L_aux
+//
+// Parameter names (global shapes; weights are stored [in, out], so y = x · W):
+//   embedding.weight [V, d]                     final_norm.weight [d]     lm_head.weight [d, V]
+//   layers.{l}.attn_norm.weight [d]             layers.{l}.ffn_norm.weight [d]
+//   layers.{l}.attn.w_qkv [d, 3d]   columns ordered (q|k|v, head, head_dim)
+//   layers.{l}.attn.w_o [d, d]
+//   dense:  layers.{l}.ffn.{w_g, w_p} [d, d_ffn], layers.{l}.ffn.w_o [d_ffn, d]
+//   MoE:    layers.{l}.ffn.router.weight [d, n]
+//           layers.{l}.ffn.experts.{e}.{w_g, w_p} [d, d_ffn], .w_o [d_ffn, d]
+//   AoE:    layers.{l}.ffn.w_down [d, n·r]   (Ŵ_down: all experts' W_down side by side)
+//           layers.{l}.ffn.experts.{e}.w_up [r, d_wide], .w_p [d, d_wide], .w_o [d_wide, d]
+// (W_g, W_p, W_o and W_down, W_up are AOE.md's names: E(x) = (SiLU(x W_g) ⊙ (x W_p)) W_o, and AoE
+// factorises W_g = W_down W_up.)
+//
+// Initialisation: every matrix N(0, init_std²); the residual-output projections (attn.w_o and
+// every ffn w_o) N(0, (init_std / sqrt(2L))²); norm weights 1.
+//
+// Not thread-safe; one model per process (per rank). Kernels inside use all configured threads.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "core/arena.h"
+#include "models/expert_stats.h"
+#include "models/model_config.h"
+#include "models/parameter.h"
+
+namespace aoetron {
+
+class TransformerBlock;
+
+// What one forward(+backward) over a micro-batch measured.
+struct StepOutputs {
+  double loss = 0.0;      // mean cross-entropy over the micro-batch's (non-ignored) tokens
+  double aux_loss = 0.0;  // Σ over layers of the load-balancing loss (0 for dense)
+  std::vector<ExpertLoadStats> layer_stats;  // per layer; empty for dense
+};
+
+class GptModel {
+ public:
+  GptModel(const ModelConfig& config, Device device = Device::Cpu());
+  ~GptModel();
+
+  const ModelConfig& config() const { return config_; }
+  ParameterSet& parameters() { return params_; }
+  const ParameterSet& parameters() const { return params_; }
+
+  // tokens, targets: i32 [B, T] with T ≤ seq_len. Runs forward and backward and ACCUMULATES
+  // gradients of (loss_scale · total loss) into the parameters' grads (call ZeroGrads() between
+  // optimizer steps; several calls accumulate micro-batches). Activations come from `arena`,
+  // which this call resets at its start.
+  StepOutputs ForwardBackward(const Tensor& tokens, const Tensor& targets, float loss_scale,
+                              ActivationArena& arena);
+
+  // Forward only (evaluation). Same outputs, no gradients touched.
+  StepOutputs Forward(const Tensor& tokens, const Tensor& targets, ActivationArena& arena);
+
+ private:
+  StepOutputs Run(const Tensor& tokens, const Tensor& targets, float loss_scale, bool backward,
+                  ActivationArena& arena);
+
+  ModelConfig config_;
+  Device device_;
+  ParameterSet params_;
+  int embedding_ = -1, final_norm_ = -1, lm_head_ = -1;
+  std::vector<std::unique_ptr<TransformerBlock>> blocks_;
+};
+
+}  // namespace aoetron

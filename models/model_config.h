@@ -1,0 +1,56 @@
+// The shape of a GPT-style decoder and of its feed-forward block. A plain struct so models/
+// does not depend on the config schema; launcher/ fills it from the protobuf config.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+
+namespace aoetron {
+
+enum class FfnKind {
+  kDense,      // one SwiGLU MLP of width d_ffn
+  kRouterMoe,  // n SwiGLU experts of width d_ffn, top-K by a learned router
+  kAoe,        // n AoE experts of width d_wide, top-K by the norms of their own low-rank gate
+};
+
+// How AoE turns the K selected norms into gate weights (AOE.md).
+enum class AoeGateVariant {
+  kPaper,    // softmax over the K selected norms (the paper, Algorithm 2) — the default
+  kRelease,  // softmax over all n norms, not renormalised over the K (the authors' release)
+};
+
+struct ModelConfig {
+  int64_t vocab_size = 8192;
+  int64_t d_model = 256;
+  int64_t n_layers = 4;
+  int64_t n_heads = 4;
+  int64_t seq_len = 256;  // longest sequence the model is trained on
+  int64_t d_ffn = 1024;   // dense width, and each router-MoE expert's width
+  FfnKind ffn = FfnKind::kAoe;
+  int64_t n_experts = 8;
+  int64_t top_k = 2;
+  int64_t d_low = 64;  // AoE's r
+  int64_t d_wide = 0;  // AoE expert width; 0 = parameter-matched to a d_ffn expert (AOE.md Eq. 5)
+  AoeGateVariant aoe_gate = AoeGateVariant::kPaper;
+  double aux_loss_coeff = 0.01;  // α of the load-balancing loss; 0 disables it
+  double rope_theta = 10000.0;
+  double norm_eps = 1e-5;
+  double init_std = 0.02;
+
+  int64_t head_dim() const { return d_model / n_heads; }
+  bool is_moe() const { return ffn != FfnKind::kDense; }
+  // d_wide if set, else round((3·d·d_ffn − r·d) / (r + 2·d)).
+  int64_t ResolvedDWide() const;
+  // Width of each expert's hidden layer: d_ffn for dense and router MoE, d_wide for AoE.
+  int64_t ExpertWidth() const { return ffn == FfnKind::kAoe ? ResolvedDWide() : d_ffn; }
+};
+
+// Checks every field and their consistency. Errors name the field as the config file spells it
+// ("model.d_model must be divisible by model.n_heads (256 vs 3)").
+absl::Status ValidateModelConfig(const ModelConfig& config);
+
+std::string FfnKindName(FfnKind kind);  // "dense", "moe", "aoe"
+
+}  // namespace aoetron
