@@ -46,7 +46,9 @@ struct StepOutputs {
 
 class GptModel {
  public:
-  GptModel(const ModelConfig& config, Device device = Device::Cpu());
+  // dtype: f32 for training; f64 for the finite-difference tests (every op supports both).
+  explicit GptModel(const ModelConfig& config, Device device = Device::Cpu(),
+                    DType dtype = DType::kF32);
   ~GptModel();
 
   const ModelConfig& config() const { return config_; }

@@ -44,6 +44,11 @@ struct Parameter {
 // Not thread-safe.
 class ParameterSet {
  public:
+  // `dtype` is the floating-point type of values, gradients and the activations computed from
+  // them: f32 for training, f64 for the finite-difference tests.
+  explicit ParameterSet(DType dtype = DType::kF32) : dtype_(dtype) {}
+  DType dtype() const { return dtype_; }
+
   // Registers a parameter; returns its index. Only before Allocate().
   int Add(Parameter parameter);
   // Creates the flat value and gradient buffers and points every parameter at its slice.
@@ -67,6 +72,7 @@ class ParameterSet {
   int64_t num_elements() const { return values_.numel(); }
 
  private:
+  DType dtype_;
   std::vector<Parameter> params_;
   Tensor values_;
   Tensor grads_;

@@ -1,0 +1,14 @@
+#include "models/feed_forward.h"
+
+#include "models/dense_ffn.h"
+#include "models/routed_ffn.h"
+
+namespace aoetron {
+
+std::unique_ptr<FeedForward> MakeFeedForward(const ModelConfig& config, int layer,
+                                             ParameterSet* params) {
+  if (config.ffn == FfnKind::kDense) return std::make_unique<DenseSwiGlu>(config, layer, params);
+  return std::make_unique<RoutedFeedForward>(config, layer, params);
+}
+
+}  // namespace aoetron

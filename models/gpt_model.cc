@@ -1,0 +1,126 @@
+#include "models/gpt_model.h"
+
+#include <cmath>
+
+#include "core/ops/cross_entropy.h"
+#include "core/ops/elementwise.h"
+#include "core/ops/embedding.h"
+#include "core/ops/float_visit.h"
+#include "core/ops/gemm.h"
+#include "core/ops/rmsnorm.h"
+#include "models/transformer_block.h"
+
+namespace aoetron {
+
+GptModel::GptModel(const ModelConfig& config, Device device, DType dtype)
+    : config_(config), device_(device), params_(dtype) {
+  const absl::Status valid = ValidateModelConfig(config);
+  AOETRON_CHECK(valid.ok()) << valid.message();
+  Parameter embedding;
+  embedding.name = "embedding.weight";
+  embedding.global_shape = {config.vocab_size, config.d_model};
+  embedding.sharding = {Sharding::Kind::kTensorSplit, 0, -1};  // vocab-parallel
+  embedding.init_std = config.init_std;
+  embedding_ = params_.Add(std::move(embedding));
+  for (int layer = 0; layer < config.n_layers; ++layer) {
+    blocks_.push_back(std::make_unique<TransformerBlock>(config, layer, &params_));
+  }
+  Parameter final_norm;
+  final_norm.name = "final_norm.weight";
+  final_norm.global_shape = {config.d_model};
+  final_norm.weight_decay = false;
+  final_norm.init_value = 1.0;
+  final_norm_ = params_.Add(std::move(final_norm));
+  Parameter lm_head;
+  lm_head.name = "lm_head.weight";
+  lm_head.global_shape = {config.d_model, config.vocab_size};
+  lm_head.sharding = {Sharding::Kind::kTensorSplit, 1, -1};  // vocab-parallel logits
+  lm_head.init_std = config.init_std;
+  lm_head_ = params_.Add(std::move(lm_head));
+  params_.Allocate(device);
+}
+
+GptModel::~GptModel() = default;
+
+StepOutputs GptModel::ForwardBackward(const Tensor& tokens, const Tensor& targets, float loss_scale,
+                                      ActivationArena& arena) {
+  return Run(tokens, targets, loss_scale, /*backward=*/true, arena);
+}
+
+StepOutputs GptModel::Forward(const Tensor& tokens, const Tensor& targets, ActivationArena& arena) {
+  return Run(tokens, targets, 0.0f, /*backward=*/false, arena);
+}
+
+StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, float loss_scale,
+                          bool backward, ActivationArena& arena) {
+  AOETRON_CHECK(tokens.rank() == 2 && tokens.shape() == targets.shape())
+      << "tokens " << tokens.DebugString() << " and targets " << targets.DebugString()
+      << " must both be [B, T]";
+  const int64_t batch = tokens.dim(0), seq = tokens.dim(1), n = batch * seq;
+  const int64_t d = config_.d_model, vocab = config_.vocab_size;
+  AOETRON_CHECK(seq <= config_.seq_len) << "sequence length " << seq << " > model.seq_len";
+  arena.Reset();
+  const Tensor flat_tokens = tokens.Reshape({n});
+  const Tensor flat_targets = targets.Reshape({n});
+
+  // Forward: the residual stream x_0 … x_L is kept for backward.
+  std::vector<Tensor> stream(blocks_.size() + 1);
+  stream[0] = arena.Allocate({n, d}, params_.dtype());
+  ops::EmbeddingForward(flat_tokens, params_[embedding_].value, stream[0]);
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    stream[l + 1] = arena.Allocate({n, d}, params_.dtype());
+    blocks_[l]->Forward(stream[l], batch, seq, stream[l + 1], arena);
+  }
+  Tensor final_hidden = arena.Allocate({n, d}, params_.dtype());
+  Tensor final_rstd = arena.Allocate({n}, params_.dtype());
+  ops::RmsNormForward(stream.back(), params_[final_norm_].value,
+                      static_cast<float>(config_.norm_eps), final_hidden, final_rstd);
+  Tensor logits = arena.Allocate({n, vocab}, params_.dtype());
+  ops::Gemm(final_hidden, false, params_[lm_head_].value, false, logits);
+
+  // Loss: mean over the tokens whose target is not ignored (< 0).
+  int64_t counted = 0;
+  const int32_t* target_ids = flat_targets.data<int32_t>();
+  for (int64_t t = 0; t < n; ++t) counted += target_ids[t] >= 0;
+  const double inv_count = counted > 0 ? 1.0 / static_cast<double>(counted) : 0.0;
+  Tensor losses = arena.Allocate({n}, params_.dtype());
+  if (backward) {
+    // logits becomes dlogits = loss_scale/count · (softmax − onehot).
+    ops::CrossEntropyForwardBackward(logits, flat_targets,
+                                     static_cast<float>(loss_scale * inv_count), losses);
+  } else {
+    ops::CrossEntropyForward(logits, flat_targets, losses);
+  }
+  StepOutputs out;
+  double loss_sum = 0.0;
+  VisitFloatData(losses, [&](const auto* loss_values) {
+    for (int64_t t = 0; t < n; ++t) loss_sum += loss_values[t];
+  });
+  out.loss = loss_sum * inv_count;
+  for (auto& block : blocks_) {
+    out.aux_loss += block->ffn().aux_loss();
+    if (const ExpertLoadStats* stats = block->ffn().stats()) out.layer_stats.push_back(*stats);
+  }
+  if (!backward) return out;
+
+  // Backward, from the logits down the residual stream.
+  const Tensor& dlogits = logits;
+  Parameter& lm_head = params_[lm_head_];
+  Parameter& final_norm = params_[final_norm_];
+  Tensor d_final_hidden = arena.Allocate({n, d}, params_.dtype());
+  ops::Gemm(dlogits, false, lm_head.value, true, d_final_hidden);
+  ops::Gemm(final_hidden, true, dlogits, false, lm_head.grad, 1.0f, 1.0f);
+  Tensor dx = arena.Allocate({n, d}, params_.dtype());
+  ops::Fill(dx, 0.0);
+  ops::RmsNormBackward(d_final_hidden, stream.back(), final_norm.value, final_rstd, dx,
+                       final_norm.grad);
+  Tensor dx_below = arena.Allocate({n, d}, params_.dtype());
+  for (size_t l = blocks_.size(); l-- > 0;) {
+    blocks_[l]->Backward(dx, loss_scale, dx_below, arena);
+    std::swap(dx, dx_below);
+  }
+  ops::EmbeddingBackward(flat_tokens, dx, params_[embedding_].grad);
+  return out;
+}
+
+}  // namespace aoetron

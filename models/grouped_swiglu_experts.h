@@ -1,0 +1,59 @@
+// GroupedSwiGluExperts: n SwiGLU experts applied to rows already grouped by expert, one GEMM per
+// expert block (Megatron's grouped GEMM; no per-token loops).
+//
+// Expert e computes, on its block of rows X_e [m_e, d] and gate input G_e [m_e, g]:
+//   A_e = G_e · W_gate^e        [m_e, F]   (router MoE / dense: G = X, W_gate = W_g  [d, F])
+//   U_e = X_e · W_p^e           [m_e, F]   (AoE: G = the cached C_e slice, W_gate = W_up [r, F])
+//   H_e = SiLU(A_e) ⊙ U_e       [m_e, F]
+//   Y_e = H_e · W_o^e           [m_e, d]
+// Backward, with dY_e given:
+//   dH = dY W_oᵀ,  dW_o += Hᵀ dY,  (dA, dU) from SwiGLU,
+//   dW_gate += Gᵀ dA,  dG += dA W_gateᵀ,  dW_p += Xᵀ dU,  dX += dU W_pᵀ
+// A dense FFN is the same thing with one expert and every row in its block.
+//
+// Saved for backward: A, U and H ([M, F] each) plus references to X and G, which the caller
+// keeps alive until Backward.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/tensor.h"
+#include "models/parameter.h"
+
+namespace aoetron {
+
+class GroupedSwiGluExperts {
+ public:
+  // Registers, for each prefix p in `expert_prefixes`, parameters p + "." + gate_name
+  // [gate_in, width], p + ".w_p" [d, width] and p + ".w_o" [width, d]. `sharding_for(e)` gives
+  // expert e's sharding. The output projection is initialised with `output_std`.
+  GroupedSwiGluExperts(ParameterSet* params, const std::vector<std::string>& expert_prefixes,
+                       const std::string& gate_name, int64_t d_model, int64_t gate_in,
+                       int64_t width, double init_std, double output_std,
+                       const std::vector<Sharding>& shardings);
+
+  // x: [M, d], gate_in: [M, g] (may be the same tensor as x), offsets: n + 1 block boundaries.
+  // y: [M, d] overwritten.
+  void Forward(const Tensor& x, const Tensor& gate_in, const std::vector<int64_t>& offsets,
+               Tensor& y, ActivationArena& arena);
+
+  // dy: [M, d]. Accumulates into dx [M, d] and dgate_in [M, g] (which may alias dx when gate_in
+  // aliased x) and into the experts' parameter gradients.
+  void Backward(const Tensor& dy, Tensor& dx, Tensor& dgate_in, ActivationArena& arena);
+
+  int64_t num_experts() const { return static_cast<int64_t>(w_gate_.size()); }
+  int64_t width() const { return width_; }
+
+ private:
+  ParameterSet* params_;
+  int64_t d_model_, gate_in_, width_;
+  std::vector<int> w_gate_, w_p_, w_o_;  // parameter indices per expert
+  // Saved by Forward for Backward.
+  Tensor x_, gate_input_, a_, u_, h_;
+  std::vector<int64_t> offsets_;
+};
+
+}  // namespace aoetron

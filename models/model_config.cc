@@ -1,0 +1,93 @@
+#include "models/model_config.h"
+
+#include <cmath>
+
+#include "absl/strings/str_format.h"
+
+namespace aoetron {
+
+int64_t ModelConfig::ResolvedDWide() const {
+  if (d_wide > 0) return d_wide;
+  // AOE.md Eq. 5: an AoE expert (W_down slice d·r, W_up r·d_wide, W_p d·d_wide, W_o d_wide·d)
+  // has as many parameters as a SwiGLU expert of width d_ffn (3·d·d_ffn).
+  const double d = static_cast<double>(d_model), r = static_cast<double>(d_low);
+  return static_cast<int64_t>(std::llround((3.0 * d * d_ffn - r * d) / (r + 2.0 * d)));
+}
+
+std::string FfnKindName(FfnKind kind) {
+  switch (kind) {
+    case FfnKind::kDense:
+      return "dense";
+    case FfnKind::kRouterMoe:
+      return "moe";
+    case FfnKind::kAoe:
+      return "aoe";
+  }
+  return "?";
+}
+
+absl::Status ValidateModelConfig(const ModelConfig& c) {
+  auto positive = [](const char* field, int64_t value) -> absl::Status {
+    if (value >= 1) return absl::OkStatus();
+    return absl::InvalidArgumentError(absl::StrFormat("%s must be ≥ 1 (got %d)", field, value));
+  };
+  for (auto [field, value] : {std::pair{"model.vocab_size", c.vocab_size},
+                              {"model.d_model", c.d_model},
+                              {"model.n_layers", c.n_layers},
+                              {"model.n_heads", c.n_heads},
+                              {"model.d_ffn", c.d_ffn}}) {
+    if (absl::Status s = positive(field, value); !s.ok()) return s;
+  }
+  if (c.seq_len < 2) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("model.seq_len must be ≥ 2 (got %d)", c.seq_len));
+  }
+  if (c.d_model % c.n_heads != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "model.d_model must be divisible by model.n_heads (%d vs %d)", c.d_model, c.n_heads));
+  }
+  if (c.head_dim() % 2 != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "model.d_model / model.n_heads must be even for rotary embeddings (head_dim %d)",
+        c.head_dim()));
+  }
+  if (c.vocab_size > (int64_t{1} << 31) - 1) {
+    return absl::InvalidArgumentError("model.vocab_size must fit in int32");
+  }
+  if (c.rope_theta <= 0 || c.norm_eps <= 0 || c.init_std <= 0) {
+    return absl::InvalidArgumentError(
+        "model.rope_theta, model.norm_eps and model.init_std must be > 0");
+  }
+  if (c.aux_loss_coeff < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("model.aux_loss_coeff must be ≥ 0 (got %g)", c.aux_loss_coeff));
+  }
+  if (!c.is_moe()) return absl::OkStatus();
+  if (c.n_experts < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("model.n_experts must be ≥ 1 (got %d)", c.n_experts));
+  }
+  if (c.top_k < 1 || c.top_k > c.n_experts) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "model.top_k (%d) must be between 1 and model.n_experts (%d)", c.top_k, c.n_experts));
+  }
+  if (c.ffn == FfnKind::kAoe) {
+    if (c.d_low < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("model.d_low must be ≥ 1 for AoE (got %d)", c.d_low));
+    }
+    if (c.d_wide < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("model.d_wide must be ≥ 0, 0 meaning derived (got %d)", c.d_wide));
+    }
+    if (c.ResolvedDWide() < 1) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "model.d_low (%d) is too large: the parameter-matched d_wide would be %d; set "
+          "model.d_wide explicitly",
+          c.d_low, c.ResolvedDWide()));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace aoetron
