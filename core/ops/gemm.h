@@ -9,7 +9,15 @@ namespace aoetron::ops {
 //   A: [M, K] (or [K, M] when trans_a), B: [K, N] (or [N, K] when trans_b), C: [M, N].
 // Tensors of rank > 2 are read as matrices with all leading dimensions folded into rows.
 // f32 goes to the BLAS library (oneDNN on the CPU, cuBLASLt on CUDA); f64 runs a plain
-// reference loop meant for tests only. beta = 0 ignores C's old contents (NaNs included).
+// reference loop meant for tests only. beta = 0 ignores C's old contents (NaNs included);
+// K = 0 or alpha = 0 makes C = beta · C without reading A or B (BLAS semantics).
+// C must not overlap A or B. Views from Tensor::Rows are fine operands (every tensor is dense).
+//
+// Threads: the CPU kernels use OpenMP's thread count (omp_set_num_threads); a call made inside
+// an OpenMP parallel region runs on the calling thread only. Exception to core/ops/README.md's
+// thread-count independence: for some shapes (large K, small M·N) oneDNN splits K across
+// threads, so f32 results can differ in the last bits between thread counts. At a fixed thread
+// count they are reproducible bit for bit. The f64 loop is thread-count independent.
 void Gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c,
           float alpha = 1.0f, float beta = 0.0f);
 

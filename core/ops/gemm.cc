@@ -1,0 +1,83 @@
+#include "core/ops/gemm.h"
+
+#include <cstdint>
+
+#include "core/ops/cpu/gemm_cpu.h"
+
+namespace aoetron::ops {
+namespace {
+
+// A tensor of rank ≥ 2 read as a matrix: leading dimensions folded into rows.
+struct MatrixShape {
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
+MatrixShape AsMatrixShape(const Tensor& t, const char* operand) {
+  AOETRON_CHECK(t.defined()) << "Gemm: operand " << operand << " is undefined";
+  AOETRON_CHECK(t.rank() >= 2) << "Gemm: operand " << operand << " must have rank >= 2, got "
+                               << t.DebugString();
+  MatrixShape shape;
+  shape.cols = t.dim(-1);
+  shape.rows = 1;
+  for (int i = 0; i + 1 < t.rank(); ++i) shape.rows *= t.dim(i);
+  return shape;
+}
+
+bool Overlaps(const Tensor& x, const Tensor& y) {
+  const char* x_begin = static_cast<const char*>(x.raw_data());
+  const char* y_begin = static_cast<const char*>(y.raw_data());
+  return x.nbytes() > 0 && y.nbytes() > 0 && x_begin < y_begin + y.nbytes() &&
+         y_begin < x_begin + x.nbytes();
+}
+
+}  // namespace
+
+void Gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, float alpha,
+          float beta) {
+  const MatrixShape a_shape = AsMatrixShape(a, "A");
+  const MatrixShape b_shape = AsMatrixShape(b, "B");
+  const MatrixShape c_shape = AsMatrixShape(c, "C");
+
+  AOETRON_CHECK(a.dtype() == b.dtype() && a.dtype() == c.dtype())
+      << "Gemm: A, B and C must share a dtype, got A " << a.DebugString() << ", B "
+      << b.DebugString() << ", C " << c.DebugString();
+  AOETRON_CHECK(a.device() == b.device() && a.device() == c.device())
+      << "Gemm: A, B and C must live on one device, got A " << a.DebugString() << ", B "
+      << b.DebugString() << ", C " << c.DebugString();
+  AOETRON_CHECK(c.device().is_cpu())
+      << "Gemm: no CUDA kernel for Gemm in this build (C is " << c.DebugString() << ")";
+
+  // op(A) is [M, K], op(B) is [K, N], C is [M, N].
+  const int64_t m = trans_a ? a_shape.cols : a_shape.rows;
+  const int64_t k = trans_a ? a_shape.rows : a_shape.cols;
+  const int64_t b_k = trans_b ? b_shape.cols : b_shape.rows;
+  const int64_t n = trans_b ? b_shape.rows : b_shape.cols;
+  AOETRON_CHECK(k == b_k) << "Gemm: inner dimensions differ: op(A) is [" << m << ", " << k
+                          << "] (A " << a.DebugString() << (trans_a ? ", transposed" : "")
+                          << "), op(B) is [" << b_k << ", " << n << "] (B " << b.DebugString()
+                          << (trans_b ? ", transposed" : "") << ")";
+  AOETRON_CHECK(c_shape.rows == m && c_shape.cols == n)
+      << "Gemm: C must be [M, N] = [" << m << ", " << n << "] (A " << a.DebugString()
+      << (trans_a ? " transposed" : "") << ", B " << b.DebugString()
+      << (trans_b ? " transposed" : "") << "), got C " << c.DebugString();
+  // The kernels write C while reading A and B; an overlap would silently corrupt the result.
+  AOETRON_CHECK(!Overlaps(c, a) && !Overlaps(c, b))
+      << "Gemm: C " << c.DebugString() << " overlaps an input (A " << a.DebugString() << ", B "
+      << b.DebugString() << ")";
+
+  switch (c.dtype()) {
+    case DType::kF32:
+      cpu::GemmF32(trans_a, trans_b, m, n, k, alpha, a.data<float>(), b.data<float>(), beta,
+                   c.data<float>());
+      return;
+    case DType::kF64:
+      cpu::GemmF64(trans_a, trans_b, m, n, k, alpha, a.data<double>(), b.data<double>(), beta,
+                   c.data<double>());
+      return;
+    default:
+      AOETRON_CHECK(false) << "Gemm: dtype must be f32 or f64, got C " << c.DebugString();
+  }
+}
+
+}  // namespace aoetron::ops
