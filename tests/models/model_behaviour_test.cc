@@ -1,0 +1,186 @@
+// Properties of the model beyond single gradients: AoE's gradient routing (AOE.md "Gradient
+// flow"), parameter matching, determinism, and learning (overfitting one batch).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+
+#include "core/arena.h"
+#include "core/ops/elementwise.h"
+#include "core/optim/adamw.h"
+#include "models/feed_forward.h"
+#include "models/gpt_model.h"
+
+namespace aoetron {
+namespace {
+
+ModelConfig TinyAoe() {
+  ModelConfig c;
+  c.vocab_size = 32;
+  c.d_model = 32;
+  c.n_layers = 2;
+  c.n_heads = 2;
+  c.seq_len = 16;
+  c.d_ffn = 64;
+  c.ffn = FfnKind::kAoe;
+  c.n_experts = 4;
+  c.top_k = 2;
+  c.d_low = 8;
+  return c;
+}
+
+void FillTokens(Tensor& t, int64_t vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(vocab) - 1);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<int32_t>()[i] = token(rng);
+}
+
+TEST(ModelConfigTest, DWideMatchesThePapersParameterMatching) {
+  ModelConfig small;
+  small.d_model = 768;
+  small.d_ffn = 3072;
+  small.d_low = 256;
+  EXPECT_EQ(small.ResolvedDWide(), 3840);  // exact in the paper
+  ModelConfig four_b;
+  four_b.d_model = 1280;
+  four_b.d_ffn = 5120;
+  four_b.d_low = 400;
+  EXPECT_EQ(four_b.ResolvedDWide(), 6469);  // 6469.2 rounded to nearest (the paper used 6470)
+  four_b.d_wide = 6470;
+  EXPECT_EQ(four_b.ResolvedDWide(), 6470);  // explicit setting wins
+}
+
+TEST(ModelConfigTest, InconsistentShapesAreRejectedByName) {
+  ModelConfig c = TinyAoe();
+  c.top_k = 5;
+  EXPECT_NE(ValidateModelConfig(c).message().find("model.top_k"), std::string::npos);
+  c = TinyAoe();
+  c.n_heads = 3;
+  EXPECT_NE(ValidateModelConfig(c).message().find("model.n_heads"), std::string::npos);
+  c = TinyAoe();
+  c.d_low = 0;
+  EXPECT_NE(ValidateModelConfig(c).message().find("model.d_low"), std::string::npos);
+}
+
+// With the aux loss off, an expert no token selected gets no gradient at all: neither its own
+// weights nor its slice of Ŵ_down (the task loss stops at the top-K). With the aux loss on, P
+// (softmax over all n norms) reaches every slice of Ŵ_down, but still not unselected experts'
+// own weights.
+TEST(AoeGradientFlowTest, UnselectedExpertsLearnOnlyThroughTheAuxLoss) {
+  for (double aux : {0.0, 0.01}) {
+    SCOPED_TRACE("aux_loss_coeff " + std::to_string(aux));
+    ModelConfig c = TinyAoe();
+    c.n_experts = 8;
+    c.top_k = 1;
+    c.aux_loss_coeff = aux;
+    ParameterSet params;
+    std::unique_ptr<FeedForward> ffn = MakeFeedForward(c, 0, &params);
+    params.Allocate();
+    params.Initialize(7);
+    const int64_t tokens = 3;  // at most 3 of 8 experts can be selected
+    Tensor x = Tensor::Empty({tokens, c.d_model}, DType::kF32);
+    std::mt19937_64 rng(11);
+    std::normal_distribution<float> normal;
+    for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = normal(rng);
+    ActivationArena arena;
+    Tensor y = arena.Allocate({tokens, c.d_model});
+    ffn->Forward(x, y, arena);
+    Tensor dy = arena.Allocate({tokens, c.d_model});
+    ops::Fill(dy, 1.0);
+    Tensor dx = Tensor::Zeros({tokens, c.d_model}, DType::kF32);
+    ffn->Backward(dy, 1.0f, dx, arena);
+
+    const std::vector<int64_t>& counts = ffn->stats()->tokens_per_expert;
+    const Parameter* w_down = params.Find("layers.0.ffn.w_down");
+    ASSERT_NE(w_down, nullptr);
+    int unselected = 0;
+    for (int64_t e = 0; e < c.n_experts; ++e) {
+      const std::string prefix = "layers.0.ffn.experts." + std::to_string(e);
+      const double own = ops::SumSquares(params.Find(prefix + ".w_up")->grad) +
+                         ops::SumSquares(params.Find(prefix + ".w_p")->grad) +
+                         ops::SumSquares(params.Find(prefix + ".w_o")->grad);
+      double slice = 0.0;  // Σ over W_down's columns e·r … (e+1)·r − 1
+      for (int64_t row = 0; row < c.d_model; ++row) {
+        for (int64_t k = e * c.d_low; k < (e + 1) * c.d_low; ++k) {
+          const double g = w_down->grad.data<float>()[row * c.n_experts * c.d_low + k];
+          slice += g * g;
+        }
+      }
+      if (counts[e] > 0) {
+        EXPECT_GT(own, 0.0) << "selected expert " << e;
+        EXPECT_GT(slice, 0.0) << "selected expert " << e;
+        continue;
+      }
+      ++unselected;
+      EXPECT_EQ(own, 0.0) << "unselected expert " << e;
+      if (aux == 0.0) {
+        EXPECT_EQ(slice, 0.0) << "unselected expert " << e;
+      } else {
+        EXPECT_GT(slice, 0.0) << "unselected expert " << e;
+      }
+    }
+    EXPECT_GE(unselected, 5);
+  }
+}
+
+TEST(ModelDeterminismTest, SameSeedSameBits) {
+  for (FfnKind kind : {FfnKind::kDense, FfnKind::kRouterMoe, FfnKind::kAoe}) {
+    ModelConfig c = TinyAoe();
+    c.ffn = kind;
+    Tensor tokens = Tensor::Empty({2, 16}, DType::kI32), targets = tokens;
+    targets = Tensor::Empty({2, 16}, DType::kI32);
+    FillTokens(tokens, c.vocab_size, 1);
+    FillTokens(targets, c.vocab_size, 2);
+    std::vector<StepOutputs> outs;
+    std::vector<std::vector<float>> grads;
+    for (int run = 0; run < 2; ++run) {
+      GptModel model(c);
+      model.parameters().Initialize(42);
+      ActivationArena arena;
+      outs.push_back(model.ForwardBackward(tokens, targets, 1.0f, arena));
+      const Tensor& g = model.parameters().flat_grads();
+      grads.emplace_back(g.data<float>(), g.data<float>() + g.numel());
+    }
+    EXPECT_EQ(outs[0].loss, outs[1].loss) << FfnKindName(kind);
+    EXPECT_EQ(outs[0].aux_loss, outs[1].aux_loss) << FfnKindName(kind);
+    EXPECT_EQ(0, std::memcmp(grads[0].data(), grads[1].data(), grads[0].size() * sizeof(float)))
+        << FfnKindName(kind);
+  }
+}
+
+TEST(ModelLearningTest, TinyAoeOverfitsOneRepeatedBatch) {
+  ModelConfig c = TinyAoe();
+  GptModel model(c);
+  model.parameters().Initialize(3);
+  Tensor tokens = Tensor::Empty({4, 16}, DType::kI32);
+  Tensor targets = Tensor::Empty({4, 16}, DType::kI32);
+  FillTokens(tokens, c.vocab_size, 5);
+  FillTokens(targets, c.vocab_size, 6);
+  ParameterSet& params = model.parameters();
+  std::vector<Tensor> m, v;
+  for (Parameter& p : params.all()) {
+    m.push_back(Tensor::Zeros(p.value.shape(), DType::kF32));
+    v.push_back(Tensor::Zeros(p.value.shape(), DType::kF32));
+  }
+  AdamWHyperParams hp;
+  hp.weight_decay = 0.0f;
+  ActivationArena arena;
+  double first = 0.0, last = 0.0;
+  for (int step = 1; step <= 300; ++step) {
+    params.ZeroGrads();
+    const StepOutputs out = model.ForwardBackward(tokens, targets, 1.0f, arena);
+    ASSERT_TRUE(std::isfinite(out.loss)) << "step " << step;
+    if (step == 1) first = out.loss;
+    last = out.loss;
+    if (last < 0.1) break;
+    for (int i = 0; i < params.size(); ++i) {
+      AdamWUpdate(params[i].value, params[i].grad, m[i], v[i], 1e-2f, 0.0f, hp, step);
+    }
+  }
+  EXPECT_NEAR(first, std::log(static_cast<double>(c.vocab_size)), 0.5);  // starts near uniform
+  EXPECT_LT(last, 0.1);
+}
+
+}  // namespace
+}  // namespace aoetron
