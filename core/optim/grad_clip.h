@@ -16,7 +16,8 @@ double GlobalSumSquares(const std::vector<Tensor>& grads);
 
 // Scales grads in place so their global norm is at most max_norm (max_norm ≤ 0 disables).
 // `norm` is the global norm before clipping (computed by the caller, possibly across ranks).
-// Returns the factor applied (1 when no clipping happened).
+// Returns the factor applied (1 when no clipping happened). A non-finite norm leaves the grads
+// untouched and returns NaN, so the report cannot be mistaken for a normal step.
 double ClipByGlobalNorm(std::vector<Tensor>& grads, double norm, double max_norm);
 
 }  // namespace aoetron

@@ -5,8 +5,11 @@
 //   cosine:                 lr = min_lr + (max_lr − min_lr) · ½(1 + cos(π·τ))
 //   linear:                 lr = min_lr + (max_lr − min_lr) · (1 − τ)
 //   wsd (warmup-stable-decay, Hu et al. 2024): max_lr until the last `decay_fraction` of the
-//                            steps, then linear to min_lr over them
-// with τ = (step − warmup) / (total − warmup) clamped to [0, 1]. `step` is 0-based.
+//                            steps, then linear to min_lr over them:
+//                            f = decay_fraction; lr = max_lr for τ ≤ 1 − f, else
+//                            min_lr + (max_lr − min_lr) · (1 − τ) / f  (f = 0: max_lr throughout)
+// with τ = (step − warmup) / (total − warmup) clamped to [0, 1] (τ = 1 when total ≤ warmup).
+// `step` is 0-based. The floor min_lr applies to the decay; warmup starts at max_lr / warmup.
 #pragma once
 
 #include <cstdint>
