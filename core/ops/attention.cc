@@ -1,0 +1,59 @@
+#include "core/ops/attention.h"
+
+#include "core/ops/cpu/kernels.h"
+#include "core/ops/op_checks.h"
+
+namespace aoetron::ops {
+namespace {
+
+using namespace internal;  // NOLINT: the op_checks helpers
+
+// qkv: [B, T, 3, H, hd] float with T, hd ≥ 1. The other operands' shapes derive from it.
+void CheckQkv(const char* op, const char* name, const Tensor& qkv) {
+  CheckFloat(op, name, qkv);
+  CheckRank(op, name, qkv, 5);
+  AOETRON_CHECK(qkv.dim(2) == 3 && qkv.dim(1) >= 1 && qkv.dim(4) >= 1)
+      << op << ": " << name << " must be [B, T, 3, H, hd] with T, hd ≥ 1, got "
+      << qkv.DebugString();
+}
+
+Shape OutShape(const Tensor& qkv) { return {qkv.dim(0), qkv.dim(1), qkv.dim(3), qkv.dim(4)}; }
+Shape LseShape(const Tensor& qkv) { return {qkv.dim(0), qkv.dim(3), qkv.dim(1)}; }
+
+}  // namespace
+
+void CausalAttentionForward(const Tensor& qkv, Tensor& out, Tensor& lse) {
+  constexpr const char* kOp = "CausalAttentionForward";
+  CheckOperands(kOp, {{"qkv", &qkv}, {"out", &out}, {"lse", &lse}});
+  CheckQkv(kOp, "qkv", qkv);
+  CheckDType(kOp, "out", out, qkv.dtype());
+  CheckShapeEq(kOp, "out", out, OutShape(qkv));
+  CheckDType(kOp, "lse", lse, qkv.dtype());
+  CheckShapeEq(kOp, "lse", lse, LseShape(qkv));
+  DispatchFloat(qkv.dtype(), [&]<typename T>() {
+    cpu::CausalAttentionForward<T>(qkv.data<T>(), qkv.dim(0), qkv.dim(1), qkv.dim(3), qkv.dim(4),
+                                   out.data<T>(), lse.data<T>());
+  });
+}
+
+void CausalAttentionBackward(const Tensor& dout, const Tensor& qkv, const Tensor& out,
+                             const Tensor& lse, Tensor& dqkv) {
+  constexpr const char* kOp = "CausalAttentionBackward";
+  CheckOperands(kOp,
+                {{"dout", &dout}, {"qkv", &qkv}, {"out", &out}, {"lse", &lse}, {"dqkv", &dqkv}});
+  CheckQkv(kOp, "qkv", qkv);
+  for (const Operand& operand : {Operand{"dout", &dout}, Operand{"out", &out}}) {
+    CheckDType(kOp, operand.name, *operand.tensor, qkv.dtype());
+    CheckShapeEq(kOp, operand.name, *operand.tensor, OutShape(qkv));
+  }
+  CheckDType(kOp, "lse", lse, qkv.dtype());
+  CheckShapeEq(kOp, "lse", lse, LseShape(qkv));
+  CheckDType(kOp, "dqkv", dqkv, qkv.dtype());
+  CheckShapeEq(kOp, "dqkv", dqkv, qkv.shape());
+  DispatchFloat(qkv.dtype(), [&]<typename T>() {
+    cpu::CausalAttentionBackward<T>(dout.data<T>(), qkv.data<T>(), out.data<T>(), lse.data<T>(),
+                                    qkv.dim(0), qkv.dim(1), qkv.dim(3), qkv.dim(4), dqkv.data<T>());
+  });
+}
+
+}  // namespace aoetron::ops

@@ -1,0 +1,58 @@
+#include "core/ops/rmsnorm.h"
+
+#include "core/ops/cpu/kernels.h"
+#include "core/ops/op_checks.h"
+
+namespace aoetron::ops {
+namespace {
+
+using namespace internal;  // NOLINT: the op_checks helpers
+
+// x: [N, d] (float), and every other operand of the same dtype with the shape given.
+void CheckRmsNormOperands(const char* op, const Tensor& x, const Tensor& weight,
+                          std::initializer_list<Operand> rows, const Tensor& rstd) {
+  CheckFloat(op, "x", x);
+  CheckRank(op, "x", x, 2);
+  const int64_t n = x.dim(0), d = x.dim(1);
+  CheckDType(op, "weight", weight, x.dtype());
+  CheckShapeEq(op, "weight", weight, {d});
+  CheckDType(op, "rstd", rstd, x.dtype());
+  CheckShapeEq(op, "rstd", rstd, {n});
+  for (const Operand& row : rows) {
+    CheckDType(op, row.name, *row.tensor, x.dtype());
+    CheckShapeEq(op, row.name, *row.tensor, {n, d});
+  }
+}
+
+}  // namespace
+
+void RmsNormForward(const Tensor& x, const Tensor& weight, float eps, Tensor& y, Tensor& rstd) {
+  constexpr const char* kOp = "RmsNormForward";
+  CheckOperands(kOp, {{"x", &x}, {"weight", &weight}, {"y", &y}, {"rstd", &rstd}});
+  CheckRmsNormOperands(kOp, x, weight, {{"y", &y}}, rstd);
+  AOETRON_CHECK(eps >= 0.0f) << kOp << ": eps must be non-negative, got " << eps;
+  DispatchFloat(x.dtype(), [&]<typename T>() {
+    cpu::RmsNormForward<T>(x.data<T>(), weight.data<T>(), x.dim(0), x.dim(1), static_cast<T>(eps),
+                           y.data<T>(), rstd.data<T>());
+  });
+}
+
+void RmsNormBackward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd,
+                     Tensor& dx, Tensor& dweight) {
+  constexpr const char* kOp = "RmsNormBackward";
+  CheckOperands(kOp, {{"dy", &dy},
+                      {"x", &x},
+                      {"weight", &weight},
+                      {"rstd", &rstd},
+                      {"dx", &dx},
+                      {"dweight", &dweight}});
+  CheckRmsNormOperands(kOp, x, weight, {{"dy", &dy}, {"dx", &dx}}, rstd);
+  CheckDType(kOp, "dweight", dweight, x.dtype());
+  CheckShapeEq(kOp, "dweight", dweight, {x.dim(1)});
+  DispatchFloat(x.dtype(), [&]<typename T>() {
+    cpu::RmsNormBackward<T>(dy.data<T>(), x.data<T>(), weight.data<T>(), rstd.data<T>(), x.dim(0),
+                            x.dim(1), dx.data<T>(), dweight.data<T>());
+  });
+}
+
+}  // namespace aoetron::ops

@@ -1,0 +1,31 @@
+#include "core/ops/rope.h"
+
+#include "core/ops/cpu/kernels.h"
+#include "core/ops/op_checks.h"
+
+namespace aoetron::ops {
+namespace {
+
+using namespace internal;  // NOLINT: the op_checks helpers
+
+void RunRope(const char* op, const char* name, Tensor& qkv, float theta, bool inverse) {
+  CheckOperands(op, {{name, &qkv}});
+  CheckFloat(op, name, qkv);
+  CheckRank(op, name, qkv, 5);
+  AOETRON_CHECK(qkv.dim(2) == 3) << op << ": " << name << " must be [B, T, 3, H, hd], got "
+                                 << qkv.DebugString();
+  AOETRON_CHECK(qkv.dim(4) % 2 == 0)
+      << op << ": head dimension must be even for rotate-half pairs, got " << qkv.DebugString();
+  AOETRON_CHECK(theta > 0.0f) << op << ": theta must be positive, got " << theta;
+  DispatchFloat(qkv.dtype(), [&]<typename T>() {
+    cpu::Rope<T>(qkv.data<T>(), qkv.dim(0), qkv.dim(1), qkv.dim(3), qkv.dim(4), theta, inverse);
+  });
+}
+
+}  // namespace
+
+void RopeForward(Tensor& qkv, float theta) { RunRope("RopeForward", "qkv", qkv, theta, false); }
+
+void RopeBackward(Tensor& dqkv, float theta) { RunRope("RopeBackward", "dqkv", dqkv, theta, true); }
+
+}  // namespace aoetron::ops

@@ -1,0 +1,44 @@
+#include "core/ops/softmax.h"
+
+#include "core/ops/cpu/kernels.h"
+#include "core/ops/op_checks.h"
+
+namespace aoetron::ops {
+namespace {
+
+using namespace internal;  // NOLINT: the op_checks helpers
+
+// The first operand: [N, m] float, m ≥ 1; the others: the same dtype and shape.
+void CheckSoftmaxOperands(const char* op, Operand first, std::initializer_list<Operand> rest) {
+  CheckFloat(op, first.name, *first.tensor);
+  CheckRank(op, first.name, *first.tensor, 2);
+  AOETRON_CHECK(first.tensor->dim(1) >= 1)
+      << op << ": " << first.name << " needs at least one column, got "
+      << first.tensor->DebugString();
+  for (const Operand& operand : rest) {
+    CheckDType(op, operand.name, *operand.tensor, first.tensor->dtype());
+    CheckShapeEq(op, operand.name, *operand.tensor, first.tensor->shape());
+  }
+}
+
+}  // namespace
+
+void RowSoftmaxForward(const Tensor& x, Tensor& y) {
+  constexpr const char* kOp = "RowSoftmaxForward";
+  CheckOperands(kOp, {{"x", &x}, {"y", &y}});
+  CheckSoftmaxOperands(kOp, {"x", &x}, {{"y", &y}});
+  DispatchFloat(x.dtype(), [&]<typename T>() {
+    cpu::RowSoftmaxForward<T>(x.data<T>(), x.dim(0), x.dim(1), y.data<T>());
+  });
+}
+
+void RowSoftmaxBackward(const Tensor& dy, const Tensor& y, Tensor& dx) {
+  constexpr const char* kOp = "RowSoftmaxBackward";
+  CheckOperands(kOp, {{"dy", &dy}, {"y", &y}, {"dx", &dx}});
+  CheckSoftmaxOperands(kOp, {"y", &y}, {{"dy", &dy}, {"dx", &dx}});
+  DispatchFloat(y.dtype(), [&]<typename T>() {
+    cpu::RowSoftmaxBackward<T>(dy.data<T>(), y.data<T>(), y.dim(0), y.dim(1), dx.data<T>());
+  });
+}
+
+}  // namespace aoetron::ops

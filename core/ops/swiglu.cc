@@ -1,0 +1,44 @@
+#include "core/ops/swiglu.h"
+
+#include "core/ops/cpu/kernels.h"
+#include "core/ops/op_checks.h"
+
+namespace aoetron::ops {
+namespace {
+
+using namespace internal;  // NOLINT: the op_checks helpers
+
+// gate: [N, F] (float); every other operand the same dtype and shape.
+void CheckSwiGluOperands(const char* op, const Tensor& gate, std::initializer_list<Operand> rest) {
+  CheckFloat(op, "gate", gate);
+  CheckRank(op, "gate", gate, 2);
+  for (const Operand& operand : rest) {
+    CheckDType(op, operand.name, *operand.tensor, gate.dtype());
+    CheckShapeEq(op, operand.name, *operand.tensor, gate.shape());
+  }
+}
+
+}  // namespace
+
+void SwiGluForward(const Tensor& gate, const Tensor& up, Tensor& out) {
+  constexpr const char* kOp = "SwiGluForward";
+  CheckOperands(kOp, {{"gate", &gate}, {"up", &up}, {"out", &out}});
+  CheckSwiGluOperands(kOp, gate, {{"up", &up}, {"out", &out}});
+  DispatchFloat(gate.dtype(), [&]<typename T>() {
+    cpu::SwiGluForward<T>(gate.data<T>(), up.data<T>(), gate.numel(), out.data<T>());
+  });
+}
+
+void SwiGluBackward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate,
+                    Tensor& dup) {
+  constexpr const char* kOp = "SwiGluBackward";
+  CheckOperands(kOp,
+                {{"dout", &dout}, {"gate", &gate}, {"up", &up}, {"dgate", &dgate}, {"dup", &dup}});
+  CheckSwiGluOperands(kOp, gate, {{"dout", &dout}, {"up", &up}, {"dgate", &dgate}, {"dup", &dup}});
+  DispatchFloat(gate.dtype(), [&]<typename T>() {
+    cpu::SwiGluBackward<T>(dout.data<T>(), gate.data<T>(), up.data<T>(), gate.numel(),
+                           dgate.data<T>(), dup.data<T>());
+  });
+}
+
+}  // namespace aoetron::ops
