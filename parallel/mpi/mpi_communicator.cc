@@ -1,0 +1,404 @@
+#include "parallel/mpi/mpi_communicator.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <numeric>
+
+#include "absl/strings/str_cat.h"
+#include "parallel/abort.h"
+#include "parallel/rank_order_reduction.h"
+#include "parallel/watchdog.h"
+
+namespace aoetron::parallel {
+namespace {
+
+// Elements travel as raw words of their size: no conversion, any dtype.
+MPI_Datatype WordType(DType dtype) {
+  switch (SizeOf(dtype)) {
+    case 2:
+      return MPI_UINT16_T;
+    case 4:
+      return MPI_UINT32_T;
+    case 8:
+      return MPI_UINT64_T;
+    default:
+      return MPI_BYTE;
+  }
+}
+
+// Product of all dimensions but the first: the elements of one row.
+int64_t RowWidth(const Tensor& t) {
+  int64_t width = 1;
+  for (int i = 1; i < t.rank(); ++i) width *= t.shape()[i];
+  return width;
+}
+
+// A call's identity for the agreement check: FNV-1a over the fields that must match.
+class Fingerprint {
+ public:
+  Fingerprint& Add(uint64_t value) {
+    for (int i = 0; i < 8; ++i) {
+      hash_ ^= (value >> (8 * i)) & 0xff;
+      hash_ *= 0x100000001b3ull;
+    }
+    return *this;
+  }
+  Fingerprint& Add(const std::string& text) {
+    for (char c : text) {
+      hash_ ^= static_cast<unsigned char>(c);
+      hash_ *= 0x100000001b3ull;
+    }
+    return Add(text.size());
+  }
+  uint64_t value() const { return hash_; }
+
+ private:
+  uint64_t hash_ = 0xcbf29ce484222325ull;
+};
+
+// A committed MPI datatype of one row, freed on scope exit.
+class RowType {
+ public:
+  RowType(int width, MPI_Datatype word) { rc_ = MPI_Type_contiguous(width, word, &type_); }
+  int Commit() { return rc_ != MPI_SUCCESS ? rc_ : MPI_Type_commit(&type_); }
+  ~RowType() {
+    if (type_ != MPI_DATATYPE_NULL) MPI_Type_free(&type_);
+  }
+  MPI_Datatype get() const { return type_; }
+
+ private:
+  MPI_Datatype type_ = MPI_DATATYPE_NULL;
+  int rc_;
+};
+
+}  // namespace
+
+MpiCommunicator::MpiCommunicator(MPI_Comm comm, bool take_ownership, std::string name,
+                                 CollectiveOptions options)
+    : comm_(comm), owns_comm_(take_ownership), name_(std::move(name)), options_(options) {
+  MPI_Comm_rank(MPI_COMM_WORLD, &world_rank_);  // for messages, before anything can fail
+  CheckMpi(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+  CheckMpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
+  CheckMpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+}
+
+MpiCommunicator::~MpiCommunicator() {
+  if (!owns_comm_) return;
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) CheckMpi(MPI_Comm_free(&comm_), "MPI_Comm_free");
+}
+
+void MpiCommunicator::Fail(const std::string& call, const std::string& cause) const {
+  AbortAllWithMessage(
+      absl::StrCat("rank ", world_rank_, " (group ", name_, "): ", call, " failed: ", cause));
+}
+
+void MpiCommunicator::CheckMpi(int rc, const char* mpi_call) const {
+  if (rc == MPI_SUCCESS) return;
+  char text[MPI_MAX_ERROR_STRING];
+  int length = 0;
+  if (MPI_Error_string(rc, text, &length) != MPI_SUCCESS) {
+    length = std::snprintf(text, sizeof(text), "MPI error code %d", rc);
+  }
+  Fail(mpi_call, std::string(text, static_cast<size_t>(std::max(length, 0))));
+}
+
+void MpiCommunicator::CheckTensor(const std::string& call, const Tensor& tensor, const char* what,
+                                  bool reduction) const {
+  if (!tensor.defined()) Fail(call, absl::StrCat(what, " is an undefined tensor"));
+  if (!tensor.device().is_cpu()) {
+    Fail(call, absl::StrCat(what, " ", tensor.DebugString(),
+                            " is not on the CPU (the MPI backend moves CPU tensors)"));
+  }
+  if (reduction && !IsReducible(tensor.dtype())) {
+    Fail(call,
+         absl::StrCat(what, " ", tensor.DebugString(), ": reductions take f32, f64, i32 or i64"));
+  }
+}
+
+void MpiCommunicator::CheckAgreement(const std::string& call, uint64_t fingerprint) {
+  if (!options_.check_agreement || size_ == 1) return;
+  // max(f) == f and max(~f) == ~f on every rank  <=>  min(f) == max(f).
+  uint64_t values[2] = {fingerprint, ~fingerprint};
+  CheckMpi(MPI_Allreduce(MPI_IN_PLACE, values, 2, MPI_UINT64_T, MPI_MAX, comm_), "MPI_Allreduce");
+  if (values[0] != fingerprint || values[1] != ~fingerprint) {
+    Fail(call,
+         "the ranks of the group disagree on this call (another collective, dtype, element count, "
+         "reduce op or root on some rank: the collectives are out of order)");
+  }
+}
+
+std::string MpiCommunicator::Describe(const std::string& call, const Tensor& tensor) const {
+  return absl::StrCat(call, " of ", std::string(DTypeName(tensor.dtype())),
+                      ShapeToString(tensor.shape()), " on group ", name_);
+}
+
+void MpiCommunicator::AllReduce(Tensor tensor, ReduceOp op) {
+  const std::string call = absl::StrCat("AllReduce(", ReduceOpName(op), ")");
+  CheckTensor(call, tensor, "tensor", /*reduction=*/true);
+  ScopedDeadline deadline(options_.watchdog, Describe(call, tensor), options_.collective_timeout);
+  const DType dtype = tensor.dtype();
+  const int64_t numel = tensor.numel();
+  CheckAgreement(call, Fingerprint()
+                           .Add(1)
+                           .Add(static_cast<uint64_t>(dtype))
+                           .Add(numel)
+                           .Add(static_cast<uint64_t>(op))
+                           .value());
+  if (size_ == 1 || numel == 0) return;
+
+  const size_t word = SizeOf(dtype);
+  const MPI_Datatype type = WordType(dtype);
+  const int p = size_;
+  const int64_t segment = std::clamp<int64_t>(
+      options_.reduction_segment_bytes / static_cast<int64_t>(word), p, INT_MAX / 2);
+  std::vector<int> block_counts(p), block_offsets(p), recv_counts(p), recv_offsets(p);
+  std::vector<const void*> contributions(p);
+  char* data = static_cast<char*>(tensor.raw_data());
+  for (int64_t offset = 0; offset < numel; offset += segment) {
+    const int64_t length = std::min(segment, numel - offset);
+    char* base = data + offset * word;
+    // Block r of the segment, [length·r/p, length·(r+1)/p), is reduced by rank r.
+    for (int r = 0; r < p; ++r) {
+      const int64_t begin = length * r / p;
+      const int64_t end = length * (r + 1) / p;
+      block_offsets[r] = static_cast<int>(begin);
+      block_counts[r] = static_cast<int>(end - begin);
+    }
+    const int own = block_counts[rank_];
+    for (int r = 0; r < p; ++r) {
+      recv_counts[r] = own;
+      recv_offsets[r] = r * own;
+    }
+    recv_scratch_.resize(static_cast<size_t>(p) * own * word);
+    CheckMpi(
+        MPI_Alltoallv(base, block_counts.data(), block_offsets.data(), type, recv_scratch_.data(),
+                      recv_counts.data(), recv_offsets.data(), type, comm_),
+        "MPI_Alltoallv");
+    for (int r = 0; r < p; ++r) {
+      contributions[r] = recv_scratch_.data() + static_cast<size_t>(r) * own * word;
+    }
+    ReduceInRankOrder(op, dtype, contributions, base + block_offsets[rank_] * word, own);
+    CheckMpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, base, block_counts.data(),
+                            block_offsets.data(), type, comm_),
+             "MPI_Allgatherv");
+  }
+}
+
+void MpiCommunicator::ReduceScatter(const Tensor& input, Tensor output) {
+  const std::string call = "ReduceScatter(sum)";
+  CheckTensor(call, input, "input", /*reduction=*/true);
+  CheckTensor(call, output, "output", /*reduction=*/true);
+  if (input.dtype() != output.dtype()) {
+    Fail(call, absl::StrCat("input ", input.DebugString(), " and output ", output.DebugString(),
+                            " differ in dtype"));
+  }
+  const int64_t n = output.numel();
+  if (input.numel() != size_ * n) {
+    Fail(call, absl::StrCat("input ", input.DebugString(), " must hold group size ", size_,
+                            " x output ", output.DebugString(), " elements"));
+  }
+  ScopedDeadline deadline(options_.watchdog, Describe(call, input), options_.collective_timeout);
+  const DType dtype = input.dtype();
+  CheckAgreement(call, Fingerprint().Add(2).Add(static_cast<uint64_t>(dtype)).Add(n).value());
+  const size_t word = SizeOf(dtype);
+  const char* in = static_cast<const char*>(input.raw_data());
+  char* out = static_cast<char*>(output.raw_data());
+  if (size_ == 1) {
+    if (n > 0 && in != out) std::memmove(out, in, n * word);
+    return;
+  }
+  const int p = size_;
+  const MPI_Datatype type = WordType(dtype);
+  // Each segment moves `length` elements of every block: p·length words out and in.
+  const int64_t segment = std::clamp<int64_t>(
+      options_.reduction_segment_bytes / static_cast<int64_t>(word * p), 1, INT_MAX / 2);
+  std::vector<const void*> contributions(p);
+  for (int64_t offset = 0; offset < n; offset += segment) {
+    const int64_t length = std::min(segment, n - offset);
+    const char* send = in;
+    if (length != n) {  // gather this segment of every block into one contiguous send buffer
+      send_scratch_.resize(static_cast<size_t>(p) * length * word);
+      for (int r = 0; r < p; ++r) {
+        std::memcpy(send_scratch_.data() + static_cast<size_t>(r) * length * word,
+                    in + (static_cast<size_t>(r) * n + offset) * word, length * word);
+      }
+      send = send_scratch_.data();
+    }
+    recv_scratch_.resize(static_cast<size_t>(p) * length * word);
+    CheckMpi(MPI_Alltoall(send, static_cast<int>(length), type, recv_scratch_.data(),
+                          static_cast<int>(length), type, comm_),
+             "MPI_Alltoall");
+    for (int r = 0; r < p; ++r) {
+      contributions[r] = recv_scratch_.data() + static_cast<size_t>(r) * length * word;
+    }
+    ReduceInRankOrder(ReduceOp::kSum, dtype, contributions, out + offset * word, length);
+  }
+}
+
+void MpiCommunicator::AllGather(const Tensor& input, Tensor output) {
+  const std::string call = "AllGather";
+  CheckTensor(call, input, "input", /*reduction=*/false);
+  CheckTensor(call, output, "output", /*reduction=*/false);
+  if (input.dtype() != output.dtype()) {
+    Fail(call, absl::StrCat("input ", input.DebugString(), " and output ", output.DebugString(),
+                            " differ in dtype"));
+  }
+  const int64_t n = input.numel();
+  if (output.numel() != size_ * n) {
+    Fail(call, absl::StrCat("output ", output.DebugString(), " must hold group size ", size_,
+                            " x input ", input.DebugString(), " elements"));
+  }
+  if (n > INT_MAX) Fail(call, absl::StrCat("a block of ", n, " elements exceeds 2^31 - 1"));
+  ScopedDeadline deadline(options_.watchdog, Describe(call, input), options_.collective_timeout);
+  const DType dtype = input.dtype();
+  CheckAgreement(call, Fingerprint().Add(3).Add(static_cast<uint64_t>(dtype)).Add(n).value());
+  const size_t word = SizeOf(dtype);
+  char* out = static_cast<char*>(output.raw_data());
+  const void* own_block = out + static_cast<size_t>(rank_) * n * word;
+  const bool in_place = input.raw_data() == own_block;
+  if (size_ == 1) {
+    if (!in_place && n > 0) std::memmove(out, input.raw_data(), n * word);
+    return;
+  }
+  const MPI_Datatype type = WordType(dtype);
+  CheckMpi(MPI_Allgather(in_place ? MPI_IN_PLACE : input.raw_data(), static_cast<int>(n), type, out,
+                         static_cast<int>(n), type, comm_),
+           "MPI_Allgather");
+}
+
+void MpiCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> send_rows, Tensor recv,
+                                std::span<const int64_t> recv_rows) {
+  const std::string call = "AllToAllV";
+  CheckTensor(call, send, "send", /*reduction=*/false);
+  CheckTensor(call, recv, "recv", /*reduction=*/false);
+  if (send.rank() < 1 || recv.rank() < 1) {
+    Fail(call, absl::StrCat("send ", send.DebugString(), " and recv ", recv.DebugString(),
+                            " must have a row dimension"));
+  }
+  if (send.dtype() != recv.dtype()) {
+    Fail(call, absl::StrCat("send ", send.DebugString(), " and recv ", recv.DebugString(),
+                            " differ in dtype"));
+  }
+  const int64_t width = RowWidth(send);
+  if (RowWidth(recv) != width) {
+    Fail(call, absl::StrCat("send ", send.DebugString(), " and recv ", recv.DebugString(),
+                            " differ in row width"));
+  }
+  if (static_cast<int>(send_rows.size()) != size_ || static_cast<int>(recv_rows.size()) != size_) {
+    Fail(call, absl::StrCat("send_rows has ", send_rows.size(), " and recv_rows ", recv_rows.size(),
+                            " counts; the group has ", size_, " ranks"));
+  }
+  int64_t send_total = 0;
+  int64_t recv_total = 0;
+  for (int r = 0; r < size_; ++r) {
+    if (send_rows[r] < 0 || recv_rows[r] < 0) {
+      Fail(call, absl::StrCat("negative row count for peer ", r));
+    }
+    send_total += send_rows[r];
+    recv_total += recv_rows[r];
+  }
+  if (send_total != send.dim(0)) {
+    Fail(call,
+         absl::StrCat("send_rows sums to ", send_total, " but send has ", send.dim(0), " rows"));
+  }
+  if (recv_total != recv.dim(0)) {
+    Fail(call,
+         absl::StrCat("recv_rows sums to ", recv_total, " but recv has ", recv.dim(0), " rows"));
+  }
+  if (send_total > INT_MAX || recv_total > INT_MAX || width > INT_MAX) {
+    Fail(call, "row counts or the row width exceed 2^31 - 1");
+  }
+  ScopedDeadline deadline(
+      options_.watchdog,
+      absl::StrCat(call, " of ", std::string(DTypeName(send.dtype())), "[", send_total, " -> ",
+                   recv_total, " rows x ", width, "] on group ", name_),
+      options_.collective_timeout);
+  if (options_.check_agreement && size_ > 1) {
+    CheckAgreement(
+        call, Fingerprint().Add(4).Add(static_cast<uint64_t>(send.dtype())).Add(width).value());
+    // Every pair must agree: what rank i sends to j is what j expects from i.
+    std::vector<int64_t> sent_to_me(size_);
+    CheckMpi(
+        MPI_Alltoall(send_rows.data(), 1, MPI_INT64_T, sent_to_me.data(), 1, MPI_INT64_T, comm_),
+        "MPI_Alltoall");
+    for (int r = 0; r < size_; ++r) {
+      if (sent_to_me[r] != recv_rows[r]) {
+        Fail(call, absl::StrCat("rank ", r, " of the group sends ", sent_to_me[r],
+                                " rows here but recv_rows expects ", recv_rows[r]));
+      }
+    }
+  }
+  const size_t row_bytes = static_cast<size_t>(width) * SizeOf(send.dtype());
+  if (size_ == 1) {
+    if (row_bytes > 0 && send_total > 0 && send.raw_data() != recv.raw_data()) {
+      std::memmove(recv.raw_data(), send.raw_data(), send_total * row_bytes);
+    }
+    return;
+  }
+  if (width == 0) return;  // rows without elements: nothing to move
+  std::vector<int> send_counts(size_), send_offsets(size_), recv_counts(size_), recv_offsets(size_);
+  int send_offset = 0;
+  int recv_offset = 0;
+  for (int r = 0; r < size_; ++r) {
+    send_counts[r] = static_cast<int>(send_rows[r]);
+    send_offsets[r] = send_offset;
+    send_offset += send_counts[r];
+    recv_counts[r] = static_cast<int>(recv_rows[r]);
+    recv_offsets[r] = recv_offset;
+    recv_offset += recv_counts[r];
+  }
+  RowType row(static_cast<int>(width), WordType(send.dtype()));
+  CheckMpi(row.Commit(), "MPI_Type_contiguous");
+  CheckMpi(
+      MPI_Alltoallv(send.raw_data(), send_counts.data(), send_offsets.data(), row.get(),
+                    recv.raw_data(), recv_counts.data(), recv_offsets.data(), row.get(), comm_),
+      "MPI_Alltoallv");
+}
+
+void MpiCommunicator::Broadcast(Tensor tensor, int root) {
+  const std::string call = "Broadcast";
+  CheckTensor(call, tensor, "tensor", /*reduction=*/false);
+  if (root < 0 || root >= size_) {
+    Fail(call, absl::StrCat("root ", root, " is outside the group of ", size_));
+  }
+  ScopedDeadline deadline(options_.watchdog,
+                          absl::StrCat(Describe(call, tensor), " from root ", root),
+                          options_.collective_timeout);
+  const int64_t numel = tensor.numel();
+  CheckAgreement(
+      call,
+      Fingerprint().Add(5).Add(static_cast<uint64_t>(tensor.dtype())).Add(numel).Add(root).value());
+  if (size_ == 1) return;
+  const size_t word = SizeOf(tensor.dtype());
+  const MPI_Datatype type = WordType(tensor.dtype());
+  char* data = static_cast<char*>(tensor.raw_data());
+  constexpr int64_t kChunk = int64_t{1} << 30;  // MPI counts are ints
+  for (int64_t offset = 0; offset < numel; offset += kChunk) {
+    const int count = static_cast<int>(std::min(kChunk, numel - offset));
+    CheckMpi(MPI_Bcast(data + offset * word, count, type, root, comm_), "MPI_Bcast");
+  }
+}
+
+void MpiCommunicator::Barrier() {
+  const std::string call = "Barrier";
+  ScopedDeadline deadline(options_.watchdog, absl::StrCat(call, " on group ", name_),
+                          options_.collective_timeout);
+  CheckAgreement(call, Fingerprint().Add(6).value());
+  CheckMpi(MPI_Barrier(comm_), "MPI_Barrier");
+}
+
+std::unique_ptr<Communicator> MpiCommunicator::Split(int color, int key, std::string name) {
+  const std::string call = absl::StrCat("Split(\"", name, "\")");
+  if (color < 0) Fail(call, absl::StrCat("color ", color, " is negative"));
+  ScopedDeadline deadline(options_.watchdog, absl::StrCat(call, " of group ", name_),
+                          options_.collective_timeout);
+  CheckAgreement(call, Fingerprint().Add(7).value());
+  MPI_Comm sub = MPI_COMM_NULL;
+  CheckMpi(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split");
+  return std::make_unique<MpiCommunicator>(sub, /*take_ownership=*/true, std::move(name), options_);
+}
+
+}  // namespace aoetron::parallel
