@@ -1,0 +1,67 @@
+#include "launcher/batch_source.h"
+
+#include <cmath>
+
+#include "absl/strings/str_format.h"
+#include "core/rng.h"
+#include "launcher/synthetic_data.h"
+#include "launcher/token_file_data.h"
+
+namespace aoetron {
+
+absl::StatusOr<BatchSources> OpenBatchSources(const config::TrainConfig& config) {
+  const config::DataSection& data = config.data();
+  const int64_t vocab = config.model().vocab_size(), seq = config.model().seq_len();
+  const bool evaluate = config.train().eval_interval() > 0;
+  BatchSources sources;
+  if (data.source() == config::DataSection::synthetic) {
+    sources.train = std::make_unique<SyntheticBigramSource>(vocab, data.synthetic_branching(),
+                                                            data.seed(), DataSplit::kTrain);
+    if (evaluate) {
+      sources.eval = std::make_unique<SyntheticBigramSource>(vocab, data.synthetic_branching(),
+                                                             data.seed(), DataSplit::kEval);
+    }
+    return sources;
+  }
+
+  absl::StatusOr<std::shared_ptr<const MappedTokenFile>> file =
+      MappedTokenFile::Open(data.token_file_path(), vocab);
+  if (!file.ok()) return file.status();
+  const int64_t total = (*file)->num_tokens();
+  const bool separate_eval_file = !data.eval_token_file_path().empty();
+  // Without a separate file the last eval_fraction of the tokens is held out, whether or not
+  // this run evaluates, so turning evaluation on or off never changes the training samples.
+  const int64_t held_out =
+      separate_eval_file
+          ? 0
+          : static_cast<int64_t>(std::floor(static_cast<double>(total) * data.eval_fraction()));
+  absl::StatusOr<std::unique_ptr<TokenBatchSource>> train = MakeTokenFileSource(
+      *file, 0, total - held_out, seq, data.seed(), StableHash("token_file.train"),
+      held_out > 0 ? absl::StrFormat("the training part (first %d tokens; the last %d are held "
+                                     "out by data.eval_fraction %g)",
+                                     total - held_out, held_out, data.eval_fraction())
+                   : std::string("the file"));
+  if (!train.ok()) return train.status();
+  sources.train = *std::move(train);
+  if (!evaluate) return sources;
+
+  absl::StatusOr<std::unique_ptr<TokenBatchSource>> eval;
+  if (separate_eval_file) {
+    absl::StatusOr<std::shared_ptr<const MappedTokenFile>> eval_file =
+        MappedTokenFile::Open(data.eval_token_file_path(), vocab);
+    if (!eval_file.ok()) return eval_file.status();
+    const int64_t eval_total = (*eval_file)->num_tokens();
+    eval = MakeTokenFileSource(*eval_file, 0, eval_total, seq, data.seed(),
+                               StableHash("token_file.eval"), "the evaluation file");
+  } else {
+    eval = MakeTokenFileSource(
+        *file, total - held_out, total, seq, data.seed(), StableHash("token_file.eval"),
+        absl::StrFormat("the held-out part (last %d tokens, data.eval_fraction %g)", held_out,
+                        data.eval_fraction()));
+  }
+  if (!eval.ok()) return eval.status();
+  sources.eval = *std::move(eval);
+  return sources;
+}
+
+}  // namespace aoetron

@@ -1,0 +1,71 @@
+#include "launcher/config_conversion.h"
+
+namespace aoetron {
+
+ModelConfig ModelConfigFromConfig(const config::TrainConfig& config) {
+  const config::ModelSection& m = config.model();
+  ModelConfig model;
+  model.vocab_size = m.vocab_size();
+  model.d_model = m.d_model();
+  model.n_layers = m.n_layers();
+  model.n_heads = m.n_heads();
+  model.seq_len = m.seq_len();
+  model.d_ffn = m.d_ffn();
+  switch (m.ffn()) {
+    case config::ModelSection::dense:
+      model.ffn = FfnKind::kDense;
+      break;
+    case config::ModelSection::moe:
+      model.ffn = FfnKind::kRouterMoe;
+      break;
+    case config::ModelSection::aoe:
+      model.ffn = FfnKind::kAoe;
+      break;
+  }
+  model.n_experts = m.n_experts();
+  model.top_k = m.top_k();
+  model.d_low = m.d_low();
+  model.d_wide = m.d_wide();
+  model.aoe_gate =
+      m.aoe_gate() == config::ModelSection::release ? AoeGateVariant::kRelease : AoeGateVariant::kPaper;
+  model.aux_loss_coeff = m.aux_loss_coeff();
+  model.rope_theta = m.rope_theta();
+  model.norm_eps = m.norm_eps();
+  model.init_std = m.init_std();
+  return model;
+}
+
+AdamWHyperParams AdamWHyperParamsFromConfig(const config::TrainConfig& config) {
+  AdamWHyperParams hp;
+  hp.beta1 = static_cast<float>(config.optimizer().beta1());
+  hp.beta2 = static_cast<float>(config.optimizer().beta2());
+  hp.eps = static_cast<float>(config.optimizer().eps());
+  hp.weight_decay = static_cast<float>(config.optimizer().weight_decay());
+  return hp;
+}
+
+LrSchedule LrScheduleFromConfig(const config::TrainConfig& config) {
+  LrSchedule schedule;
+  switch (config.schedule().decay()) {
+    case config::ScheduleSection::constant:
+      schedule.decay = LrDecay::kConstant;
+      break;
+    case config::ScheduleSection::cosine:
+      schedule.decay = LrDecay::kCosine;
+      break;
+    case config::ScheduleSection::linear:
+      schedule.decay = LrDecay::kLinear;
+      break;
+    case config::ScheduleSection::wsd:
+      schedule.decay = LrDecay::kWsd;
+      break;
+  }
+  schedule.max_lr = config.optimizer().lr();
+  schedule.min_lr = config.optimizer().min_lr();
+  schedule.warmup_steps = config.schedule().warmup_steps();
+  schedule.total_steps = config.train().steps();
+  schedule.wsd_decay_fraction = config.schedule().wsd_decay_fraction();
+  return schedule;
+}
+
+}  // namespace aoetron

@@ -1,0 +1,104 @@
+#include "launcher/step_metrics.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "core/check.h"
+#include "launcher/json_writer.h"
+
+namespace aoetron {
+
+std::vector<LayerLoadSummary> SummariseExpertLoad(
+    const std::vector<std::vector<ExpertLoadStats>>& per_micro_batch) {
+  if (per_micro_batch.empty()) return {};
+  const size_t layers = per_micro_batch.front().size();
+  std::vector<LayerLoadSummary> summary(layers);
+  const double micro_batches = static_cast<double>(per_micro_batch.size());
+  for (size_t l = 0; l < layers; ++l) {
+    std::vector<int64_t> counts;
+    for (const std::vector<ExpertLoadStats>& micro_batch : per_micro_batch) {
+      AOETRON_CHECK_EQ(micro_batch.size(), layers);
+      const ExpertLoadStats& stats = micro_batch[l];
+      if (counts.empty()) counts.assign(stats.tokens_per_expert.size(), 0);
+      AOETRON_CHECK_EQ(counts.size(), stats.tokens_per_expert.size());
+      for (size_t e = 0; e < counts.size(); ++e) counts[e] += stats.tokens_per_expert[e];
+      summary[l].ent_conf += stats.entropy_confidence / micro_batches;
+      summary[l].aux_loss += stats.aux_loss / micro_batches;
+    }
+    int64_t pairs = 0;
+    for (const int64_t count : counts) pairs += count;
+    if (pairs == 0) {
+      // No counts reported: fall back to the single micro-batch's own figures.
+      const ExpertLoadStats& stats = per_micro_batch.back()[l];
+      summary[l].load_min = stats.load_fraction_min;
+      summary[l].load_max = stats.load_fraction_max;
+      summary[l].ent_load = stats.entropy_load;
+      continue;
+    }
+    double load_min = 1.0, load_max = 0.0, entropy = 0.0;
+    for (const int64_t count : counts) {
+      const double fraction = static_cast<double>(count) / static_cast<double>(pairs);
+      load_min = std::min(load_min, fraction);
+      load_max = std::max(load_max, fraction);
+      if (fraction > 0) entropy -= fraction * std::log(fraction);  // 0·ln 0 = 0
+    }
+    summary[l].load_min = load_min;
+    summary[l].load_max = load_max;
+    summary[l].ent_load = entropy;
+  }
+  return summary;
+}
+
+std::string StepMetricsJson(const StepMetrics& m) {
+  JsonObjectWriter json;
+  json.Integer("step", m.step)
+      .Number("loss", m.loss)
+      .Number("aux_loss", m.aux_loss)
+      .Number("grad_norm", m.grad_norm)
+      .Number("lr", m.lr)
+      .Integer("tokens", m.tokens)
+      .Number("tokens_per_s", m.tokens_per_s)
+      .Number("model_tflops", m.model_flops_per_s / 1e12)
+      .Number("step_ms", m.step_seconds * 1e3);
+  if (m.val_loss.has_value()) json.Number("val_loss", *m.val_loss);
+  std::vector<double> load_min, load_max, ent_load, ent_conf, aux;
+  for (const LayerLoadSummary& layer : m.layers) {
+    load_min.push_back(layer.load_min);
+    load_max.push_back(layer.load_max);
+    ent_load.push_back(layer.ent_load);
+    ent_conf.push_back(layer.ent_conf);
+    aux.push_back(layer.aux_loss);
+  }
+  json.NumberArray("load_min", load_min)
+      .NumberArray("load_max", load_max)
+      .NumberArray("ent_load", ent_load)
+      .NumberArray("ent_conf", ent_conf)
+      .NumberArray("layer_aux_loss", aux);
+  return json.Finish();
+}
+
+std::string StepMetricsProgressLine(const StepMetrics& m) {
+  std::string line = absl::StrFormat(
+      "step %*d/%d | loss %.4f | aux %.4f | gnorm %.3f | lr %.2e | %.0f tok/s | %.3f TFLOP/s | "
+      "%.1f ms",
+      static_cast<int>(absl::StrCat(m.total_steps).size()), m.step, m.total_steps, m.loss,
+      m.aux_loss, m.grad_norm, m.lr, m.tokens_per_s, m.model_flops_per_s / 1e12,
+      m.step_seconds * 1e3);
+  if (!m.layers.empty()) {
+    double load_min = 1.0, load_max = 0.0, ent_load = 0.0, ent_conf = 0.0;
+    for (const LayerLoadSummary& layer : m.layers) {
+      load_min = std::min(load_min, layer.load_min);
+      load_max = std::max(load_max, layer.load_max);
+      ent_load += layer.ent_load / static_cast<double>(m.layers.size());
+      ent_conf += layer.ent_conf / static_cast<double>(m.layers.size());
+    }
+    absl::StrAppendFormat(&line, " | load %.3f..%.3f | Ent_load %.3f | Ent_conf %.3f", load_min,
+                          load_max, ent_load, ent_conf);
+  }
+  if (m.val_loss.has_value()) absl::StrAppendFormat(&line, " | val_loss %.4f", *m.val_loss);
+  return line;
+}
+
+}  // namespace aoetron

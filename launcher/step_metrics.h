@@ -1,0 +1,58 @@
+// What the trainer reports about an optimizer step, and its two renderings: one JSON object
+// (metrics file, and stdout when it is not a terminal) and one human progress line.
+//
+// JSON keys (docs/training.md defines each):
+//   step, loss, aux_loss, grad_norm, lr, tokens, tokens_per_s, model_tflops, step_ms,
+//   val_loss (only on steps that evaluated),
+//   load_min, load_max, ent_load, ent_conf, layer_aux_loss (arrays, one entry per layer;
+//   empty for a dense model).
+// Non-finite values are written as null.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "models/expert_stats.h"
+
+namespace aoetron {
+
+// One layer's expert load over a whole optimizer step (all its micro-batches).
+struct LayerLoadSummary {
+  double load_min = 0.0;  // min_i f̂_i, f̂_i = pairs routed to expert i / all pairs
+  double load_max = 0.0;  // max_i f̂_i
+  double ent_load = 0.0;  // −Σ f̂_i ln f̂_i
+  double ent_conf = 0.0;  // mean over tokens of the entropy of the softmax over all n scores
+  double aux_loss = 0.0;  // this layer's load-balancing loss, mean over micro-batches
+};
+
+// Merges the per-layer stats of the micro-batches of one step: expert counts are summed (so
+// f̂ and Ent_load describe the whole step's tokens), Ent_conf and aux_loss are averaged (every
+// micro-batch has the same number of tokens). `per_micro_batch[m][l]` is layer l of
+// micro-batch m; every micro-batch must list the same layers.
+std::vector<LayerLoadSummary> SummariseExpertLoad(
+    const std::vector<std::vector<ExpertLoadStats>>& per_micro_batch);
+
+struct StepMetrics {
+  int64_t step = 0;         // optimizer steps completed, 1-based
+  int64_t total_steps = 0;  // train.steps
+  double loss = 0.0;        // mean cross-entropy over the step's micro-batches
+  double aux_loss = 0.0;    // Σ over layers of the load-balancing loss, mean over micro-batches
+  double grad_norm = 0.0;   // global L2 norm of the gradient before clipping
+  double lr = 0.0;          // learning rate this step used
+  int64_t tokens = 0;       // tokens trained so far, this step included
+  // Over the steps since the previous logged step (evaluation time excluded):
+  double step_seconds = 0.0;       // mean wall time per optimizer step
+  double tokens_per_s = 0.0;       // tokens trained per second
+  double model_flops_per_s = 0.0;  // model FLOPs (models/flop_count.h) per second
+  std::optional<double> val_loss;  // mean held-out loss, on steps that evaluated
+  std::vector<LayerLoadSummary> layers;
+};
+
+std::string StepMetricsJson(const StepMetrics& metrics);
+// "step 10/1000 | loss 4.1234 | aux 0.0101 | ..." without a trailing newline. Expert load is
+// condensed over layers: the smallest load_min, the largest load_max, mean entropies.
+std::string StepMetricsProgressLine(const StepMetrics& metrics);
+
+}  // namespace aoetron
