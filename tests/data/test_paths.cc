@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <vector>
 
 namespace aoetron::data::testing {
 
@@ -31,6 +32,21 @@ std::string GptTokenizerPackageDir() {
   return "";
 }
 
+namespace {
+// Directories made by MakeTempDir, removed when the test program exits.
+struct TempDirs {
+  std::vector<std::string> paths;
+  ~TempDirs() {
+    std::error_code ec;
+    for (const std::string& p : paths) std::filesystem::remove_all(p, ec);
+  }
+};
+TempDirs& AllTempDirs() {
+  static TempDirs dirs;
+  return dirs;
+}
+}  // namespace
+
 std::string MakeTempDir() {
   static std::atomic<int> counter{0};
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
@@ -40,6 +56,7 @@ std::string MakeTempDir() {
                                std::to_string(counter++) + "_" + name);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
+  AllTempDirs().paths.push_back(dir.string());
   return dir.string();
 }
 
