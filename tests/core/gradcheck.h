@@ -76,8 +76,12 @@ struct GradInput {
 ::testing::AssertionResult BitwiseEqual(const std::string& what, const Tensor& a, const Tensor& b);
 
 // Checks that `backward` ACCUMULATES into `grads` (f64): with the grads zeroed, one call gives g;
-// starting from random G0 one call gives G0 + g, and two calls from zero give 2g — each up to a
-// few ulps (the kernels may fuse the final add into an FMA).
+// starting from random G0 (entries in [−1, 1)) one call gives G0 + g, and two calls from zero
+// give 2g. A kernel that sums several terms into one element adds them onto the old value one by
+// one, so the results differ from G0 + g by re-association rounding: ~(terms)·ε·max|g|, far
+// below kAccumulateTol·max|g| = 1e-12·max|g|, while overwriting instead of accumulating is off
+// by O(|G0|) or O(|g|).
+constexpr double kAccumulateTol = 1e-12;
 void ExpectAccumulates(const std::function<void()>& backward, const std::vector<Tensor>& grads,
                        std::mt19937_64& rng);
 
