@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include "core/ops/elementwise.h"
+#include "core/ops/float_visit.h"
 #include "core/rng.h"
 
 namespace aoetron {
@@ -36,27 +37,25 @@ void ParameterSet::Initialize(uint64_t seed) {
   for (Parameter& p : params_) {
     AOETRON_CHECK(p.local_shape == p.global_shape)
         << p.name << ": sharded initialisation needs the global index map (parallel/)";
-    float* data = p.value.data<float>();
-    const int64_t n = p.value.numel();
     if (p.init_std == 0.0) {
-      for (int64_t i = 0; i < n; ++i) data[i] = static_cast<float>(p.init_value);
+      ops::Fill(p.value, p.init_value);
       continue;
     }
     const uint64_t stream = StableHash(p.name);
+    // The f32 draw is the reference: an f64 model starts from exactly the same values.
     const float std = static_cast<float>(p.init_std);
+    const int64_t n = p.value.numel();
+    VisitFloatData(p.value, [&](auto* data) {
 #pragma omp parallel for schedule(static)
-    for (int64_t i = 0; i < n; ++i)
-      data[i] = std * NormalAt(seed, stream, static_cast<uint64_t>(i));
+      for (int64_t i = 0; i < n; ++i) {
+        data[i] = std * NormalAt(seed, stream, static_cast<uint64_t>(i));
+      }
+    });
   }
   ZeroGrads();
 }
 
-void ParameterSet::ZeroGrads() {
-  float* g = grads_.data<float>();
-  const int64_t n = grads_.numel();
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) g[i] = 0.0f;
-}
+void ParameterSet::ZeroGrads() { ops::Fill(grads_, 0.0); }
 
 Parameter* ParameterSet::Find(const std::string& name) {
   for (Parameter& p : params_) {
