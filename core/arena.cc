@@ -27,13 +27,23 @@ void ActivationArena::AddBlock(size_t min_bytes) {
   const size_t previous = blocks_.empty() ? 0 : blocks_.back().size;
   const size_t size = std::max({min_bytes, kMinBlockBytes, 2 * previous});
   blocks_.push_back({static_cast<char*>(AllocatorFor(device_.kind).Allocate(size)), size});
+  current_ = blocks_.size() - 1;
   block_offset_ = 0;
 }
 
 Tensor ActivationArena::Allocate(Shape shape, DType dtype) {
   const size_t bytes = AlignUp(static_cast<size_t>(NumElements(shape)) * SizeOf(dtype));
-  if (blocks_.empty() || block_offset_ + bytes > blocks_.back().size) AddBlock(bytes);
-  char* ptr = blocks_.back().data + block_offset_;
+  // Move forward through blocks kept from before a Rewind(); add one when none fits. Skipped
+  // tails are wasted only until the next Reset() folds everything into one block.
+  while (blocks_.empty() || block_offset_ + bytes > blocks_[current_].size) {
+    if (current_ + 1 < blocks_.size()) {
+      ++current_;
+      block_offset_ = 0;
+    } else {
+      AddBlock(bytes);
+    }
+  }
+  char* ptr = blocks_[current_].data + block_offset_;
   block_offset_ += bytes;
   in_use_ += bytes;
   peak_ = std::max(peak_, in_use_);
@@ -46,8 +56,16 @@ void ActivationArena::Reset() {
     blocks_.clear();
     AddBlock(peak_);
   }
+  current_ = 0;
   block_offset_ = 0;
   in_use_ = 0;
+}
+
+void ActivationArena::Rewind(const Position& mark) {
+  AOETRON_CHECK(mark.in_use <= in_use_) << "Rewind to a position past the current one";
+  current_ = mark.block;
+  block_offset_ = mark.offset;
+  in_use_ = mark.in_use;
 }
 
 }  // namespace aoetron

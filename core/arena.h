@@ -6,7 +6,9 @@
 // steps do no heap allocation at all.
 //
 // Tensors returned by Allocate() are borrowed views: they are valid until the next Reset() and
-// must not be used after it. Not thread-safe: one arena per training thread of control.
+// must not be used after it. Mark()/Rewind() release, stack-fashion, everything allocated after
+// the mark — backward uses this so one layer's scratch is gone before the next layer's starts.
+// Not thread-safe: one arena per training thread of control.
 #pragma once
 
 #include <cstddef>
@@ -29,6 +31,16 @@ class ActivationArena {
   // blocks are replaced by a single block of the peak size.
   void Reset();
 
+  // A position in the arena. Rewind(mark) invalidates every tensor allocated after Mark()
+  // returned it and makes that memory available again; earlier tensors stay valid.
+  struct Position {
+    size_t block = 0;
+    size_t offset = 0;
+    size_t in_use = 0;
+  };
+  Position Mark() const { return {current_, block_offset_, in_use_}; }
+  void Rewind(const Position& mark);
+
   size_t bytes_in_use() const { return in_use_; }
   size_t peak_bytes() const { return peak_; }
   size_t capacity_bytes() const;
@@ -42,7 +54,8 @@ class ActivationArena {
 
   Device device_;
   std::vector<Block> blocks_;
-  size_t block_offset_ = 0;  // bump offset inside blocks_.back()
+  size_t current_ = 0;       // the block allocations come from
+  size_t block_offset_ = 0;  // bump offset inside blocks_[current_]
   size_t in_use_ = 0;
   size_t peak_ = 0;
 };

@@ -116,7 +116,10 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, float los
                        final_norm.grad);
   Tensor dx_below = arena.Allocate({n, d}, params_.dtype());
   for (size_t l = blocks_.size(); l-- > 0;) {
+    // Each layer's backward scratch is released before the next layer's is allocated.
+    const ActivationArena::Position before_layer = arena.Mark();
     blocks_[l]->Backward(dx, loss_scale, dx_below, arena);
+    arena.Rewind(before_layer);
     std::swap(dx, dx_below);
   }
   ops::EmbeddingBackward(flat_tokens, dx, params_[embedding_].grad);
