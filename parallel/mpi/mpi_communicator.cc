@@ -57,6 +57,10 @@ class Fingerprint {
   uint64_t hash_ = 0xcbf29ce484222325ull;
 };
 
+std::string TensorText(const Tensor& t) {
+  return absl::StrCat(std::string(DTypeName(t.dtype())), ShapeToString(t.shape()));
+}
+
 // A committed MPI datatype of one row, freed on scope exit.
 class RowType {
  public:
@@ -130,15 +134,17 @@ void MpiCommunicator::CheckAgreement(const std::string& call, uint64_t fingerpri
   }
 }
 
-std::string MpiCommunicator::Describe(const std::string& call, const Tensor& tensor) const {
-  return absl::StrCat(call, " of ", std::string(DTypeName(tensor.dtype())),
-                      ShapeToString(tensor.shape()), " on group ", name_);
+std::string MpiCommunicator::Describe(const std::string& what) {
+  return absl::StrCat(what, " on group ", name_, " (collective #", ++collectives_called_,
+                      " of the group)");
 }
 
 void MpiCommunicator::AllReduce(Tensor tensor, ReduceOp op) {
   const std::string call = absl::StrCat("AllReduce(", ReduceOpName(op), ")");
   CheckTensor(call, tensor, "tensor", /*reduction=*/true);
-  ScopedDeadline deadline(options_.watchdog, Describe(call, tensor), options_.collective_timeout);
+  ScopedDeadline deadline(options_.watchdog,
+                          Describe(absl::StrCat(call, " of ", TensorText(tensor))),
+                          options_.collective_timeout);
   const DType dtype = tensor.dtype();
   const int64_t numel = tensor.numel();
   CheckAgreement(call, Fingerprint()
@@ -200,7 +206,9 @@ void MpiCommunicator::ReduceScatter(const Tensor& input, Tensor output) {
     Fail(call, absl::StrCat("input ", input.DebugString(), " must hold group size ", size_,
                             " x output ", output.DebugString(), " elements"));
   }
-  ScopedDeadline deadline(options_.watchdog, Describe(call, input), options_.collective_timeout);
+  ScopedDeadline deadline(options_.watchdog,
+                          Describe(absl::StrCat(call, " of ", TensorText(input))),
+                          options_.collective_timeout);
   const DType dtype = input.dtype();
   CheckAgreement(call, Fingerprint().Add(2).Add(static_cast<uint64_t>(dtype)).Add(n).value());
   const size_t word = SizeOf(dtype);
@@ -252,7 +260,9 @@ void MpiCommunicator::AllGather(const Tensor& input, Tensor output) {
                             " x input ", input.DebugString(), " elements"));
   }
   if (n > INT_MAX) Fail(call, absl::StrCat("a block of ", n, " elements exceeds 2^31 - 1"));
-  ScopedDeadline deadline(options_.watchdog, Describe(call, input), options_.collective_timeout);
+  ScopedDeadline deadline(options_.watchdog,
+                          Describe(absl::StrCat(call, " of ", TensorText(input))),
+                          options_.collective_timeout);
   const DType dtype = input.dtype();
   CheckAgreement(call, Fingerprint().Add(3).Add(static_cast<uint64_t>(dtype)).Add(n).value());
   const size_t word = SizeOf(dtype);
@@ -313,8 +323,8 @@ void MpiCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> sen
   }
   ScopedDeadline deadline(
       options_.watchdog,
-      absl::StrCat(call, " of ", std::string(DTypeName(send.dtype())), "[", send_total, " -> ",
-                   recv_total, " rows x ", width, "] on group ", name_),
+      Describe(absl::StrCat(call, " of ", std::string(DTypeName(send.dtype())), "[", send_total,
+                            " -> ", recv_total, " rows x ", width, "]")),
       options_.collective_timeout);
   if (options_.check_agreement && size_ > 1) {
     CheckAgreement(
@@ -364,9 +374,10 @@ void MpiCommunicator::Broadcast(Tensor tensor, int root) {
   if (root < 0 || root >= size_) {
     Fail(call, absl::StrCat("root ", root, " is outside the group of ", size_));
   }
-  ScopedDeadline deadline(options_.watchdog,
-                          absl::StrCat(Describe(call, tensor), " from root ", root),
-                          options_.collective_timeout);
+  ScopedDeadline deadline(
+      options_.watchdog,
+      Describe(absl::StrCat(call, " of ", TensorText(tensor), " from root ", root)),
+      options_.collective_timeout);
   const int64_t numel = tensor.numel();
   CheckAgreement(
       call,
@@ -384,8 +395,7 @@ void MpiCommunicator::Broadcast(Tensor tensor, int root) {
 
 void MpiCommunicator::Barrier() {
   const std::string call = "Barrier";
-  ScopedDeadline deadline(options_.watchdog, absl::StrCat(call, " on group ", name_),
-                          options_.collective_timeout);
+  ScopedDeadline deadline(options_.watchdog, Describe(call), options_.collective_timeout);
   CheckAgreement(call, Fingerprint().Add(6).value());
   CheckMpi(MPI_Barrier(comm_), "MPI_Barrier");
 }
@@ -393,8 +403,7 @@ void MpiCommunicator::Barrier() {
 std::unique_ptr<Communicator> MpiCommunicator::Split(int color, int key, std::string name) {
   const std::string call = absl::StrCat("Split(\"", name, "\")");
   if (color < 0) Fail(call, absl::StrCat("color ", color, " is negative"));
-  ScopedDeadline deadline(options_.watchdog, absl::StrCat(call, " of group ", name_),
-                          options_.collective_timeout);
+  ScopedDeadline deadline(options_.watchdog, Describe(call), options_.collective_timeout);
   CheckAgreement(call, Fingerprint().Add(7).value());
   MPI_Comm sub = MPI_COMM_NULL;
   CheckMpi(MPI_Comm_split(comm_, color, key, &sub), "MPI_Comm_split");

@@ -69,7 +69,9 @@ class MpiCommunicator final : public Communicator {
                    bool reduction) const;
   // With options_.check_agreement: fails unless every rank passes the same fingerprint.
   void CheckAgreement(const std::string& call, uint64_t fingerprint);
-  std::string Describe(const std::string& call, const Tensor& tensor) const;
+  // "<what> on group G (collective #N of the group)": the watchdog's description of a call.
+  // Comparing N across ranks' messages shows which rank fell behind.
+  std::string Describe(const std::string& what);
 
   MPI_Comm comm_;
   bool owns_comm_;
@@ -78,6 +80,7 @@ class MpiCommunicator final : public Communicator {
   int rank_ = 0;
   int size_ = 1;
   int world_rank_ = 0;
+  uint64_t collectives_called_ = 0;
   std::vector<char> send_scratch_;
   std::vector<char> recv_scratch_;
 };
