@@ -19,7 +19,8 @@ absl::StatusOr<std::unique_ptr<GptDataset>> GptDataset::Create(
   absl::StatusOr<std::vector<std::pair<int64_t, int64_t>>> ranges =
       ComputeSplitRanges(ratios, data->num_sequences());
   if (!ranges.ok()) return ranges.status();
-  const auto [begin, end] = (*ranges)[*split];
+  const int64_t begin = (*ranges)[*split].first;
+  const int64_t end = (*ranges)[*split].second;
   if (end <= begin) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "%s: split '%s' is empty (ratios %s of %d sequences)", data->path(), options.split,
