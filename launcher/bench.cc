@@ -16,9 +16,9 @@ namespace aoetron {
 
 absl::StatusOr<BenchResult> RunBench(config::TrainConfig config, const BenchOptions& options) {
   if (options.warmup_steps < 0 || options.timed_steps < 1) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "bench: need warm-up steps ≥ 0 and timed steps ≥ 1 (got %d and %d)",
-        options.warmup_steps, options.timed_steps));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("bench: need warm-up steps ≥ 0 and timed steps ≥ 1 (got %d and %d)",
+                        options.warmup_steps, options.timed_steps));
   }
   config.mutable_data()->set_source(config::DataSection::synthetic);
   config.mutable_train()->set_eval_interval(0);

@@ -32,7 +32,7 @@ struct BenchResult {
   int threads = 0;             // OpenMP threads the kernels ran with
   int64_t parameters = 0;      // all parameters
   int64_t active_matmul_parameters = 0;
-  double final_loss = 0.0;  // loss of the last timed step (a sanity check, not a result)
+  double final_loss = 0.0;     // loss of the last timed step (a sanity check, not a result)
   config::TrainConfig config;  // as run: data.source synthetic, evaluation off
 };
 

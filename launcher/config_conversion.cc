@@ -26,8 +26,8 @@ ModelConfig ModelConfigFromConfig(const config::TrainConfig& config) {
   model.top_k = m.top_k();
   model.d_low = m.d_low();
   model.d_wide = m.d_wide();
-  model.aoe_gate =
-      m.aoe_gate() == config::ModelSection::release ? AoeGateVariant::kRelease : AoeGateVariant::kPaper;
+  model.aoe_gate = m.aoe_gate() == config::ModelSection::release ? AoeGateVariant::kRelease
+                                                                 : AoeGateVariant::kPaper;
   model.aux_loss_coeff = m.aux_loss_coeff();
   model.rope_theta = m.rope_theta();
   model.norm_eps = m.norm_eps();

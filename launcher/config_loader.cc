@@ -57,7 +57,8 @@ std::string JoinPath(const std::string& prefix, const std::string& name) {
 
 // Rewrites protobuf's wording of the two errors users make most into the config's own terms.
 std::string ExplainParseError(const std::string& message) {
-  static const std::regex kUnknownField(R"re(Message type "([\w.]+)" has no field named "(\w+)")re");
+  static const std::regex kUnknownField(
+      R"re(Message type "([\w.]+)" has no field named "(\w+)")re");
   static const std::regex kUnknownEnumValue(
       R"re(Unknown enumeration value of "(\w+)" for field "(\w+)")re");
   std::smatch match;
@@ -208,9 +209,9 @@ absl::Status SetScalarField(const std::string& path, const std::string& value,
     case FieldDescriptor::CPPTYPE_MESSAGE:
       break;
   }
-  return absl::InvalidArgumentError(absl::StrFormat(
-      "--set %s=%s: %s is a section, not a field; set one of its fields: %s", path, value, path,
-      FieldNames(*field.message_type())));
+  return absl::InvalidArgumentError(
+      absl::StrFormat("--set %s=%s: %s is a section, not a field; set one of its fields: %s", path,
+                      value, path, FieldNames(*field.message_type())));
 }
 
 void MaterialiseDefaults(Message* message) {
@@ -297,16 +298,16 @@ absl::Status ApplyConfigOverride(const std::string& assignment, config::TrainCon
     const FieldDescriptor* field = type.FindFieldByName(parts[i]);
     const std::string here = JoinPath(walked, parts[i]);
     if (field == nullptr) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "--set %s: unknown field \"%s\"; valid fields of %s: %s", assignment, here,
-          walked.empty() ? "the config" : walked, FieldNames(type)));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("--set %s: unknown field \"%s\"; valid fields of %s: %s", assignment,
+                          here, walked.empty() ? "the config" : walked, FieldNames(type)));
     }
     const bool last = i + 1 == parts.size();
     if (last) return SetScalarField(path, value, *field, message);
     if (field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "--set %s: %s is a field of type %s, it has no field \"%s\"", assignment, here,
-          field->type_name(), parts[i + 1]));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("--set %s: %s is a field of type %s, it has no field \"%s\"", assignment,
+                          here, field->type_name(), parts[i + 1]));
     }
     message = message->GetReflection()->MutableMessage(message, field);
     walked = here;

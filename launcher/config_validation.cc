@@ -38,11 +38,11 @@ absl::Status InRange(const char* field, double value, double low, double high, b
                                  half_open ? ")" : "]", value));
 }
 
-#define RETURN_IF_ERROR(expr)                             \
-  do {                                                    \
-    if (absl::Status status_ = (expr); !status_.ok()) {   \
-      return status_;                                     \
-    }                                                     \
+#define RETURN_IF_ERROR(expr)                           \
+  do {                                                  \
+    if (absl::Status status_ = (expr); !status_.ok()) { \
+      return status_;                                   \
+    }                                                   \
   } while (false)
 
 absl::Status ValidateModelSection(const config::ModelSection& m) {
@@ -75,8 +75,8 @@ absl::Status ValidateModelSection(const config::ModelSection& m) {
   const std::string kind = m.ffn() == config::ModelSection::aoe ? "aoe" : "moe";
   RETURN_IF_ERROR(AtLeast("model.n_experts", m.n_experts(), 1));
   if (m.top_k() < 1) {
-    return Invalid(absl::StrFormat("model.top_k must be ≥ 1 for model.ffn %s (got %d)", kind,
-                                   m.top_k()));
+    return Invalid(
+        absl::StrFormat("model.top_k must be ≥ 1 for model.ffn %s (got %d)", kind, m.top_k()));
   }
   if (m.top_k() > m.n_experts()) {
     return Invalid(absl::StrFormat("model.top_k (%d) must be ≤ model.n_experts (%d)", m.top_k(),
@@ -84,7 +84,8 @@ absl::Status ValidateModelSection(const config::ModelSection& m) {
   }
   if (m.ffn() != config::ModelSection::aoe) return absl::OkStatus();
   if (m.d_low() < 1) {
-    return Invalid(absl::StrFormat("model.d_low must be ≥ 1 for model.ffn aoe (got %d)", m.d_low()));
+    return Invalid(
+        absl::StrFormat("model.d_low must be ≥ 1 for model.ffn aoe (got %d)", m.d_low()));
   }
   if (m.d_wide() < 0) {
     return Invalid(
@@ -107,8 +108,8 @@ absl::Status ValidateOptimizerSection(const config::OptimizerSection& o) {
   RETURN_IF_ERROR(Positive("optimizer.lr", o.lr()));
   RETURN_IF_ERROR(NonNegative("optimizer.min_lr", o.min_lr()));
   if (o.min_lr() > o.lr()) {
-    return Invalid(absl::StrFormat("optimizer.min_lr (%g) must be ≤ optimizer.lr (%g)", o.min_lr(),
-                                   o.lr()));
+    return Invalid(
+        absl::StrFormat("optimizer.min_lr (%g) must be ≤ optimizer.lr (%g)", o.min_lr(), o.lr()));
   }
   RETURN_IF_ERROR(InRange("optimizer.beta1", o.beta1(), 0.0, 1.0, /*half_open=*/true));
   RETURN_IF_ERROR(InRange("optimizer.beta2", o.beta2(), 0.0, 1.0, /*half_open=*/true));
@@ -132,8 +133,7 @@ absl::Status ValidateTrainAndSchedule(const config::TrainConfig& c) {
     return Invalid(absl::StrFormat("schedule.warmup_steps (%d) must be ≤ train.steps (%d)",
                                    s.warmup_steps(), t.steps()));
   }
-  RETURN_IF_ERROR(
-      InRange("schedule.wsd_decay_fraction", s.wsd_decay_fraction(), 0.0, 1.0, false));
+  RETURN_IF_ERROR(InRange("schedule.wsd_decay_fraction", s.wsd_decay_fraction(), 0.0, 1.0, false));
   return absl::OkStatus();
 }
 

@@ -36,17 +36,17 @@ absl::StatusOr<std::unique_ptr<MetricsLogger>> MetricsLogger::Open(const std::st
     std::error_code error;
     std::filesystem::create_directories(parent, error);
     if (error) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "metrics file \"%s\": cannot create directory \"%s\": %s", metrics_path,
-          parent.string(), error.message()));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("metrics file \"%s\": cannot create directory \"%s\": %s", metrics_path,
+                          parent.string(), error.message()));
     }
   }
   std::unique_ptr<MetricsLogger> logger(new MetricsLogger(metrics_path, out, human_progress));
   logger->file_.open(metrics_path, std::ios::app);
   if (!logger->file_) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "metrics file \"%s\" (logging.metrics_file): cannot open for appending: %s", metrics_path,
-        std::strerror(errno)));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("metrics file \"%s\" (logging.metrics_file): cannot open for appending: %s",
+                        metrics_path, std::strerror(errno)));
   }
   return logger;
 }
@@ -56,9 +56,8 @@ absl::Status MetricsLogger::Log(const StepMetrics& metrics) {
   file_ << json << '\n';
   file_.flush();
   if (!file_) {
-    return absl::DataLossError(
-        absl::StrFormat("metrics file \"%s\": write failed at step %d", metrics_path_,
-                        metrics.step));
+    return absl::DataLossError(absl::StrFormat("metrics file \"%s\": write failed at step %d",
+                                               metrics_path_, metrics.step));
   }
   *out_ << (human_progress_ ? StepMetricsProgressLine(metrics) : json) << std::endl;
   return absl::OkStatus();

@@ -33,8 +33,8 @@ void SyntheticBigramSource::FillBatch(int64_t index, Tensor& tokens, Tensor& tar
     int32_t current = static_cast<int32_t>(
         UniformIntAt(seed_, sample_stream_, first, static_cast<uint64_t>(vocab_size_)));
     for (int64_t t = 0; t < seq; ++t) {
-      const uint64_t choice = UniformIntAt(seed_, sample_stream_, first + 1 + t,
-                                           static_cast<uint64_t>(branching_));
+      const uint64_t choice =
+          UniformIntAt(seed_, sample_stream_, first + 1 + t, static_cast<uint64_t>(branching_));
       const int32_t next = successors_[current * branching_ + static_cast<int64_t>(choice)];
       token_out[b * seq + t] = current;
       target_out[b * seq + t] = next;

@@ -47,8 +47,8 @@ absl::StatusOr<std::shared_ptr<const MappedTokenFile>> MappedTokenFile::Open(
   if (bytes == 0 || bytes % 2 != 0) {
     close(fd);
     return absl::InvalidArgumentError(absl::StrFormat(
-        "token file \"%s\": %d bytes is %s; expected raw little-endian uint16 tokens", path,
-        bytes, bytes == 0 ? "empty" : "not a whole number of 2-byte tokens"));
+        "token file \"%s\": %d bytes is %s; expected raw little-endian uint16 tokens", path, bytes,
+        bytes == 0 ? "empty" : "not a whole number of 2-byte tokens"));
   }
   void* data = mmap(nullptr, bytes, PROT_READ, MAP_PRIVATE, fd, 0);
   const int map_error = errno;
@@ -61,9 +61,9 @@ absl::StatusOr<std::shared_ptr<const MappedTokenFile>> MappedTokenFile::Open(
   // One pass over the file so a bad token stops the run now, not at some step hours later.
   for (int64_t i = 0; i < file->num_tokens(); ++i) {
     if (file->token(i) >= vocab_size) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "token file \"%s\": token %d at position %d is ≥ model.vocab_size (%d)", path,
-          file->token(i), i, vocab_size));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("token file \"%s\": token %d at position %d is ≥ model.vocab_size (%d)",
+                          path, file->token(i), i, vocab_size));
     }
   }
   return std::shared_ptr<const MappedTokenFile>(std::move(file));

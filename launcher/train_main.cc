@@ -44,7 +44,8 @@ constexpr char kUsage[] =
     "trains a Mixture-of-Experts (dense, router MoE or Autonomy-of-Experts) GPT model.\n"
     "\n"
     "  aoetron-train --config configs/tiny_aoe.textproto\n"
-    "  aoetron-train --config configs/tiny_aoe.textproto --set train.steps=50 --set optimizer.lr=1e-3\n"
+    "  aoetron-train --config configs/tiny_aoe.textproto --set train.steps=50 --set "
+    "optimizer.lr=1e-3\n"
     "  aoetron-train --config configs/bench_aoe_small.textproto --bench\n"
     "  aoetron-train --config configs/tiny_aoe.textproto --print_config\n"
     "\n"
@@ -131,8 +132,7 @@ int main(int argc, char** argv) {
 
   aoetron::TrainerIo io;
   io.out_is_terminal = isatty(STDOUT_FILENO) == 1;
-  absl::StatusOr<std::unique_ptr<aoetron::Trainer>> trainer =
-      aoetron::Trainer::Create(*config, io);
+  absl::StatusOr<std::unique_ptr<aoetron::Trainer>> trainer = aoetron::Trainer::Create(*config, io);
   if (!trainer.ok()) return Fail(std::string(trainer.status().message()));
   absl::StatusOr<aoetron::TrainSummary> summary = (*trainer)->Train();
   if (!summary.ok()) return Fail(std::string(summary.status().message()));

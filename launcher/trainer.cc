@@ -62,12 +62,12 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step) {
   model_->parameters().ZeroGrads();
   for (int64_t m = 0; m < accum; ++m) {
     data_.train->FillBatch(step * accum + m, tokens_, targets_);
-    StepOutputs out = model_->ForwardBackward(tokens_, targets_,
-                                              static_cast<float>(1.0 / accum), arena_);
+    StepOutputs out =
+        model_->ForwardBackward(tokens_, targets_, static_cast<float>(1.0 / accum), arena_);
     if (!std::isfinite(out.loss) || !std::isfinite(out.aux_loss)) {
       return absl::InternalError(absl::StrFormat(
           "step %d: the loss is not finite (loss %g, aux_loss %g, micro-batch %d of %d); "
-          "stopping. Try a lower optimizer.lr or optimizer.grad_clip > 0.",
+          "stopping (too large an optimizer.lr or model.init_std is the usual cause)",
           step + 1, out.loss, out.aux_loss, m + 1, accum));
     }
     result.loss += out.loss / static_cast<double>(accum);
@@ -78,7 +78,7 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step) {
   if (!std::isfinite(result.grad_norm)) {
     return absl::InternalError(absl::StrFormat(
         "step %d: the gradient norm is not finite (%g, loss %g); stopping before the optimizer "
-        "step. Try a lower optimizer.lr.",
+        "step (too large an optimizer.lr or model.init_std is the usual cause)",
         step + 1, result.grad_norm, result.loss));
   }
   ClipByGlobalNorm(grads_, result.grad_norm, config_.optimizer().grad_clip());

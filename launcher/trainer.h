@@ -42,8 +42,8 @@ struct TrainerIo {
 };
 
 struct StepResult {
-  double loss = 0.0;      // mean over the micro-batches
-  double aux_loss = 0.0;  // mean over the micro-batches
+  double loss = 0.0;       // mean over the micro-batches
+  double aux_loss = 0.0;   // mean over the micro-batches
   double grad_norm = 0.0;  // before clipping
   double lr = 0.0;
   double seconds = 0.0;  // wall time of the whole step

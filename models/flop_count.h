@@ -39,9 +39,9 @@ namespace aoetron {
 struct TrainingFlopsPerToken {
   int64_t attention_projections = 0;  // 6·L·4d²
   int64_t attention_scores = 0;       // 6·L·d·T
-  int64_t expert_scoring = 0;         // 6·L·d·n (router) or 6·L·d·n·r (AoE's Ŵ_down); 0 dense
-  int64_t ffn = 0;                    // 6·L·(dense MLP, or the K selected experts)
-  int64_t lm_head = 0;                // 6·d·V
+  int64_t expert_scoring = 0;  // 6·L·d·n (router) or 6·L·d·n·r (AoE's Ŵ_down); 0 dense
+  int64_t ffn = 0;             // 6·L·(dense MLP, or the K selected experts)
+  int64_t lm_head = 0;         // 6·d·V
   int64_t total() const {
     return attention_projections + attention_scores + expert_scoring + ffn + lm_head;
   }

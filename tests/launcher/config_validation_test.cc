@@ -1,0 +1,135 @@
+// Validation: each inconsistent value is rejected with a message naming the fields involved as
+// the config spells them (and their values), and consistent configs pass.
+#include "launcher/config_validation.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
+
+#include "launcher/config_loader.h"
+
+namespace aoetron {
+namespace {
+
+using ::testing::HasSubstr;
+
+struct BadConfigCase {
+  std::vector<std::string> overrides;
+  std::string expected_message;  // a substring of the error
+};
+
+class BadConfigTest : public ::testing::TestWithParam<BadConfigCase> {};
+
+TEST_P(BadConfigTest, IsRejectedNamingTheField) {
+  config::TrainConfig c;
+  for (const std::string& assignment : GetParam().overrides) {
+    ASSERT_TRUE(ApplyConfigOverride(assignment, &c).ok()) << assignment;
+  }
+  const absl::Status status = ValidateTrainConfig(c);
+  ASSERT_FALSE(status.ok()) << "accepted: " << ::testing::PrintToString(GetParam().overrides);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), HasSubstr(GetParam().expected_message));
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Model, BadConfigTest,
+    ::testing::Values(
+        BadConfigCase{{"model.d_model=250"},
+                      "model.d_model (250) must be divisible by model.n_heads (4)"},
+        BadConfigCase{{"model.top_k=9"}, "model.top_k (9) must be ≤ model.n_experts (8)"},
+        BadConfigCase{{"model.ffn=moe", "model.top_k=0"},
+                      "model.top_k must be ≥ 1 for model.ffn moe"},
+        BadConfigCase{{"model.top_k=0"}, "model.top_k must be ≥ 1 for model.ffn aoe"},
+        BadConfigCase{{"model.d_model=12", "model.n_heads=4"},
+                      "model.d_model / model.n_heads (12 / 4 = 3) must be even"},
+        BadConfigCase{{"model.d_low=0"}, "model.d_low must be ≥ 1"},
+        BadConfigCase{{"model.d_wide=-5"}, "model.d_wide must be ≥ 0"},
+        BadConfigCase{{"model.d_ffn=1", "model.d_low=100000"}, "set model.d_wide explicitly"},
+        BadConfigCase{{"model.seq_len=1"}, "model.seq_len must be ≥ 2 (got 1)"},
+        BadConfigCase{{"model.vocab_size=0"}, "model.vocab_size must be ≥ 1"},
+        BadConfigCase{{"model.n_layers=0"}, "model.n_layers must be ≥ 1"},
+        BadConfigCase{{"model.n_experts=0", "model.top_k=0"}, "model.n_experts must be ≥ 1"},
+        BadConfigCase{{"model.aux_loss_coeff=-0.1"}, "model.aux_loss_coeff"},
+        BadConfigCase{{"model.norm_eps=0"}, "model.norm_eps must be a finite number > 0"},
+        BadConfigCase{{"model.init_std=nan"}, "model.init_std"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    OptimizerAndSchedule, BadConfigTest,
+    ::testing::Values(
+        BadConfigCase{{"optimizer.lr=0"}, "optimizer.lr must be a finite number > 0 (got 0)"},
+        BadConfigCase{{"optimizer.lr=-1e-3"}, "optimizer.lr must be a finite number > 0"},
+        BadConfigCase{{"optimizer.lr=inf"}, "optimizer.lr"},
+        BadConfigCase{{"optimizer.lr=1e-4", "optimizer.min_lr=1e-3"},
+                      "optimizer.min_lr (0.001) must be ≤ optimizer.lr (0.0001)"},
+        BadConfigCase{{"optimizer.beta1=1"}, "optimizer.beta1 must be in [0, 1)"},
+        BadConfigCase{{"optimizer.beta2=-0.5"}, "optimizer.beta2"},
+        BadConfigCase{{"optimizer.eps=0"}, "optimizer.eps"},
+        BadConfigCase{{"optimizer.weight_decay=-1"}, "optimizer.weight_decay"},
+        BadConfigCase{{"optimizer.grad_clip=-1"}, "optimizer.grad_clip"},
+        BadConfigCase{{"schedule.warmup_steps=2000"},
+                      "schedule.warmup_steps (2000) must be ≤ train.steps (1000)"},
+        BadConfigCase{{"schedule.warmup_steps=-1"}, "schedule.warmup_steps must be ≥ 0"},
+        BadConfigCase{{"schedule.wsd_decay_fraction=1.5"}, "schedule.wsd_decay_fraction"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    TrainDataParallelLogging, BadConfigTest,
+    ::testing::Values(
+        BadConfigCase{{"train.steps=0"}, "train.steps must be ≥ 1"},
+        BadConfigCase{{"train.micro_batch_size=0"}, "train.micro_batch_size must be ≥ 1"},
+        BadConfigCase{{"train.grad_accum_steps=0"}, "train.grad_accum_steps must be ≥ 1"},
+        BadConfigCase{{"train.eval_interval=-1"}, "train.eval_interval must be ≥ 0"},
+        BadConfigCase{{"train.eval_steps=0"}, "train.eval_steps must be ≥ 1"},
+        BadConfigCase{{"data.source=token_file"}, "data.token_file_path must be set"},
+        BadConfigCase{
+            {"data.source=token_file", "data.token_file_path=x.bin", "data.eval_fraction=0"},
+            "data.eval_fraction must be > 0"},
+        BadConfigCase{
+            {"data.source=token_file", "data.token_file_path=x.bin", "data.eval_fraction=1"},
+            "data.eval_fraction must be in [0, 1)"},
+        BadConfigCase{{"data.synthetic_branching=9000"},
+                      "data.synthetic_branching (9000) must be ≤ model.vocab_size (8192)"},
+        BadConfigCase{{"data.synthetic_branching=0"}, "data.synthetic_branching must be ≥ 1"},
+        BadConfigCase{{"parallel.tp=2"}, "parallel.tp=2 needs 2 ranks"},
+        BadConfigCase{{"parallel.ep=4"}, "parallel.ep=4 needs 4 ranks"},
+        BadConfigCase{{"parallel.tp=2", "parallel.ep=2"},
+                      "parallel.tp=2 × parallel.ep=2 needs 4 ranks"},
+        BadConfigCase{{"parallel.ep=3"},
+                      "model.n_experts (8) must be divisible by parallel.ep (3)"},
+        BadConfigCase{{"parallel.ep=2", "model.ffn=dense"}, "model.ffn is dense"},
+        BadConfigCase{{"parallel.tp=3"}, "model.n_heads (4) must be divisible by parallel.tp (3)"},
+        BadConfigCase{{"parallel.tp=0"}, "parallel.tp must be ≥ 1"},
+        BadConfigCase{{"parallel.threads=-1"}, "parallel.threads must be ≥ 0"},
+        BadConfigCase{{"checkpoint.interval=-1"}, "checkpoint.interval must be ≥ 0"},
+        BadConfigCase{{"logging.interval=0"}, "logging.interval must be ≥ 1"}));
+
+TEST(ValidateTrainConfigTest, AcceptsConsistentConfigs) {
+  EXPECT_TRUE(ValidateTrainConfig(config::TrainConfig()).ok());
+  config::TrainConfig dense;
+  dense.mutable_model()->set_ffn(config::ModelSection::dense);
+  dense.mutable_model()->set_top_k(0);  // ignored without experts
+  dense.mutable_model()->set_d_low(0);
+  EXPECT_TRUE(ValidateTrainConfig(dense).ok()) << ValidateTrainConfig(dense);
+  config::TrainConfig moe;
+  moe.mutable_model()->set_ffn(config::ModelSection::moe);
+  moe.mutable_model()->set_d_low(0);  // AoE only
+  EXPECT_TRUE(ValidateTrainConfig(moe).ok()) << ValidateTrainConfig(moe);
+  config::TrainConfig warmup_all;
+  warmup_all.mutable_train()->set_steps(10);
+  warmup_all.mutable_schedule()->set_warmup_steps(10);
+  EXPECT_TRUE(ValidateTrainConfig(warmup_all).ok());
+}
+
+TEST(ValidateTrainConfigTest, ParallelLayoutMustFitTheWorld) {
+  config::TrainConfig c;
+  c.mutable_parallel()->set_tp(2);
+  c.mutable_parallel()->set_ep(2);
+  EXPECT_TRUE(ValidateTrainConfig(c, /*world_size=*/4).ok());
+  EXPECT_TRUE(ValidateTrainConfig(c, /*world_size=*/8).ok());  // dp = 4
+  const absl::Status six = ValidateTrainConfig(c, /*world_size=*/6);
+  EXPECT_THAT(std::string(six.message()), HasSubstr("this run has 6 ranks"));
+}
+
+}  // namespace
+}  // namespace aoetron
