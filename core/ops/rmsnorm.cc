@@ -14,6 +14,7 @@ void CheckRmsNormOperands(const char* op, const Tensor& x, const Tensor& weight,
   CheckFloat(op, "x", x);
   CheckRank(op, "x", x, 2);
   const int64_t n = x.dim(0), d = x.dim(1);
+  AOETRON_CHECK(d >= 1) << op << ": x needs at least one column, got " << x.DebugString();
   CheckDType(op, "weight", weight, x.dtype());
   CheckShapeEq(op, "weight", weight, {d});
   CheckDType(op, "rstd", rstd, x.dtype());

@@ -90,16 +90,20 @@ double At(const Tensor& t, int64_t i) {
                << "forward returned " << plus.size() << " outputs for " << projections.size()
                << " projections";
       }
-      double numeric = 0.0;
+      double numeric = 0.0, rounding = 0.0;
       for (size_t k = 0; k < projections.size(); ++k) {
         const double* r = projections[k].data<double>();
         const double* yp = plus[k].data<double>();
         const double* ym = minus[k].data<double>();
-        for (int64_t j = 0; j < projections[k].numel(); ++j) numeric += (yp[j] - ym[j]) * r[j];
+        for (int64_t j = 0; j < projections[k].numel(); ++j) {
+          numeric += (yp[j] - ym[j]) * r[j];
+          if (yp[j] != ym[j]) rounding += (std::abs(yp[j]) + std::abs(ym[j])) * std::abs(r[j]);
+        }
       }
       numeric /= 2.0 * kStep;
+      rounding *= kRoundingUlps * std::numeric_limits<double>::epsilon() / (2.0 * kStep);
       const double analytic = input.analytic.data<double>()[i];
-      const double tol = kRelTol * std::abs(numeric) + kAbsTolFraction * scale;
+      const double tol = kRelTol * std::abs(numeric) + kAbsTolFraction * scale + rounding;
       if (!(std::abs(analytic - numeric) <= tol)) {
         if (++failures <= 5) {
           report << "\n  " << input.name << "[" << i << "]: analytic " << analytic

@@ -14,6 +14,11 @@
 // transposed product, factor of 2) is off by O(1). The check uses 1e-6 relative with an
 // absolute floor of 1e-8 · max|gradient| for elements whose gradient happens to be near zero:
 // three orders above the noise, many orders below any real error.
+// One more absolute term covers derivatives that are small next to the outputs they come from
+// (RMSNorm with d = 1 is y ≈ ±w with dy/dx ≈ 1e-5): each output carries a rounding error of a
+// few ulps of itself, so the difference quotient carries ≤ kRoundingUlps·ε·Σ_j |y_j R_j| / 2h
+// over the outputs that moved (kRoundingUlps = 16 bounds the handful of rounded operations per
+// output). It is ~2e-9 per moved O(1) output: below 1e-6 relative for O(1) derivatives.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -31,6 +36,7 @@ namespace aoetron::optest {
 constexpr double kStep = 1e-6;
 constexpr double kRelTol = 1e-6;
 constexpr double kAbsTolFraction = 1e-8;
+constexpr double kRoundingUlps = 16;
 
 // A seed per test run, from AOETRON_TEST_SEED if set (to reproduce a failure), else random.
 // Tests wrap their body in SCOPED_TRACE(SeedTrace(seed)) so a failure prints it.

@@ -8,14 +8,14 @@
 //              D_i = Σ_c dO[i, c] O[i, c]  (= Σ_j P[i, j] dP[i, j], the softmax's row term)
 //              dS = P ⊙ (dP − D),  dQ = s · dS K,  dK = dSᵀ Q'   (= s · dSᵀ Q)
 //
-// How the products run. A call inside an OpenMP region cannot usefully call the threaded BLAS
-// (oneDNN runs single-threaded there, and per-(b,h) matrices of 256×64 are small enough that a
-// library call's packing and dispatch are a large share of the work), and the causal mask halves
-// the FLOPs only if the loops know about it. So each thread owns whole (b, h) problems and runs
-// them with the register-tiled loop below (Tile): an R×W block of the output held in vector
-// registers while k streams through, written with GCC/Clang vector extensions so it is the same
-// code for f32 (16 lanes) and f64 (8 lanes). Measured on the 2-core dev VM at the bench shape
-// B=8, T=256, H=4, hd=64, f32: see the report in tests/core/attention_test.cc (Timing test).
+// How the products run. Each thread owns whole (b, h) problems and runs their products with the
+// register-tiled loop below (Tile): an R×W block of the output held in vector registers while k
+// streams through, written with GCC/Clang vector extensions so the same code serves f32 (16
+// lanes) and f64 (8 lanes). Chosen by measurement over calling ops::Gemm per head: inside an
+// OpenMP region oneDNN's sgemm runs single-threaded, it cannot skip the masked half of Q Kᵀ,
+// and at 256×256×64 its per-call packing is a large share of the work. On the 2-core dev VM
+// (f32, B=8, T=256, H=4, hd=64, one thread): forward with two dnnl_sgemm per head 4.0 ms, this
+// kernel 3.1 ms; forward + backward with 2 threads ≈ 5 ms (≈ 190 GFLOP/s of causal work).
 //
 // Every operand of a (b, h) is first copied into per-thread scratch, zero-padded to whole tiles:
 // Q', K, dO row-major [Tp, hdp]; Kᵀ and Vᵀ [hdp, Tp] (so S and dP stream rows of Kᵀ, Vᵀ);
@@ -68,9 +68,9 @@ constexpr int64_t kSeqAlign = 64;
 
 int64_t RoundUp(int64_t x, int64_t unit) { return (x + unit - 1) / unit * unit; }
 
-// C[r, c] (+)= Σ_{k ∈ [k0, k1)} A(r, k) · B[k, c]   for r < kRows, c < kVecs·lanes, where
+// C[r, c] = Σ_{k ∈ [k0, k1)} A(r, k) · B[k, c]   for r < kRows, c < kVecs·lanes, where
 // A(r, k) = a[r·a_row + k·a_step] and B has row stride ldb. Strided A covers both A and Aᵀ.
-template <typename T, bool kAccumulate>
+template <typename T>
 inline void Tile(int64_t k0, int64_t k1, const T* a, int64_t a_row, int64_t a_step, const T* b,
                  int64_t ldb, T* c, int64_t ldc) {
   using V = typename Simd<T>::V;
@@ -96,13 +96,7 @@ inline void Tile(int64_t k0, int64_t k1, const T* a, int64_t a_row, int64_t a_st
   for (int r = 0; r < kRows; ++r) {
 #pragma GCC unroll 16
     for (int v = 0; v < kVecs; ++v) {
-      T* dst = c + r * ldc + v * kLanes;
-      if constexpr (kAccumulate) {
-        V old;
-        std::memcpy(&old, dst, sizeof(V));
-        acc[r][v] += old;
-      }
-      std::memcpy(dst, &acc[r][v], sizeof(V));
+      std::memcpy(c + r * ldc + v * kLanes, &acc[r][v], sizeof(V));
     }
   }
 }
@@ -150,13 +144,22 @@ void PackRows(const T* src, int64_t stride, int64_t seq, int64_t hd, T scale, T*
 
 // dst[c, t] = src[t·stride + c] (transposed) for t < seq, c < hd; zero elsewhere in
 // [dim_pad, seq_pad].
+// Done in 16×16 blocks: a plain loop that writes one column of dst per token touches hd cache
+// lines per token and measured as a quarter of the backward's time; within a block both sides
+// stay in L1.
 template <typename T>
 void PackTransposed(const T* src, int64_t stride, int64_t seq, int64_t hd, T* dst, int64_t seq_pad,
                     int64_t dim_pad) {
+  constexpr int64_t kBlock = 16;
   std::fill(dst, dst + dim_pad * seq_pad, T(0));
-  for (int64_t t = 0; t < seq; ++t) {
-    const T* s = src + t * stride;
-    for (int64_t c = 0; c < hd; ++c) dst[c * seq_pad + t] = s[c];
+  for (int64_t t0 = 0; t0 < seq; t0 += kBlock) {
+    const int64_t t1 = std::min(seq, t0 + kBlock);
+    for (int64_t c0 = 0; c0 < hd; c0 += kBlock) {
+      const int64_t c1 = std::min(hd, c0 + kBlock);
+      for (int64_t c = c0; c < c1; ++c) {
+        for (int64_t t = t0; t < t1; ++t) dst[c * seq_pad + t] = src[t * stride + c];
+      }
+    }
   }
 }
 
@@ -187,7 +190,7 @@ void CausalAttentionForward(const T* qkv, int64_t batch, int64_t seq, int64_t he
         const int64_t key_cols = RoundUp(keys, kCols);
         // S rows i0 … i0+kRows−1 = Q' Kᵀ over the key columns up to the diagonal.
         for (int64_t j0 = 0; j0 < key_cols; j0 += kCols) {
-          Tile<T, false>(0, hdp, q.data + i0 * hdp, hdp, 1, kt.data + j0, tp, p.data + j0, tp);
+          Tile<T>(0, hdp, q.data + i0 * hdp, hdp, 1, kt.data + j0, tp, p.data + j0, tp);
         }
         // Masked softmax per row: P[i, j] = e^(S[i,j] − m) / Σ, zero for j > i.
         for (int r = 0; r < kRows; ++r) {
@@ -199,7 +202,7 @@ void CausalAttentionForward(const T* qkv, int64_t batch, int64_t seq, int64_t he
           }
           T max = pr[0];
 #pragma omp simd reduction(max : max)
-          for (int64_t j = 0; j <= i; ++j) max = std::max(max, pr[j]);
+          for (int64_t j = 0; j <= i; ++j) max = pr[j] > max ? pr[j] : max;  // vectorises
           T sum = 0;
 #pragma omp simd reduction(+ : sum)
           for (int64_t j = 0; j <= i; ++j) {
@@ -214,7 +217,7 @@ void CausalAttentionForward(const T* qkv, int64_t batch, int64_t seq, int64_t he
         }
         // O rows = P V over keys [0, keys).
         for (int64_t c0 = 0; c0 < hdp; c0 += kCols) {
-          Tile<T, false>(0, keys, p.data, tp, 1, v.data + c0, hdp, o.data + c0, hdp);
+          Tile<T>(0, keys, p.data, tp, 1, v.data + c0, hdp, o.data + c0, hdp);
         }
         for (int64_t i = i0; i < keys; ++i) {
           std::memcpy(out_bh + i * layout.out_token_stride(), o.data + (i - i0) * hdp,
@@ -267,9 +270,8 @@ void CausalAttentionBackward(const T* dout, const T* qkv, const T* out, const T*
         T* ds_rows = ds.data + i0 * tp;
         // S → p rows, dP = dO Vᵀ → ds rows, over the key columns up to the diagonal.
         for (int64_t j0 = 0; j0 < key_cols; j0 += kCols) {
-          Tile<T, false>(0, hdp, q.data + i0 * hdp, hdp, 1, kt.data + j0, tp, p_rows + j0, tp);
-          Tile<T, false>(0, hdp, dout_rows.data + i0 * hdp, hdp, 1, vt.data + j0, tp, ds_rows + j0,
-                         tp);
+          Tile<T>(0, hdp, q.data + i0 * hdp, hdp, 1, kt.data + j0, tp, p_rows + j0, tp);
+          Tile<T>(0, hdp, dout_rows.data + i0 * hdp, hdp, 1, vt.data + j0, tp, ds_rows + j0, tp);
         }
         // P = e^(S − lse), dS = P ⊙ (dP − D), both zero above the diagonal.
         for (int r = 0; r < kRows; ++r) {
@@ -293,7 +295,7 @@ void CausalAttentionBackward(const T* dout, const T* qkv, const T* out, const T*
         }
         // dQ rows = s · dS K over keys [0, keys), added into dqkv's q part.
         for (int64_t c0 = 0; c0 < hdp; c0 += kCols) {
-          Tile<T, false>(0, keys, ds_rows, tp, 1, k.data + c0, hdp, grad.data + c0, hdp);
+          Tile<T>(0, keys, ds_rows, tp, 1, k.data + c0, hdp, grad.data + c0, hdp);
         }
         for (int64_t i = i0; i < keys; ++i) {
           T* dst = dq_bh + i * stride;
@@ -312,7 +314,7 @@ void CausalAttentionBackward(const T* dout, const T* qkv, const T* out, const T*
           const T* a = (part == 1 ? ds.data : p.data) + j0;
           const T* b_rows = part == 1 ? q.data : dout_rows.data;
           for (int64_t c0 = 0; c0 < hdp; c0 += kCols) {
-            Tile<T, false>(j0, seq, a, 1, tp, b_rows + c0, hdp, grad.data + c0, hdp);
+            Tile<T>(j0, seq, a, 1, tp, b_rows + c0, hdp, grad.data + c0, hdp);
           }
           T* dst_bh = part == 1 ? dk_bh : dv_bh;
           for (int64_t r = 0; r < rows; ++r) {

@@ -22,6 +22,7 @@ void RowSoftmaxForward(const T* x, int64_t n, int64_t m, T* y) {
     const T* xr = x + row * m;
     T* yr = y + row * m;
     T max = xr[0];
+#pragma omp simd reduction(max : max)
     for (int64_t j = 1; j < m; ++j) max = xr[j] > max ? xr[j] : max;
     T sum = 0;
 #pragma omp simd reduction(+ : sum)
