@@ -57,6 +57,8 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Create(BpeVocabulary
       t->pair_to_merged_.emplace(PairKey(left->second, right->second), id);
     }
   }
+  t->token_lookup_ = TokenLookup(std::vector<std::pair<std::string, int32_t>>(
+      t->id_of_bytes_.begin(), t->id_of_bytes_.end()));
   // Longest names first, so that a special token that contains another wins.
   std::sort(t->specials_.begin(), t->specials_.end(),
             [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
@@ -80,9 +82,9 @@ void BpeTokenizer::Encode(std::string_view text, std::vector<int32_t>* ids) cons
       ids->push_back(byte_to_id_[static_cast<uint8_t>(piece[0])]);
       continue;
     }
-    auto it = id_of_bytes_.find(ToAbsl(piece));
-    if (it != id_of_bytes_.end()) {
-      ids->push_back(it->second);
+    const int32_t id = token_lookup_.Find(piece);
+    if (id >= 0) {
+      ids->push_back(id);
     } else if (piece.size() <= kShortPieceBytes) {
       MergePiece(piece, ids);
     } else {

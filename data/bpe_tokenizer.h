@@ -28,6 +28,7 @@
 #include "absl/status/statusor.h"
 #include "absl/types/span.h"
 #include "data/bpe_vocabulary.h"
+#include "data/token_lookup.h"
 
 namespace aoetron::data {
 
@@ -74,6 +75,7 @@ class BpeTokenizer {
   int32_t end_of_text_id_ = -1;
   int32_t byte_to_id_[256];
   absl::flat_hash_map<std::string, int32_t> id_of_bytes_;  // ordinary tokens only
+  TokenLookup token_lookup_;                               // the same, fast
   absl::flat_hash_map<uint64_t, int32_t> pair_to_merged_;
   std::vector<std::pair<std::string, int32_t>> specials_;  // (name, id)
 };

@@ -9,7 +9,14 @@ namespace {
 size_t RunEnd(std::string_view text, size_t pos, CharClass cls) {
   const char* base = text.data();
   const char* end = base + text.size();
+  const uint8_t ascii_class = static_cast<uint8_t>(cls);
   while (pos < text.size()) {
+    const unsigned char b = static_cast<unsigned char>(base[pos]);
+    if (b < 0x80) {  // fast path: most text is ASCII
+      if (kAsciiCharClass[b] != ascii_class) break;
+      ++pos;
+      continue;
+    }
     DecodedChar c = DecodeUtf8Char(base + pos, end);
     if (c.char_class != cls) break;
     pos += c.length;

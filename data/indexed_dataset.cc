@@ -13,16 +13,21 @@ absl::Status Bad(const std::string& path, uint64_t offset, const std::string& wh
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<IndexedDataset>> IndexedDataset::Open(const std::string& prefix) {
+  absl::StatusOr<std::unique_ptr<MappedFile>> idx = MappedFile::Open(prefix + ".idx");
+  if (!idx.ok()) return idx.status();
+  absl::StatusOr<std::unique_ptr<MappedFile>> bin = MappedFile::Open(prefix + ".bin");
+  if (!bin.ok()) return bin.status();
+  return FromFiles(prefix, *std::move(idx), *std::move(bin));
+}
+
+absl::StatusOr<std::unique_ptr<IndexedDataset>> IndexedDataset::FromFiles(
+    const std::string& prefix, std::unique_ptr<MappedFile> idx, std::unique_ptr<MappedFile> bin) {
   std::unique_ptr<IndexedDataset> ds(new IndexedDataset());
   ds->prefix_ = prefix;
   const std::string idx_path = prefix + ".idx";
   const std::string bin_path = prefix + ".bin";
-  absl::StatusOr<std::unique_ptr<MappedFile>> idx = MappedFile::Open(idx_path);
-  if (!idx.ok()) return idx.status();
-  ds->idx_ = *std::move(idx);
-  absl::StatusOr<std::unique_ptr<MappedFile>> bin = MappedFile::Open(bin_path);
-  if (!bin.ok()) return bin.status();
-  ds->bin_ = *std::move(bin);
+  ds->idx_ = std::move(idx);
+  ds->bin_ = std::move(bin);
 
   const char* p = ds->idx_->data();
   const size_t size = ds->idx_->size();

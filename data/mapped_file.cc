@@ -46,8 +46,16 @@ absl::StatusOr<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& 
   return std::unique_ptr<MappedFile>(new MappedFile(path, static_cast<const char*>(p), size));
 }
 
+std::unique_ptr<MappedFile> MappedFile::FromBytes(std::string path, std::string bytes) {
+  std::unique_ptr<MappedFile> f(new MappedFile(std::move(path), kEmpty, 0));
+  f->owned_ = std::move(bytes);
+  f->data_ = f->owned_.empty() ? kEmpty : f->owned_.data();
+  f->size_ = f->owned_.size();
+  return f;
+}
+
 MappedFile::~MappedFile() {
-  if (size_ > 0) ::munmap(const_cast<char*>(data_), size_);
+  if (size_ > 0 && owned_.empty()) ::munmap(const_cast<char*>(data_), size_);
 }
 
 }  // namespace aoetron::data

@@ -17,6 +17,8 @@ class MappedFile {
  public:
   // NotFound when the file does not exist; Internal for other system errors. Both name the path.
   static absl::StatusOr<std::unique_ptr<MappedFile>> Open(const std::string& path);
+  // In-memory contents under a path name (for tests and fuzzing): behaves like a mapped file.
+  static std::unique_ptr<MappedFile> FromBytes(std::string path, std::string bytes);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -31,6 +33,7 @@ class MappedFile {
   std::string path_;
   const char* data_;
   size_t size_;
+  std::string owned_;  // FromBytes only
 };
 
 }  // namespace aoetron::data

@@ -30,6 +30,18 @@ const BmpTable kBmp;
 
 }  // namespace
 
+const uint8_t kAsciiCharClass[128] = {
+    // \t \n \v \f \r are whitespace, as are the space; digits are numbers; letters letters.
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 3, 3, 3, 3, 0, 0,  // 0x00
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // 0x10
+    3, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  // 0x20
+    2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0,  // 0x30
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  // 0x40
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,  // 0x50
+    0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,  // 0x60
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0,  // 0x70
+};
+
 CharClass ClassifyCodePoint(char32_t cp) {
   if (cp < 0x10000) return static_cast<CharClass>(kBmp.classes[cp]);
   auto it = std::upper_bound(std::begin(kRanges), std::end(kRanges), cp,
@@ -39,11 +51,10 @@ CharClass ClassifyCodePoint(char32_t cp) {
   return cp <= it->last ? static_cast<CharClass>(it->char_class) : CharClass::kOther;
 }
 
-DecodedChar DecodeUtf8Char(const char* p, const char* end) {
+DecodedChar DecodeNonAsciiUtf8Char(const char* p, const char* end) {
   const auto* s = reinterpret_cast<const unsigned char*>(p);
   const size_t avail = static_cast<size_t>(end - p);
   const unsigned char b0 = s[0];
-  if (b0 < 0x80) return {b0, 1, static_cast<CharClass>(kBmp.classes[b0])};
   constexpr DecodedChar kInvalid{0xFFFD, 1, CharClass::kOther};
   auto cont = [&](size_t i) { return i < avail && (s[i] & 0xC0) == 0x80; };
   char32_t cp;

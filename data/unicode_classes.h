@@ -30,8 +30,18 @@ struct DecodedChar {
   CharClass char_class;
 };
 
+// Classes of the ASCII characters (the common case, inlined).
+extern const uint8_t kAsciiCharClass[128];
+
+// The non-ASCII part of DecodeUtf8Char.
+DecodedChar DecodeNonAsciiUtf8Char(const char* p, const char* end);
+
 // Decodes the character starting at `p` (p < end). Never reads at or past `end`.
-DecodedChar DecodeUtf8Char(const char* p, const char* end);
+inline DecodedChar DecodeUtf8Char(const char* p, const char* end) {
+  const unsigned char b0 = static_cast<unsigned char>(*p);
+  if (b0 < 0x80) return {b0, 1, static_cast<CharClass>(kAsciiCharClass[b0])};
+  return DecodeNonAsciiUtf8Char(p, end);
+}
 
 // Returns the byte offset of the first invalid UTF-8 sequence in [data, data+size), or -1 when
 // the whole range is valid UTF-8.
