@@ -97,6 +97,10 @@ int main(int argc, char** argv) {
     return absl::StrContains(file, "train_main");
   };
   usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  usage_config.normalize_filename = [](absl::string_view file) {
+    const size_t launcher = file.rfind("launcher/");
+    return std::string(launcher == absl::string_view::npos ? file : file.substr(launcher));
+  };
   absl::SetFlagsUsageConfig(usage_config);
   absl::SetProgramUsageMessage(kUsage);
 
