@@ -117,6 +117,14 @@ TEST(TopK, BackwardMatchesFiniteDifferences) {
     return std::vector<Tensor>{v};
   };
   EXPECT_TRUE(CheckGradients(forward, {r}, {{"scores", scores, dscores}}));
+  // The f32 path selects the same entries (the scores are 0.1 apart) and routes the same values.
+  Tensor values32 = Tensor::Empty({n, k}, DType::kF32),
+         indices32 = Tensor::Empty({n, k}, DType::kI32);
+  ops::TopK(ToF32(scores), k, values32, indices32);
+  EXPECT_TRUE(BitwiseEqual("indices f32 vs f64", indices32, indices));
+  Tensor dscores32 = Tensor::Zeros({n, m}, DType::kF32);
+  ops::TopKBackward(ToF32(r), indices32, dscores32);
+  EXPECT_TRUE(NormwiseClose("dscores f32 vs f64", dscores32, dscores, 6e-8));  // one rounding
   ExpectAccumulates([&] { ops::TopKBackward(r, indices, dscores); }, {dscores}, rng);
 }
 
