@@ -1,6 +1,7 @@
 #include "data/bpe_tokenizer.h"
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cstring>
 #include <queue>
@@ -17,9 +18,42 @@ namespace {
 // whitespace or symbols, long words in unusual scripts) use a heap.
 constexpr size_t kShortPieceBytes = 64;
 
+// The per-thread cache of merged pieces: piece -> [begin, end) in `ids`. Emptied when it grows
+// past kMaxEntries, so memory stays bounded (a few MiB per thread).
+struct MergeCache {
+  static constexpr size_t kMaxEntries = 1 << 16;
+  uint64_t owner = 0;
+  absl::flat_hash_map<std::string, std::pair<uint32_t, uint32_t>> spans;
+  std::vector<int32_t> ids;
+};
+thread_local MergeCache merge_cache;
+
+std::atomic<uint64_t> next_instance_id{1};
+
 }  // namespace
 
-BpeTokenizer::BpeTokenizer(BpeVocabulary vocab) : vocab_(std::move(vocab)) {}
+BpeTokenizer::BpeTokenizer(BpeVocabulary vocab)
+    : vocab_(std::move(vocab)), instance_id_(next_instance_id++) {}
+
+void BpeTokenizer::MergePieceCached(std::string_view piece, std::vector<int32_t>* ids) const {
+  MergeCache& cache = merge_cache;
+  if (cache.owner != instance_id_ || cache.spans.size() >= MergeCache::kMaxEntries) {
+    cache.owner = instance_id_;
+    cache.spans.clear();
+    cache.ids.clear();
+  }
+  auto it = cache.spans.find(ToAbsl(piece));
+  if (it != cache.spans.end()) {
+    ids->insert(ids->end(), cache.ids.begin() + it->second.first,
+                cache.ids.begin() + it->second.second);
+    return;
+  }
+  const size_t before = ids->size();
+  MergePiece(piece, ids);
+  const uint32_t begin = static_cast<uint32_t>(cache.ids.size());
+  cache.ids.insert(cache.ids.end(), ids->begin() + before, ids->end());
+  cache.spans.emplace(ToAbsl(piece), std::make_pair(begin, static_cast<uint32_t>(cache.ids.size())));
+}
 
 absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Create(BpeVocabulary vocab) {
   if (vocab.is_special.size() != vocab.tokens.size()) {
@@ -86,7 +120,7 @@ void BpeTokenizer::Encode(std::string_view text, std::vector<int32_t>* ids) cons
     if (id >= 0) {
       ids->push_back(id);
     } else if (piece.size() <= kShortPieceBytes) {
-      MergePiece(piece, ids);
+      MergePieceCached(piece, ids);
     } else {
       MergeLongPiece(piece, ids);
     }

@@ -14,6 +14,9 @@
 // Special tokens are never produced by Encode, even when the text contains "<|endoftext|>" (that
 // text encodes as ordinary characters). EncodeAllowingSpecial recognises them.
 //
+// Pieces that need merging are remembered in a per-thread cache (thread_local, bounded, keyed
+// by tokenizer instance), as tiktoken-style encoders do: real text repeats its rare words.
+//
 // Thread safety: a BpeTokenizer is immutable after construction; all const methods may be called
 // from many threads at once.
 #pragma once
@@ -71,7 +74,11 @@ class BpeTokenizer {
            static_cast<uint32_t>(right);
   }
 
+  // MergePiece through the calling thread's cache.
+  void MergePieceCached(std::string_view piece, std::vector<int32_t>* ids) const;
+
   BpeVocabulary vocab_;
+  uint64_t instance_id_ = 0;  // distinguishes tokenizers in the per-thread merge cache
   int32_t end_of_text_id_ = -1;
   int32_t byte_to_id_[256];
   absl::flat_hash_map<std::string, int32_t> id_of_bytes_;  // ordinary tokens only

@@ -51,6 +51,14 @@ TEST(Gpt2Pretokenizer, UnicodeClasses) {
   EXPECT_EQ(Split("naïve café"), (Pieces{"naïve", " café"}));
 }
 
+TEST(Gpt2Pretokenizer, AsciiFastPathAgreesWithTheGeneratedTable) {
+  for (int c = 0; c < 128; ++c) {
+    EXPECT_EQ(static_cast<CharClass>(kAsciiCharClass[c]), ClassifyCodePoint(c)) << c;
+    const char byte = static_cast<char>(c);
+    EXPECT_EQ(DecodeUtf8Char(&byte, &byte + 1).char_class, ClassifyCodePoint(c));
+  }
+}
+
 TEST(Gpt2Pretokenizer, InvalidUtf8BytesAreOtherCharacters) {
   // 0xff and a lone continuation byte join the run of symbols; the pieces still cover the text.
   std::string text = "ab\xff\x80!cd \xc3";
