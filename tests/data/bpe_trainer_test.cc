@@ -19,8 +19,8 @@ std::vector<std::string> Corpus() {
   // Words of random syllables (a few hundred of them, skewed towards the first) so that merges
   // have clear winners and there are enough pairs for a few hundred merges; some Unicode too.
   std::mt19937_64 rng(11);
-  const std::vector<std::string> syllables = {"the", "ka", "ro", "mi", "ex", "pert", "da",
-                                              "ta", "to", "ken", "ï", "数", "据", "42", "'s"};
+  const std::vector<std::string> syllables = {"the", "ka",  "ro", "mi", "ex", "pert", "da", "ta",
+                                              "to",  "ken", "ï",  "数", "据", "42",   "'s"};
   std::vector<std::string> words;
   for (int w = 0; w < 400; ++w) {
     std::string word;
@@ -110,8 +110,8 @@ TEST(TokenizerFiles, ErrorsNameTheFileAndPlace) {
   for (int id = 0; id < 256; ++id) {
     if (id > 0) encoder += ", ";
     std::string text = BytesToMappedText(std::string(1, ByteAtRank(id)));
-    encoder += "\"" + (text == "\"" ? "\\\"" : text == "\\" ? "\\\\" : text) + "\": " +
-               std::to_string(id);
+    if (text == "\"" || text == "\\") text = "\\" + text;
+    encoder.append("\"").append(text).append("\": ").append(std::to_string(id));
   }
   const std::string good = encoder + ", \"Ġt\": 256}";
   ASSERT_TRUE(ParseGpt2TokenizerFiles(good, "e.json", "#version: 0.2\nĠ t\n", "v.bpe").ok());
@@ -119,8 +119,7 @@ TEST(TokenizerFiles, ErrorsNameTheFileAndPlace) {
     EXPECT_FALSE(r.ok());
     return std::string(ToStd(r.status().message()));
   };
-  EXPECT_NE(message(ParseGpt2TokenizerFiles(good, "e.json", "#version: 0.2\nĠ t\nĠ x y\n",
-                                            "v.bpe"))
+  EXPECT_NE(message(ParseGpt2TokenizerFiles(good, "e.json", "#version: 0.2\nĠ t\nĠ x y\n", "v.bpe"))
                 .find("v.bpe: line 3"),
             std::string::npos);
   EXPECT_NE(message(ParseGpt2TokenizerFiles(good, "e.json", "Ġ q\n", "v.bpe"))
@@ -135,11 +134,12 @@ TEST(TokenizerFiles, ErrorsNameTheFileAndPlace) {
   EXPECT_NE(message(ParseGpt2TokenizerFiles("{\"a\": 0}", "e.json", "", "v"))
                 .find("no token for the single byte"),
             std::string::npos);
-  EXPECT_NE(message(ParseGpt2TokenizerFiles(good + "x", "e.json", "", "v"))
-                .find("unexpected text after"),
-            std::string::npos);
-  EXPECT_NE(message(ReadGpt2TokenizerFiles("/nonexistent/dir")).find("/nonexistent/dir/encoder.json"),
-            std::string::npos);
+  EXPECT_NE(
+      message(ParseGpt2TokenizerFiles(good + "x", "e.json", "", "v")).find("unexpected text after"),
+      std::string::npos);
+  EXPECT_NE(
+      message(ReadGpt2TokenizerFiles("/nonexistent/dir")).find("/nonexistent/dir/encoder.json"),
+      std::string::npos);
 }
 
 }  // namespace

@@ -78,7 +78,8 @@ TEST_F(CorpusTokenizerTest, DocumentsInOrderEachEndingWithEndOfText) {
 TEST_F(CorpusTokenizerTest, ShardsAndThreadsDoNotChangeTheTokens) {
   // A long multi-line document so that it is cut into parts encoded in parallel.
   std::string big;
-  for (int i = 0; i < 60000; ++i) big += "Line " + std::to_string(i) + " of the text, with words.\n";
+  for (int i = 0; i < 60000; ++i)
+    big += "Line " + std::to_string(i) + " of the text, with words.\n";
   testing::WriteFile(dir_ + "/corpus/big.txt", big);
   ASSERT_TRUE(Run({dir_ + "/corpus"}, dir_ + "/one/ds", 1, int64_t{1} << 30).ok());
   auto report = Run({dir_ + "/corpus"}, dir_ + "/many/ds", 2, 1024);

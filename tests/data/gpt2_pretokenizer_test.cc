@@ -23,8 +23,8 @@ TEST(Gpt2Pretokenizer, WordsTakeOneLeadingSpace) {
 
 TEST(Gpt2Pretokenizer, Contractions) {
   EXPECT_EQ(Split("I'm don't we'll they're I've he'd it's"),
-            (Pieces{"I", "'m", " don", "'t", " we", "'ll", " they", "'re", " I", "'ve", " he",
-                    "'d", " it", "'s"}));
+            (Pieces{"I", "'m", " don", "'t", " we", "'ll", " they", "'re", " I", "'ve", " he", "'d",
+                    " it", "'s"}));
   EXPECT_EQ(Split("IT'S"), (Pieces{"IT", "'", "S"}));  // uppercase is not a contraction
   EXPECT_EQ(Split("''s"), (Pieces{"''", "s"}));
 }
@@ -43,7 +43,7 @@ TEST(Gpt2Pretokenizer, WhitespaceBeforeTextLeavesItsLastCharacter) {
 TEST(Gpt2Pretokenizer, UnicodeClasses) {
   EXPECT_EQ(ClassifyCodePoint(U'é'), CharClass::kLetter);
   EXPECT_EQ(ClassifyCodePoint(U'中'), CharClass::kLetter);
-  EXPECT_EQ(ClassifyCodePoint(U'٣'), CharClass::kNumber);   // Arabic-Indic digit
+  EXPECT_EQ(ClassifyCodePoint(U'٣'), CharClass::kNumber);  // Arabic-Indic digit
   EXPECT_EQ(ClassifyCodePoint(U'\u3000'), CharClass::kSpace);
   EXPECT_EQ(ClassifyCodePoint(U'\uFEFF'), CharClass::kSpace);  // JavaScript's \s includes BOM
   EXPECT_EQ(ClassifyCodePoint(U'🌍'), CharClass::kOther);

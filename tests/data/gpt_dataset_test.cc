@@ -70,7 +70,7 @@ TEST(GptSampleIndex, SamplesAreConsecutiveWindowsOfTheShuffledStream) {
 
 TEST(GptSampleIndex, EpochsArePermutationsAndShufflesAreDeterministic) {
   std::vector<int32_t> lengths(50);
-  std::iota(lengths.begin(), lengths.end(), 1);  // 1275 tokens per epoch
+  std::iota(lengths.begin(), lengths.end(), 1);                // 1275 tokens per epoch
   auto a = BuildGptSampleIndex(Request(lengths, 32, 100, 7));  // needs 3 epochs
   auto b = BuildGptSampleIndex(Request(lengths, 32, 100, 7));
   auto c = BuildGptSampleIndex(Request(lengths, 32, 100, 8));
@@ -100,10 +100,10 @@ TEST(GptSampleIndex, EpochsArePermutationsAndShufflesAreDeterministic) {
 }
 
 TEST(GptSampleIndex, RejectsImpossibleRequests) {
-  EXPECT_FALSE(BuildGptSampleIndex(Request({0, 0}, 4, 0, 1)).ok());   // no tokens
-  EXPECT_FALSE(BuildGptSampleIndex(Request({3}, 4, 0, 1)).ok());      // less than one sample
-  EXPECT_FALSE(BuildGptSampleIndex(Request({30}, 0, 0, 1)).ok());     // seq_length 0
-  EXPECT_TRUE(BuildGptSampleIndex(Request({3}, 4, 10, 1)).ok());      // many epochs are fine
+  EXPECT_FALSE(BuildGptSampleIndex(Request({0, 0}, 4, 0, 1)).ok());  // no tokens
+  EXPECT_FALSE(BuildGptSampleIndex(Request({3}, 4, 0, 1)).ok());     // less than one sample
+  EXPECT_FALSE(BuildGptSampleIndex(Request({30}, 0, 0, 1)).ok());    // seq_length 0
+  EXPECT_TRUE(BuildGptSampleIndex(Request({3}, 4, 10, 1)).ok());     // many epochs are fine
 }
 
 TEST(GptDataset, GetSampleReadsTheIndexedTokensAcrossShardsOfSequences) {

@@ -11,10 +11,16 @@ void PutLE(std::string* out, uint64_t value, int bytes) {
 
 int ItemSize(uint8_t code) {
   switch (code) {
-    case 1: case 2: return 1;
-    case 3: case 8: return 2;
-    case 4: return 4;
-    default: return 8;
+    case 1:
+    case 2:
+      return 1;
+    case 3:
+    case 8:
+      return 2;
+    case 4:
+      return 4;
+    default:
+      return 8;
   }
 }
 
@@ -22,8 +28,8 @@ int ItemSize(uint8_t code) {
 
 std::string MegatronFixture::IdxBytes() const {
   std::string idx("MMIDIDX\0\0", 9);
-  PutLE(&idx, 1, 8);            // version
-  PutLE(&idx, dtype_code, 1);   // dtype
+  PutLE(&idx, 1, 8);           // version
+  PutLE(&idx, dtype_code, 1);  // dtype
   PutLE(&idx, sequences.size(), 8);
   PutLE(&idx, document_indices.size(), 8);
   for (const auto& s : sequences) PutLE(&idx, s.size(), 4);  // int32 lengths

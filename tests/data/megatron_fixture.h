@@ -11,9 +11,9 @@
 namespace aoetron::data::testing {
 
 struct MegatronFixture {
-  uint8_t dtype_code = 8;                     // uint16
+  uint8_t dtype_code = 8;                       // uint16
   std::vector<std::vector<int64_t>> sequences;  // token ids per sequence
-  std::vector<int64_t> document_indices;      // 0, ..., number of sequences
+  std::vector<int64_t> document_indices;        // 0, ..., number of sequences
 
   std::string IdxBytes() const;
   std::string BinBytes() const;

@@ -51,9 +51,9 @@ std::string MakeTempDir() {
   static std::atomic<int> counter{0};
   const ::testing::TestInfo* info = ::testing::UnitTest::GetInstance()->current_test_info();
   std::string name = info ? std::string(info->test_suite_name()) + "." + info->name() : "test";
-  std::filesystem::path dir = std::filesystem::temp_directory_path() /
-                              ("aoetron_data_" + std::to_string(getpid()) + "_" +
-                               std::to_string(counter++) + "_" + name);
+  std::filesystem::path dir =
+      std::filesystem::temp_directory_path() /
+      ("aoetron_data_" + std::to_string(getpid()) + "_" + std::to_string(counter++) + "_" + name);
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   AllTempDirs().paths.push_back(dir.string());

@@ -20,13 +20,26 @@ namespace {
 
 std::string RandomText(std::mt19937_64& rng) {
   static const std::vector<std::string> kFragments = {
-      "the", " the", "Hello", " world", "'s", "'ll", "'RE", "'ve", "'", "''", " '", "don't",
-      "123", " 4567", "3.14", "1,000", "!", "?!", "...", " --", "(", ")", "\"", "#", "@", "_",
-      " ", "  ", "   ", "\n", "\n\n", "\r\n", "\t", " \t ", "\u00a0", "\u2028", "\u3000",
-      "\ufeff", "\u0085", "\u180e", "\u200b", "\u000b", "\u000c", "\u001c", "é", " café",
-      "naïve", "Ünïcödé", "中文", " 日本語", "한국어", "Привет", " мир", "مرحبا", "١٢٣",
-      "हिन्दी", "e\u0301", "\u0301", "🌍", "👨‍👩‍👧", "🇪🇸", " 🙂", "𝔘𝔫𝔦", "𐍈", "Ⅻ", "½", "²",
-      "<|endoftext|>", "<|", "|>", "\\", "/", "~", "ﬁ", "ǅ", "ß", "İ"};
+      "the",     " the",    "Hello",  " world",
+      "'s",      "'ll",     "'RE",    "'ve",
+      "'",       "''",      " '",     "don't",
+      "123",     " 4567",   "3.14",   "1,000",
+      "!",       "?!",      "...",    " --",
+      "(",       ")",       "\"",     "#",
+      "@",       "_",       " ",      "  ",
+      "   ",     "\n",      "\n\n",   "\r\n",
+      "\t",      " \t ",    "\u00a0", "\u2028",
+      "\u3000",  "\ufeff",  "\u0085", "\u180e",
+      "\u200b",  "\u000b",  "\u000c", "\u001c",
+      "é",       " café",   "naïve",  "Ünïcödé",
+      "中文",    " 日本語", "한국어", "Привет",
+      " мир",    "مرحبا",   "١٢٣",    "हिन्दी",
+      "e\u0301", "\u0301",  "🌍",      "👨‍👩‍👧",
+      "🇪🇸",      " 🙂",   "𝔘𝔫𝔦",    "𐍈",
+      "Ⅻ",       "½",       "²",      "<|endoftext|>",
+      "<|",      "|>",      "\\",     "/",
+      "~",       "ﬁ",       "ǅ",      "ß",
+      "İ"};
   std::string text;
   const int parts = 1 + static_cast<int>(rng() % 40);
   for (int i = 0; i < parts; ++i) {
@@ -105,10 +118,9 @@ class TokenizerReferenceTest : public ::testing::Test {
     }
     json += "]";
     testing::WriteFile(dir + "/in.json", json);
-    const std::string command = "node '" + testing::RepoRoot() +
-                                "/tests/data/reference_encode.js' '" +
-                                testing::GptTokenizerPackageDir() + "' encode '" + dir +
-                                "/in.json' '" + dir + "/out.json'";
+    const std::string command =
+        "node '" + testing::RepoRoot() + "/tests/data/reference_encode.js' '" +
+        testing::GptTokenizerPackageDir() + "' encode '" + dir + "/in.json' '" + dir + "/out.json'";
     ASSERT_EQ(std::system(command.c_str()), 0) << command;
     absl::StatusOr<std::string> out = ReadFileToString(dir + "/out.json");
     ASSERT_TRUE(out.ok()) << out.status();
@@ -119,8 +131,8 @@ class TokenizerReferenceTest : public ::testing::Test {
       std::vector<int32_t> ours = tokenizer_->Encode(texts[i]);
       if (ours != expected[i]) {
         ++mismatches;
-        ADD_FAILURE() << "text " << i << " differs from gpt-tokenizer: "
-                      << std::string(texts[i].substr(0, 200));
+        ADD_FAILURE() << "text " << i
+                      << " differs from gpt-tokenizer: " << std::string(texts[i].substr(0, 200));
       }
     }
     std::filesystem::remove_all(dir);
