@@ -13,9 +13,11 @@
 //   grad.<param>              every gradient after it
 //   adamw.{lr,beta1,beta2,eps,weight_decay,steps}   the optimizer run below
 //   step<s>.{tokens,targets,loss,aux_loss}, step<s>.layer<l>.tokens_per_expert,
-//   step<s>.param.<param>     for s = 1..steps: ZeroGrads → ForwardBackward on that step's
-//                             batch → AdamWOptimizer::Step(lr) (no clipping); the parameters
-//                             after the step. Step 1 uses the first batch.
+//   step<s>.grad.<param>, step<s>.param.<param>
+//                             for s = 1..steps: ZeroGrads → ForwardBackward on that step's
+//                             batch → AdamWOptimizer::Step(lr) (no clipping); the gradients
+//                             the step used and the parameters after it. Step 1 uses the first
+//                             batch.
 //
 // The AdamW steps run only for --dtype=f32 (the optimizer keeps f32 moments); --dtype=f64 checks
 // forward and backward alone, where parity can be held to near f64 rounding.
@@ -47,6 +49,7 @@ constexpr char kUsage[] = R"(usage: parity_dump --out=FILE [flags]
   --n_experts=4 --top_k=2 --d_low=8 --d_wide=0 --aux=0.01 --init_std=0.02
   --rope_theta=10000 --norm_eps=1e-5
   --seed=1 (parameters)  --data_seed=2 (tokens)  --lr=0.01 --steps=3 (f32 only)
+  --adam_eps=1e-8 (AdamW's ε; the other hyperparameters are AdamWHyperParams' defaults)
 )";
 
 struct Flags {
@@ -149,7 +152,7 @@ int Main(int argc, char** argv) {
                    {"out",      "ffn",     "aoe_gate",  "dtype", "vocab",    "d_model",
                     "n_layers", "n_heads", "seq",       "batch", "d_ffn",    "n_experts",
                     "top_k",    "d_low",   "d_wide",    "aux",   "init_std", "rope_theta",
-                    "norm_eps", "seed",    "data_seed", "lr",    "steps"})) {
+                    "norm_eps", "seed",    "data_seed", "lr",    "steps",    "adam_eps"})) {
     return 2;
   }
   const std::string out_path = flags.Str("out", "");
@@ -232,21 +235,7 @@ int Main(int argc, char** argv) {
 
   GptModel model(c, Device::Cpu(), dtype);
   ParameterSet& params = model.parameters();
-  if (dtype == DType::kF32) {
-    params.Initialize(seed);
-  } else {
-    // ParameterSet::Initialize fills f32 sets only (it aborts on an f64 set). Initialising an
-    // f32 model with the same seed and widening its values also makes the f64 run start from
-    // exactly the f32 run's weights.
-    GptModel f32_model(c, Device::Cpu(), DType::kF32);
-    f32_model.parameters().Initialize(seed);
-    for (int i = 0; i < params.size(); ++i) {
-      const Tensor& from = f32_model.parameters()[i].value;
-      Tensor& to = params[i].value;
-      AOETRON_CHECK_EQ(f32_model.parameters()[i].name, params[i].name);
-      for (int64_t j = 0; j < from.numel(); ++j) to.data<double>()[j] = from.data<float>()[j];
-    }
-  }
+  params.Initialize(seed);
   for (const Parameter& p : params.all()) out.emplace_back("init." + p.name, Copy(p.value));
   for (const Parameter& p : params.all()) {
     out.emplace_back("decay." + p.name, ScalarI64(p.weight_decay ? 1 : 0));
@@ -261,16 +250,9 @@ int Main(int argc, char** argv) {
                         c.vocab_size);
   };
 
-  // ParameterSet::ZeroGrads, like Initialize, handles f32 sets only; all-zero bytes are 0.0 in
-  // both float types.
-  auto zero_grads = [&params] {
-    Tensor& grads = params.flat_grads();
-    std::memset(grads.raw_data(), 0, grads.nbytes());
-  };
-
   ActivationArena arena;
   const Tensor tokens = tokens_for_step(1), targets = targets_for_step(1);
-  zero_grads();
+  params.ZeroGrads();
   const StepOutputs first = model.ForwardBackward(tokens, targets, 1.0f, arena);
   out.emplace_back("tokens", tokens);
   out.emplace_back("targets", targets);
@@ -281,7 +263,8 @@ int Main(int argc, char** argv) {
 
   out.emplace_back("adamw.steps", ScalarI64(steps));
   if (steps > 0) {
-    AdamWHyperParams hp;  // the defaults (β1 0.9, β2 0.95, ε 1e-8, λ 0.1)
+    AdamWHyperParams hp;  // the defaults (β1 0.9, β2 0.95, ε 1e-8, λ 0.1), ε as asked
+    hp.eps = static_cast<float>(flags.Real("adam_eps", hp.eps));
     AdamWOptimizer optimizer(&params, hp);
     out.emplace_back("adamw.lr", ScalarF64(lr));
     out.emplace_back("adamw.beta1", ScalarF64(hp.beta1));
@@ -291,8 +274,11 @@ int Main(int argc, char** argv) {
     for (int64_t s = 1; s <= steps; ++s) {
       const std::string prefix = absl::StrCat("step", s, ".");
       const Tensor step_tokens = tokens_for_step(s), step_targets = targets_for_step(s);
-      params.ZeroGrads();  // f32 here: the real call, as training makes it
+      params.ZeroGrads();
       const StepOutputs step = model.ForwardBackward(step_tokens, step_targets, 1.0f, arena);
+      for (const Parameter& p : params.all()) {
+        out.emplace_back(prefix + "grad." + p.name, Copy(p.grad));
+      }
       optimizer.Step(lr);
       out.emplace_back(prefix + "tokens", step_tokens);
       out.emplace_back(prefix + "targets", step_targets);
