@@ -31,7 +31,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
-#include <memory>
 
 #include "core/ops/cpu/kernels.h"
 #include "core/ops/cpu/vec_math.h"
@@ -251,7 +250,7 @@ void CausalAttentionBackward(const T* dout, const T* qkv, const T* out, const T*
 #pragma omp parallel
   {
     AlignedBuffer<T> q(tp * hdp), k(tp * hdp), kt(hdp * tp), vt(hdp * tp), dout_rows(tp * hdp),
-        p(tp * tp), ds(tp * tp), row_term(tp), grad(tp * hdp);
+        p(tp * tp), ds(tp * tp), row_term(tp), grad(kRows * hdp);
 #pragma omp for schedule(static)
     for (int64_t bh = 0; bh < batch * heads; ++bh) {
       const int64_t b = bh / heads, h = bh % heads;
