@@ -5,8 +5,7 @@
 
 namespace aoetron::data {
 
-absl::StatusOr<BlendingIndex> BuildBlendingIndex(const std::vector<double>& weights,
-                                                 int64_t size) {
+absl::StatusOr<BlendingIndex> BuildBlendingIndex(const std::vector<double>& weights, int64_t size) {
   if (weights.empty() || weights.size() > 32767) {
     return absl::InvalidArgumentError("blending needs 1 to 32767 datasets");
   }

@@ -19,9 +19,9 @@ namespace {
 constexpr size_t kShortPieceBytes = 64;
 
 // The per-thread cache of merged pieces: piece -> [begin, end) in `ids`. Emptied when it grows
-// past kMaxEntries, so memory stays bounded (a few MiB per thread).
+// past kMaxEntries, so memory stays bounded (tens of MiB per thread at most).
 struct MergeCache {
-  static constexpr size_t kMaxEntries = 1 << 16;
+  static constexpr size_t kMaxEntries = 1 << 18;
   uint64_t owner = 0;
   absl::flat_hash_map<std::string, std::pair<uint32_t, uint32_t>> spans;
   std::vector<int32_t> ids;
@@ -52,7 +52,8 @@ void BpeTokenizer::MergePieceCached(std::string_view piece, std::vector<int32_t>
   MergePiece(piece, ids);
   const uint32_t begin = static_cast<uint32_t>(cache.ids.size());
   cache.ids.insert(cache.ids.end(), ids->begin() + before, ids->end());
-  cache.spans.emplace(ToAbsl(piece), std::make_pair(begin, static_cast<uint32_t>(cache.ids.size())));
+  cache.spans.emplace(ToAbsl(piece),
+                      std::make_pair(begin, static_cast<uint32_t>(cache.ids.size())));
 }
 
 absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Create(BpeVocabulary vocab) {
@@ -91,8 +92,8 @@ absl::StatusOr<std::unique_ptr<BpeTokenizer>> BpeTokenizer::Create(BpeVocabulary
       t->pair_to_merged_.emplace(PairKey(left->second, right->second), id);
     }
   }
-  t->token_lookup_ = TokenLookup(std::vector<std::pair<std::string, int32_t>>(
-      t->id_of_bytes_.begin(), t->id_of_bytes_.end()));
+  t->token_lookup_ = TokenLookup(
+      std::vector<std::pair<std::string, int32_t>>(t->id_of_bytes_.begin(), t->id_of_bytes_.end()));
   // Longest names first, so that a special token that contains another wins.
   std::sort(t->specials_.begin(), t->specials_.end(),
             [](const auto& a, const auto& b) { return a.first.size() > b.first.size(); });
@@ -234,9 +235,9 @@ absl::StatusOr<std::string> BpeTokenizer::Decode(absl::Span<const int32_t> ids) 
   std::string out;
   for (size_t i = 0; i < ids.size(); ++i) {
     if (ids[i] < 0 || ids[i] >= vocab_.size()) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "Decode: id %d at position %d is outside the vocabulary [0, %d)", ids[i], i,
-          vocab_.size()));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("Decode: id %d at position %d is outside the vocabulary [0, %d)", ids[i],
+                          i, vocab_.size()));
     }
     out += vocab_.tokens[ids[i]];
   }

@@ -17,7 +17,9 @@ namespace {
 constexpr size_t kBatchBytes = size_t{64} << 20;
 constexpr size_t kPartBytes = size_t{1} << 20;
 
-bool IsAsciiSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+bool IsAsciiSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 
 }  // namespace
 
@@ -110,8 +112,8 @@ absl::StatusOr<TokenizeReport> TokenizeCorpus(const BpeTokenizer& tokenizer,
       if (!last_part) continue;
       if (options.append_end_of_document) ids.push_back(eod);
       if (writer == nullptr) {
-        const std::string prefix = ShardPrefix(options.output_prefix,
-                                               static_cast<int>(manifest.shards.size()));
+        const std::string prefix =
+            ShardPrefix(options.output_prefix, static_cast<int>(manifest.shards.size()));
         absl::StatusOr<std::unique_ptr<IndexedDatasetWriter>> w =
             IndexedDatasetWriter::Create(prefix, dtype);
         if (!w.ok()) return w.status();
@@ -138,8 +140,7 @@ absl::StatusOr<TokenizeReport> TokenizeCorpus(const BpeTokenizer& tokenizer,
   report.shards = static_cast<int>(manifest.shards.size());
   manifest.text_bytes = report.text_bytes;
   if (absl::Status s = WriteShardManifest(manifest, manifest_path); !s.ok()) return s;
-  report.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  report.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return report;
 }
 

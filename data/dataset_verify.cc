@@ -33,8 +33,8 @@ absl::StatusOr<DatasetStats> VerifyDataset(const std::string& path, int64_t voca
   if (!stats.ok()) return stats.status();
   if (vocab_size <= 0) vocab_size = stats->vocab_size;
   if (vocab_size <= 0) {
-    return absl::InvalidArgumentError(
-        path + ": no manifest gives the vocabulary size; pass --vocab-size");
+    return absl::InvalidArgumentError(path +
+                                      ": no manifest gives the vocabulary size; pass --vocab-size");
   }
   absl::StatusOr<std::unique_ptr<ShardedDataset>> ds = ShardedDataset::Open(path);
   if (!ds.ok()) return ds.status();

@@ -58,9 +58,9 @@ absl::StatusOr<bool> DocumentReader::ReadDocument(Document* doc) {
         if (!options_.allow_invalid_utf8) {
           const int64_t bad = FindInvalidUtf8(line.data(), line.size());
           if (bad >= 0) {
-            return absl::InvalidArgumentError(absl::StrFormat(
-                "%s: line %d: byte offset %d: not valid UTF-8", jsonl_path_, jsonl_line_,
-                line_offset + bad));
+            return absl::InvalidArgumentError(
+                absl::StrFormat("%s: line %d: byte offset %d: not valid UTF-8", jsonl_path_,
+                                jsonl_line_, line_offset + bad));
           }
         }
         doc->origin = absl::StrFormat("%s: line %d", jsonl_path_, jsonl_line_);

@@ -47,9 +47,9 @@ absl::StatusOr<std::unique_ptr<BlendedGptDataset>> BlendedGptDataset::Create(
         ShardedDataset::Open(config.datasets[d].path);
     if (!data.ok()) return data.status();
     if (config.vocab_size > 0 && (*data)->vocab_size() > config.vocab_size) {
-      return absl::InvalidArgumentError(absl::StrFormat(
-          "%s: tokenized with a vocabulary of %d, larger than the model's %d",
-          config.datasets[d].path, (*data)->vocab_size(), config.vocab_size));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: tokenized with a vocabulary of %d, larger than the model's %d",
+                          config.datasets[d].path, (*data)->vocab_size(), config.vocab_size));
     }
     GptDatasetOptions options;
     options.seq_length = config.seq_length;
@@ -66,8 +66,8 @@ absl::StatusOr<std::unique_ptr<BlendedGptDataset>> BlendedGptDataset::Create(
     blended->datasets_.push_back(*std::move(ds));
   }
   if (blended->single_) {
-    blended->num_samples_ = config.num_samples > 0 ? config.num_samples
-                                                   : blended->datasets_[0]->num_samples();
+    blended->num_samples_ =
+        config.num_samples > 0 ? config.num_samples : blended->datasets_[0]->num_samples();
     return blended;
   }
   int64_t total = config.num_samples;
@@ -120,9 +120,9 @@ absl::StatusOr<std::unique_ptr<GptDataLoader>> GptDataLoader::Create(
         absl::StrFormat("dp_rank %d is not in [0, dp_size %d)", config.dp_rank, config.dp_size));
   }
   if (config.global_batch_size < 1 || config.global_batch_size % config.dp_size != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "global_batch_size %d must be a positive multiple of dp_size %d",
-        config.global_batch_size, config.dp_size));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("global_batch_size %d must be a positive multiple of dp_size %d",
+                        config.global_batch_size, config.dp_size));
   }
   const int64_t mbs = config.micro_batch_size > 0 ? config.micro_batch_size
                                                   : config.global_batch_size / config.dp_size;
@@ -133,9 +133,9 @@ absl::StatusOr<std::unique_ptr<GptDataLoader>> GptDataLoader::Create(
         config.global_batch_size, mbs, config.dp_size));
   }
   if (consumed_samples < 0 || consumed_samples % step != 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "consumed_samples %d is not a multiple of micro_batch_size x dp_size = %d",
-        consumed_samples, step));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("consumed_samples %d is not a multiple of micro_batch_size x dp_size = %d",
+                        consumed_samples, step));
   }
   if (config.prefetch_depth < 1) return absl::InvalidArgumentError("prefetch_depth < 1");
   absl::StatusOr<std::unique_ptr<BlendedGptDataset>> dataset = BlendedGptDataset::Create(config);
@@ -184,9 +184,8 @@ void GptDataLoader::PrefetchLoop(int64_t next_step_start) {
   while (true) {
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] {
-        return stop_ || static_cast<int>(ready_.size()) < config_.prefetch_depth;
-      });
+      cv_.wait(lock,
+               [&] { return stop_ || static_cast<int>(ready_.size()) < config_.prefetch_depth; });
       if (stop_) return;
     }
     absl::StatusOr<GptBatch> batch = MakeBatch(next_step_start);

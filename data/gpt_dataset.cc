@@ -32,8 +32,8 @@ absl::StatusOr<std::unique_ptr<GptDataset>> GptDataset::Create(
   const std::string description = absl::StrFormat(
       "aoetron GptSampleIndex v1\ndata fingerprint %s\nsequences [%d, %d) of %d\n"
       "seq_length %d\nnum_samples %d\nseed %d\n",
-      FingerprintHex(data->fingerprint()), begin, end, data->num_sequences(),
-      options.seq_length, options.num_samples, options.seed);
+      FingerprintHex(data->fingerprint()), begin, end, data->num_sequences(), options.seq_length,
+      options.num_samples, options.seed);
   std::string cache_dir = options.cache_dir;
   if (cache_dir.empty()) {
     cache_dir = (std::filesystem::path(data->path()).parent_path() / "index-cache").string();

@@ -25,8 +25,8 @@ absl::StatusOr<GptSampleIndex> BuildGptSampleIndex(const GptSampleIndexRequest& 
   int64_t tokens_per_epoch = 0;
   for (int32_t length : request.sequence_lengths) tokens_per_epoch += length;
   if (tokens_per_epoch == 0) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "the split has no tokens (%d sequences)", request.sequence_ids.size()));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("the split has no tokens (%d sequences)", request.sequence_ids.size()));
   }
   GptSampleIndex index;
   index.seq_length = L;

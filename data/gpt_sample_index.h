@@ -34,7 +34,7 @@ namespace aoetron::data {
 struct GptSampleIndex {
   int64_t seq_length = 0;
   int64_t num_epochs = 0;
-  std::vector<int64_t> document_index;  // position -> sequence id (in the caller's numbering)
+  std::vector<int64_t> document_index;       // position -> sequence id (in the caller's numbering)
   std::vector<int64_t> sample_doc_position;  // num_samples + 1 entries
   std::vector<int32_t> sample_offset;        // num_samples + 1 entries
   std::vector<int64_t> shuffle_index;        // num_samples entries

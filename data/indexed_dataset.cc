@@ -32,9 +32,9 @@ absl::StatusOr<std::unique_ptr<IndexedDataset>> IndexedDataset::FromFiles(
   const char* p = ds->idx_->data();
   const size_t size = ds->idx_->size();
   if (size < kMmidxHeaderBytes) {
-    return Bad(idx_path, size,
-               absl::StrFormat("truncated header: %d bytes, the header has %d", size,
-                               kMmidxHeaderBytes));
+    return Bad(
+        idx_path, size,
+        absl::StrFormat("truncated header: %d bytes, the header has %d", size, kMmidxHeaderBytes));
   }
   if (std::memcmp(p, kMmidxMagic, sizeof(kMmidxMagic)) != 0) {
     return Bad(idx_path, 0, "not a Megatron index: magic is not MMIDIDX\\0\\0");
@@ -46,8 +46,8 @@ absl::StatusOr<std::unique_ptr<IndexedDataset>> IndexedDataset::FromFiles(
   ds->dtype_code_ = static_cast<uint8_t>(p[17]);
   if (!IsTokenDType(ds->dtype_code_)) {
     return Bad(idx_path, 17,
-               absl::StrFormat("dtype code %d (%s) is not an integer token type",
-                               ds->dtype_code_, TokenDTypeName(ds->dtype_code_)));
+               absl::StrFormat("dtype code %d (%s) is not an integer token type", ds->dtype_code_,
+                               TokenDTypeName(ds->dtype_code_)));
   }
   ds->item_size_ = TokenDTypeSize(ds->dtype_code_);
   const uint64_t sequences = LoadUnaligned<uint64_t>(p + 18);
@@ -68,8 +68,7 @@ absl::StatusOr<std::unique_ptr<IndexedDataset>> IndexedDataset::FromFiles(
   }
   if (size > expected) {
     return Bad(idx_path, expected,
-               absl::StrFormat("%d unexpected bytes after the document indices",
-                               size - expected));
+               absl::StrFormat("%d unexpected bytes after the document indices", size - expected));
   }
   ds->num_sequences_ = static_cast<int64_t>(sequences);
   ds->num_document_indices_ = static_cast<int64_t>(documents);
@@ -112,13 +111,12 @@ absl::StatusOr<std::unique_ptr<IndexedDataset>> IndexedDataset::FromFiles(
                                previous, ds->num_sequences_));
   }
   if (ds->bin_->size() != static_cast<uint64_t>(pointer)) {
-    return Bad(bin_path, std::min<uint64_t>(ds->bin_->size(), pointer),
-               absl::StrFormat("%s: the .bin has %d bytes but %s says %d (%d tokens of %s)",
-                               ds->bin_->size() < static_cast<uint64_t>(pointer)
-                                   ? "truncated"
-                                   : "too long",
-                               ds->bin_->size(), idx_path, pointer, ds->num_tokens_,
-                               TokenDTypeName(ds->dtype_code_)));
+    return Bad(
+        bin_path, std::min<uint64_t>(ds->bin_->size(), pointer),
+        absl::StrFormat(
+            "%s: the .bin has %d bytes but %s says %d (%d tokens of %s)",
+            ds->bin_->size() < static_cast<uint64_t>(pointer) ? "truncated" : "too long",
+            ds->bin_->size(), idx_path, pointer, ds->num_tokens_, TokenDTypeName(ds->dtype_code_)));
   }
   return ds;
 }
@@ -127,8 +125,8 @@ void IndexedDataset::ReadTokens(int64_t sequence, int64_t offset, int64_t count,
                                 int32_t* out) const {
   AOETRON_CHECK(sequence >= 0 && sequence < num_sequences_) << "sequence " << sequence;
   AOETRON_CHECK(offset >= 0 && count >= 0 && offset + count <= sequence_length(sequence))
-      << "tokens [" << offset << ", " << offset + count << ") of sequence " << sequence
-      << " with " << sequence_length(sequence) << " tokens";
+      << "tokens [" << offset << ", " << offset + count << ") of sequence " << sequence << " with "
+      << sequence_length(sequence) << " tokens";
   const char* src = bin_->data() + sequence_pointer(sequence) + offset * item_size_;
   switch (dtype_code_) {
     case 1:
@@ -162,19 +160,30 @@ absl::Status IndexedDataset::CheckTokens(int64_t vocab_size, bool allow_empty_se
   for (int64_t s = 0; s < num_sequences_; ++s) {
     const int64_t length = sequence_length(s);
     if (length == 0 && !allow_empty_sequences) {
-      return Bad(idx_path(), kMmidxHeaderBytes + 4 * s,
-                 absl::StrFormat("sequence %d is empty", s));
+      return Bad(idx_path(), kMmidxHeaderBytes + 4 * s, absl::StrFormat("sequence %d is empty", s));
     }
     const char* src = bin_->data() + sequence_pointer(s);
     for (int64_t i = 0; i < length; ++i) {
       int64_t v;
       switch (dtype_code_) {
-        case 1: v = static_cast<uint8_t>(src[i]); break;
-        case 2: v = static_cast<int8_t>(src[i]); break;
-        case 3: v = LoadUnaligned<int16_t>(src + 2 * i); break;
-        case 8: v = LoadUnaligned<uint16_t>(src + 2 * i); break;
-        case 4: v = LoadUnaligned<int32_t>(src + 4 * i); break;
-        default: v = LoadUnaligned<int64_t>(src + 8 * i); break;
+        case 1:
+          v = static_cast<uint8_t>(src[i]);
+          break;
+        case 2:
+          v = static_cast<int8_t>(src[i]);
+          break;
+        case 3:
+          v = LoadUnaligned<int16_t>(src + 2 * i);
+          break;
+        case 8:
+          v = LoadUnaligned<uint16_t>(src + 2 * i);
+          break;
+        case 4:
+          v = LoadUnaligned<int32_t>(src + 4 * i);
+          break;
+        default:
+          v = LoadUnaligned<int64_t>(src + 8 * i);
+          break;
       }
       if (v < 0 || v >= vocab_size) {
         return Bad(path, sequence_pointer(s) + i * item_size_,

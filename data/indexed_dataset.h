@@ -27,8 +27,9 @@ class IndexedDataset {
   // Maps <prefix>.idx and <prefix>.bin and validates their structure.
   static absl::StatusOr<std::unique_ptr<IndexedDataset>> Open(const std::string& prefix);
   // The same checks on files already opened (or in memory: MappedFile::FromBytes).
-  static absl::StatusOr<std::unique_ptr<IndexedDataset>> FromFiles(
-      const std::string& prefix, std::unique_ptr<MappedFile> idx, std::unique_ptr<MappedFile> bin);
+  static absl::StatusOr<std::unique_ptr<IndexedDataset>> FromFiles(const std::string& prefix,
+                                                                   std::unique_ptr<MappedFile> idx,
+                                                                   std::unique_ptr<MappedFile> bin);
 
   int64_t num_sequences() const { return num_sequences_; }
   // Documents = entries of document_indices - 1.

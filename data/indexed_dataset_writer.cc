@@ -63,11 +63,25 @@ absl::Status IndexedDatasetWriter::AddDocument(absl::Span<const int32_t> tokens)
   }
   int64_t lo = 0, hi = 0;
   switch (dtype_code_) {
-    case 1: lo = 0; hi = 255; break;
-    case 2: lo = -128; hi = 127; break;
-    case 3: lo = -32768; hi = 32767; break;
-    case 8: lo = 0; hi = 65535; break;
-    default: lo = std::numeric_limits<int32_t>::min(); hi = std::numeric_limits<int32_t>::max();
+    case 1:
+      lo = 0;
+      hi = 255;
+      break;
+    case 2:
+      lo = -128;
+      hi = 127;
+      break;
+    case 3:
+      lo = -32768;
+      hi = 32767;
+      break;
+    case 8:
+      lo = 0;
+      hi = 65535;
+      break;
+    default:
+      lo = std::numeric_limits<int32_t>::min();
+      hi = std::numeric_limits<int32_t>::max();
   }
   encode_buffer_.resize(tokens.size() * item_size_);
   char* out = encode_buffer_.data();
@@ -75,13 +89,20 @@ absl::Status IndexedDatasetWriter::AddDocument(absl::Span<const int32_t> tokens)
     const int32_t t = tokens[i];
     if (t < lo || t > hi) {
       return absl::InvalidArgumentError(
-          absl::StrFormat("document %d, position %d: token %d does not fit %s", lengths_.size(),
-                          i, t, TokenDTypeName(dtype_code_)));
+          absl::StrFormat("document %d, position %d: token %d does not fit %s", lengths_.size(), i,
+                          t, TokenDTypeName(dtype_code_)));
     }
     switch (item_size_) {
-      case 1: out[i] = static_cast<char>(t); break;
-      case 2: { const uint16_t v = static_cast<uint16_t>(t); std::memcpy(out + 2 * i, &v, 2); break; }
-      default: std::memcpy(out + 4 * i, &t, 4);
+      case 1:
+        out[i] = static_cast<char>(t);
+        break;
+      case 2: {
+        const uint16_t v = static_cast<uint16_t>(t);
+        std::memcpy(out + 2 * i, &v, 2);
+        break;
+      }
+      default:
+        std::memcpy(out + 4 * i, &t, 4);
     }
   }
   if (!encode_buffer_.empty() &&

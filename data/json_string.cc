@@ -2,7 +2,6 @@
 
 #include <cctype>
 
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "data/byte_unicode.h"
@@ -32,8 +31,8 @@ int32_t ReadHex4(std::string_view text, size_t pos) {
 }
 
 void SkipSpace(std::string_view text, size_t* pos) {
-  while (*pos < text.size() && (text[*pos] == ' ' || text[*pos] == '\t' || text[*pos] == '\n' ||
-                                text[*pos] == '\r')) {
+  while (*pos < text.size() &&
+         (text[*pos] == ' ' || text[*pos] == '\t' || text[*pos] == '\n' || text[*pos] == '\r')) {
     ++*pos;
   }
 }
@@ -131,14 +130,30 @@ absl::Status ParseJsonString(std::string_view text, size_t* pos, std::string* ou
     const char e = text[p + 1];
     p += 2;
     switch (e) {
-      case '"': out->push_back('"'); break;
-      case '\\': out->push_back('\\'); break;
-      case '/': out->push_back('/'); break;
-      case 'b': out->push_back('\b'); break;
-      case 'f': out->push_back('\f'); break;
-      case 'n': out->push_back('\n'); break;
-      case 'r': out->push_back('\r'); break;
-      case 't': out->push_back('\t'); break;
+      case '"':
+        out->push_back('"');
+        break;
+      case '\\':
+        out->push_back('\\');
+        break;
+      case '/':
+        out->push_back('/');
+        break;
+      case 'b':
+        out->push_back('\b');
+        break;
+      case 'f':
+        out->push_back('\f');
+        break;
+      case 'n':
+        out->push_back('\n');
+        break;
+      case 'r':
+        out->push_back('\r');
+        break;
+      case 't':
+        out->push_back('\t');
+        break;
       case 'u': {
         int32_t u = ReadHex4(text, p);
         if (u < 0) {
@@ -178,13 +193,27 @@ void AppendJsonString(std::string_view value, bool ascii_only, std::string* out)
     const unsigned char c = static_cast<unsigned char>(*p);
     if (c < 0x80) {
       switch (c) {
-        case '"': *out += "\\\""; break;
-        case '\\': *out += "\\\\"; break;
-        case '\n': *out += "\\n"; break;
-        case '\r': *out += "\\r"; break;
-        case '\t': *out += "\\t"; break;
-        case '\b': *out += "\\b"; break;
-        case '\f': *out += "\\f"; break;
+        case '"':
+          *out += "\\\"";
+          break;
+        case '\\':
+          *out += "\\\\";
+          break;
+        case '\n':
+          *out += "\\n";
+          break;
+        case '\r':
+          *out += "\\r";
+          break;
+        case '\t':
+          *out += "\\t";
+          break;
+        case '\b':
+          *out += "\\b";
+          break;
+        case '\f':
+          *out += "\\f";
+          break;
         default:
           if (c < 0x20 || c == 0x7F) {
             absl::StrAppendFormat(out, "\\u%04x", c);
@@ -209,8 +238,7 @@ void AppendJsonString(std::string_view value, bool ascii_only, std::string* out)
   out->push_back('"');
 }
 
-absl::Status ExtractJsonStringField(std::string_view line, std::string_view key,
-                                    std::string* out) {
+absl::Status ExtractJsonStringField(std::string_view line, std::string_view key, std::string* out) {
   size_t pos = 0;
   SkipSpace(line, &pos);
   if (pos >= line.size() || line[pos] != '{') return Invalid(pos, "expected a JSON object");

@@ -4,11 +4,20 @@ namespace aoetron::data {
 
 size_t TokenDTypeSize(uint8_t code) {
   switch (code) {
-    case 1: case 2: return 1;
-    case 3: case 8: return 2;
-    case 4: case 7: return 4;
-    case 5: case 6: return 8;
-    default: return 0;
+    case 1:
+    case 2:
+      return 1;
+    case 3:
+    case 8:
+      return 2;
+    case 4:
+    case 7:
+      return 4;
+    case 5:
+    case 6:
+      return 8;
+    default:
+      return 0;
   }
 }
 
@@ -18,15 +27,24 @@ bool IsTokenDType(uint8_t code) {
 
 const char* TokenDTypeName(uint8_t code) {
   switch (code) {
-    case 1: return "uint8";
-    case 2: return "int8";
-    case 3: return "int16";
-    case 4: return "int32";
-    case 5: return "int64";
-    case 6: return "float64";
-    case 7: return "float32";
-    case 8: return "uint16";
-    default: return "unknown";
+    case 1:
+      return "uint8";
+    case 2:
+      return "int8";
+    case 3:
+      return "int16";
+    case 4:
+      return "int32";
+    case 5:
+      return "int64";
+    case 6:
+      return "float64";
+    case 7:
+      return "float32";
+    case 8:
+      return "uint16";
+    default:
+      return "unknown";
   }
 }
 

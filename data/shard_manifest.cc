@@ -18,7 +18,8 @@ absl::StatusOr<ShardManifest> ParseShardManifest(const std::string& content,
   for (absl::string_view line : absl::StrSplit(content, '\n')) {
     ++line_number;
     auto bad = [&](const std::string& what) {
-      return absl::InvalidArgumentError(absl::StrFormat("%s: line %d: %s", path, line_number, what));
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s: line %d: %s", path, line_number, what));
     };
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.empty() || line[0] == '#') continue;

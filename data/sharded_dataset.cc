@@ -58,9 +58,9 @@ absl::StatusOr<std::unique_ptr<ShardedDataset>> ShardedDataset::Open(const std::
 }
 
 int32_t ShardedDataset::sequence_length(int64_t i) const {
-  const size_t s = static_cast<size_t>(
-      std::upper_bound(sequence_starts_.begin(), sequence_starts_.end(), i) -
-      sequence_starts_.begin() - 1);
+  const size_t s =
+      static_cast<size_t>(std::upper_bound(sequence_starts_.begin(), sequence_starts_.end(), i) -
+                          sequence_starts_.begin() - 1);
   return shards_[s]->sequence_length(i - sequence_starts_[s]);
 }
 
@@ -77,7 +77,8 @@ std::vector<int32_t> ShardedDataset::SequenceLengths() const {
   std::vector<int32_t> lengths;
   lengths.reserve(static_cast<size_t>(num_sequences()));
   for (const auto& shard : shards_) {
-    for (int64_t i = 0; i < shard->num_sequences(); ++i) lengths.push_back(shard->sequence_length(i));
+    for (int64_t i = 0; i < shard->num_sequences(); ++i)
+      lengths.push_back(shard->sequence_length(i));
   }
   return lengths;
 }

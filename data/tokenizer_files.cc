@@ -25,8 +25,7 @@ absl::Status ParseEncoderJson(std::string_view json, std::string_view name,
                               std::vector<std::string>* texts) {
   size_t pos = 0;
   auto error = [&](std::string_view what) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s: byte offset %d: %s", name, pos, what));
+    return absl::InvalidArgumentError(absl::StrFormat("%s: byte offset %d: %s", name, pos, what));
   };
   auto skip_space = [&] {
     while (pos < json.size() &&
@@ -173,7 +172,8 @@ absl::StatusOr<BpeVocabulary> ParseGpt2TokenizerFiles(std::string_view encoder_j
       return error("a merge part is a special token");
     }
     if (!id_of_text.contains(left + right)) {
-      return error(absl::StrCat("merged token '", left, right, "' is not in ", ToAbsl(encoder_name)));
+      return error(
+          absl::StrCat("merged token '", left, right, "' is not in ", ToAbsl(encoder_name)));
     }
     vocab.merges.emplace_back(l->second, r->second);
   }

@@ -117,10 +117,9 @@ bool ParseInt(const std::string* text, int64_t* out) {
 }
 
 int Tokenize(int argc, char** argv) {
-  ParsedArgs args = ParseArgs(argc, argv,
-                              {"--tokenizer", "--output", "--json-key", "--shard-size-mb",
-                               "--threads"},
-                              {"--no-eod", "--skip-empty", "--allow-invalid-utf8"});
+  ParsedArgs args = ParseArgs(
+      argc, argv, {"--tokenizer", "--output", "--json-key", "--shard-size-mb", "--threads"},
+      {"--no-eod", "--skip-empty", "--allow-invalid-utf8"});
   if (!args.error.empty()) return UsageError(args.error);
   if (!args.Has("--tokenizer") || !args.Has("--output") || args.positional.empty()) {
     return UsageError("tokenize needs --tokenizer, --output and at least one input");
@@ -166,9 +165,9 @@ int Tokenize(int argc, char** argv) {
 
 void PrintStats(const std::string& path, const DatasetStats& s) {
   std::cout << absl::StrFormat(
-      "%s: %d shard(s), %d documents, %d sequences (length %d..%d), %d tokens, %d .bin bytes",
-      path, s.shards, s.documents, s.sequences, s.min_sequence_length, s.max_sequence_length,
-      s.tokens, s.bin_bytes);
+      "%s: %d shard(s), %d documents, %d sequences (length %d..%d), %d tokens, %d .bin bytes", path,
+      s.shards, s.documents, s.sequences, s.min_sequence_length, s.max_sequence_length, s.tokens,
+      s.bin_bytes);
   if (s.vocab_size > 0) std::cout << absl::StrFormat(", vocabulary %d", s.vocab_size);
   if (s.text_bytes > 0 && s.tokens > 0) {
     std::cout << absl::StrFormat(", %d text bytes, %.3f bytes/token", s.text_bytes,

@@ -30,10 +30,14 @@ int Main(int argc, char** argv) {
   double seconds = 3;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--input") input = argv[i + 1];
-    else if (flag == "--tokenizer") tokenizer_dir = argv[i + 1];
-    else if (flag == "--seconds") seconds = std::atof(argv[i + 1]);
-    else if (flag == "--node-package") package = argv[i + 1];
+    if (flag == "--input")
+      input = argv[i + 1];
+    else if (flag == "--tokenizer")
+      tokenizer_dir = argv[i + 1];
+    else if (flag == "--seconds")
+      seconds = std::atof(argv[i + 1]);
+    else if (flag == "--node-package")
+      package = argv[i + 1];
     else {
       std::cerr << "usage: tokenizer_bench [--input FILE] [--tokenizer DIR] [--seconds S] "
                    "[--node-package DIR]\n";
@@ -88,7 +92,7 @@ int Main(int argc, char** argv) {
   const std::string script = root + "/tests/data/reference_encode.js";
   const std::string out_path = text_path + ".node";
   const std::string command = absl::StrFormat("node '%s' '%s' bench '%s' %f > '%s'", script,
-                                               package, text_path, seconds, out_path);
+                                              package, text_path, seconds, out_path);
   if (std::system(command.c_str()) != 0) {
     std::cerr << "node reference failed (run scripts/fetch_tokenizer_files.sh): " << command
               << "\n";
@@ -102,11 +106,9 @@ int Main(int argc, char** argv) {
     return 1;
   }
   const double theirs = bytes / node_seconds / 1e6;
-  std::cout << absl::StrFormat("gpt-tokenizer (node %s, 1 thread):  %8.2f MB/s%s\n",
-                               "r50k_base", theirs,
-                               static_cast<size_t>(node_tokens) == tokens
-                                   ? ""
-                                   : "  (token counts differ!)");
+  std::cout << absl::StrFormat(
+      "gpt-tokenizer (node %s, 1 thread):  %8.2f MB/s%s\n", "r50k_base", theirs,
+      static_cast<size_t>(node_tokens) == tokens ? "" : "  (token counts differ!)");
   std::cout << absl::StrFormat("ratio: %.2fx\n", ours / theirs);
   std::remove(out_path.c_str());
   std::remove(text_path.c_str());
