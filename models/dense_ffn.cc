@@ -15,7 +15,8 @@ void DenseSwiGlu::Forward(const Tensor& x, Tensor& y, ActivationArena& arena) {
   mlp_.Forward(x, x, {0, x.dim(0)}, y, arena);
 }
 
-void DenseSwiGlu::Backward(const Tensor& dy, float loss_scale, Tensor& dx, ActivationArena& arena) {
+void DenseSwiGlu::Backward(const Tensor& dy, double loss_scale, Tensor& dx,
+                           ActivationArena& arena) {
   mlp_.Backward(dy, dx, dx, arena);
 }
 

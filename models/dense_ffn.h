@@ -12,7 +12,7 @@ class DenseSwiGlu final : public FeedForward {
  public:
   DenseSwiGlu(const ModelConfig& config, int layer, ParameterSet* params);
   void Forward(const Tensor& x, Tensor& y, ActivationArena& arena) override;
-  void Backward(const Tensor& dy, float loss_scale, Tensor& dx, ActivationArena& arena) override;
+  void Backward(const Tensor& dy, double loss_scale, Tensor& dx, ActivationArena& arena) override;
 
  private:
   GroupedSwiGluExperts mlp_;

@@ -22,7 +22,8 @@ class FeedForward {
 
   // dy: [N, d], the gradient of (loss_scale · total loss) w.r.t. y. Accumulates into dx [N, d]
   // and the parameters' gradients. loss_scale also scales this block's own aux-loss gradient.
-  virtual void Backward(const Tensor& dy, float loss_scale, Tensor& dx, ActivationArena& arena) = 0;
+  virtual void Backward(const Tensor& dy, double loss_scale, Tensor& dx,
+                        ActivationArena& arena) = 0;
 
   // This block's load-balancing loss from the last Forward (0 for dense).
   virtual double aux_loss() const { return 0.0; }

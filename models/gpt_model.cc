@@ -42,8 +42,8 @@ GptModel::GptModel(const ModelConfig& config, Device device, DType dtype)
 
 GptModel::~GptModel() = default;
 
-StepOutputs GptModel::ForwardBackward(const Tensor& tokens, const Tensor& targets, float loss_scale,
-                                      ActivationArena& arena) {
+StepOutputs GptModel::ForwardBackward(const Tensor& tokens, const Tensor& targets,
+                                      double loss_scale, ActivationArena& arena) {
   return Run(tokens, targets, loss_scale, /*backward=*/true, arena);
 }
 
@@ -51,7 +51,7 @@ StepOutputs GptModel::Forward(const Tensor& tokens, const Tensor& targets, Activ
   return Run(tokens, targets, 0.0f, /*backward=*/false, arena);
 }
 
-StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, float loss_scale,
+StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double loss_scale,
                           bool backward, ActivationArena& arena) {
   AOETRON_CHECK(tokens.rank() == 2 && tokens.shape() == targets.shape())
       << "tokens " << tokens.DebugString() << " and targets " << targets.DebugString()
@@ -86,8 +86,7 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, float los
   Tensor losses = arena.Allocate({n}, params_.dtype());
   if (backward) {
     // logits becomes dlogits = loss_scale/count · (softmax − onehot).
-    ops::CrossEntropyForwardBackward(logits, flat_targets,
-                                     static_cast<float>(loss_scale * inv_count), losses);
+    ops::CrossEntropyForwardBackward(logits, flat_targets, loss_scale * inv_count, losses);
   } else {
     ops::CrossEntropyForward(logits, flat_targets, losses);
   }

@@ -59,14 +59,14 @@ class GptModel {
   // gradients of (loss_scale · total loss) into the parameters' grads (call ZeroGrads() between
   // optimizer steps; several calls accumulate micro-batches). Activations come from `arena`,
   // which this call resets at its start.
-  StepOutputs ForwardBackward(const Tensor& tokens, const Tensor& targets, float loss_scale,
+  StepOutputs ForwardBackward(const Tensor& tokens, const Tensor& targets, double loss_scale,
                               ActivationArena& arena);
 
   // Forward only (evaluation). Same outputs, no gradients touched.
   StepOutputs Forward(const Tensor& tokens, const Tensor& targets, ActivationArena& arena);
 
  private:
-  StepOutputs Run(const Tensor& tokens, const Tensor& targets, float loss_scale, bool backward,
+  StepOutputs Run(const Tensor& tokens, const Tensor& targets, double loss_scale, bool backward,
                   ActivationArena& arena);
 
   ModelConfig config_;

@@ -113,7 +113,7 @@ void RoutedFeedForward::ComputeBalanceStatistics() {
   stats_.aux_loss = aux_coeff_ * n_experts_ * aux;
 }
 
-void RoutedFeedForward::Backward(const Tensor& dy, float loss_scale, Tensor& dx,
+void RoutedFeedForward::Backward(const Tensor& dy, double loss_scale, Tensor& dx,
                                  ActivationArena& arena) {
   const int64_t tokens = x_.dim(0), pairs = x_perm_.dim(0), d = x_.dim(1);
   // 8'. combine

@@ -29,7 +29,7 @@ class RoutedFeedForward final : public FeedForward {
   RoutedFeedForward(const ModelConfig& config, int layer, ParameterSet* params);
 
   void Forward(const Tensor& x, Tensor& y, ActivationArena& arena) override;
-  void Backward(const Tensor& dy, float loss_scale, Tensor& dx, ActivationArena& arena) override;
+  void Backward(const Tensor& dy, double loss_scale, Tensor& dx, ActivationArena& arena) override;
   double aux_loss() const override { return stats_.aux_loss; }
   const ExpertLoadStats* stats() const override { return &stats_; }
 

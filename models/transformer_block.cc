@@ -46,7 +46,7 @@ void TransformerBlock::Forward(const Tensor& x_in, int64_t batch, int64_t seq, T
   ops::AddInto(x_mid_, x_out);
 }
 
-void TransformerBlock::Backward(const Tensor& dx_out, float loss_scale, Tensor& dx_in,
+void TransformerBlock::Backward(const Tensor& dx_out, double loss_scale, Tensor& dx_in,
                                 ActivationArena& arena) {
   const int64_t tokens = x_in_.dim(0), d = x_in_.dim(1);
   Parameter& ffn_norm = (*params_)[ffn_norm_];

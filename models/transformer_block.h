@@ -22,7 +22,7 @@ class TransformerBlock {
   void Forward(const Tensor& x_in, int64_t batch, int64_t seq, Tensor& x_out,
                ActivationArena& arena);
   // dx_out: [B·T, d]; dx_in: [B·T, d] overwritten with the gradient w.r.t. x_in.
-  void Backward(const Tensor& dx_out, float loss_scale, Tensor& dx_in, ActivationArena& arena);
+  void Backward(const Tensor& dx_out, double loss_scale, Tensor& dx_in, ActivationArena& arena);
 
   FeedForward& ffn() { return *ffn_; }
 

@@ -38,7 +38,7 @@ void CrossEntropyForward(const Tensor& logits, const Tensor& targets, Tensor& lo
   });
 }
 
-void CrossEntropyForwardBackward(Tensor& logits, const Tensor& targets, float grad_scale,
+void CrossEntropyForwardBackward(Tensor& logits, const Tensor& targets, double grad_scale,
                                  Tensor& losses) {
   constexpr const char* kOp = "CrossEntropyForwardBackward";
   CheckCrossEntropyOperands(kOp, logits, targets, losses);

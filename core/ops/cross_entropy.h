@@ -13,7 +13,7 @@ void CrossEntropyForward(const Tensor& logits, const Tensor& targets, Tensor& lo
 // Forward and backward in one pass over each row: writes losses as above, then OVERWRITES
 // logits with dlogits[t, :] = grad_scale · (softmax(logits[t, :]) − onehot(targets[t])), zero
 // for ignored rows. grad_scale is dLoss/dlosses[t] (1/N for a mean loss).
-void CrossEntropyForwardBackward(Tensor& logits, const Tensor& targets, float grad_scale,
+void CrossEntropyForwardBackward(Tensor& logits, const Tensor& targets, double grad_scale,
                                  Tensor& losses);
 
 }  // namespace aoetron::ops

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 
 namespace aoetron::testing {
 namespace {
@@ -13,7 +14,19 @@ void ExpectClose(const std::string& what, double analytic, double numeric) {
   EXPECT_NEAR(analytic, numeric, tolerance) << what;
 }
 
+// (4·D(h/2) − D(h)) / 3 for a central difference D(step).
+template <typename CentralDifference>
+double Richardson(CentralDifference&& difference, double h) {
+  return (4.0 * difference(h / 2) - difference(h)) / 3.0;
+}
+
 }  // namespace
+
+uint64_t TestSeed() {
+  if (const char* fixed = std::getenv("AOETRON_TEST_SEED"))
+    return std::strtoull(fixed, nullptr, 10);
+  return std::random_device{}();
+}
 
 void FillNormal(Tensor& t, double std, std::mt19937_64& rng) {
   std::normal_distribution<double> normal(0.0, std);
@@ -41,23 +54,29 @@ void ExpectGradientMatchesFiniteDifferences(const std::string& what, Tensor valu
     direction[i] = coin(rng) ? unit : -unit;
     analytic += direction[i] * g[i];
   }
-  for (int64_t i = 0; i < n; ++i) v[i] += h * direction[i];
-  const double plus = objective();
-  for (int64_t i = 0; i < n; ++i) v[i] -= 2 * h * direction[i];
-  const double minus = objective();
-  for (int64_t i = 0; i < n; ++i) v[i] += h * direction[i];
-  ExpectClose(what + " (random direction)", analytic, (plus - minus) / (2 * h));
+  auto along_direction = [&](double step) {
+    for (int64_t i = 0; i < n; ++i) v[i] += step * direction[i];
+    const double plus = objective();
+    for (int64_t i = 0; i < n; ++i) v[i] -= 2 * step * direction[i];
+    const double minus = objective();
+    for (int64_t i = 0; i < n; ++i) v[i] += step * direction[i];
+    return (plus - minus) / (2 * step);
+  };
+  ExpectClose(what + " (random direction)", analytic, Richardson(along_direction, h));
 
   std::uniform_int_distribution<int64_t> pick(0, n - 1);
   for (int k = 0; k < elements; ++k) {
     const int64_t i = pick(rng);
     const double saved = v[i];
-    v[i] = saved + h;
-    const double f_plus = objective();
-    v[i] = saved - h;
-    const double f_minus = objective();
-    v[i] = saved;
-    ExpectClose(what + " element " + std::to_string(i), g[i], (f_plus - f_minus) / (2 * h));
+    auto along_element = [&](double step) {
+      v[i] = saved + step;
+      const double plus = objective();
+      v[i] = saved - step;
+      const double minus = objective();
+      v[i] = saved;
+      return (plus - minus) / (2 * step);
+    };
+    ExpectClose(what + " element " + std::to_string(i), g[i], Richardson(along_element, h));
   }
 }
 

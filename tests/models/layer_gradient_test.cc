@@ -62,7 +62,7 @@ struct FfnCase {
 class FeedForwardGradientTest : public ::testing::TestWithParam<FfnCase> {};
 
 TEST_P(FeedForwardGradientTest, BackwardMatchesFiniteDifferences) {
-  const uint64_t seed = std::random_device{}();
+  const uint64_t seed = testing::TestSeed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
   ModelConfig config = TinyConfig(GetParam().kind);
@@ -102,7 +102,7 @@ INSTANTIATE_TEST_SUITE_P(
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(AttentionGradientTest, BackwardMatchesFiniteDifferences) {
-  const uint64_t seed = std::random_device{}();
+  const uint64_t seed = testing::TestSeed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
   const ModelConfig config = TinyConfig(FfnKind::kDense);
@@ -130,7 +130,7 @@ TEST(AttentionGradientTest, BackwardMatchesFiniteDifferences) {
 }
 
 TEST(TransformerBlockGradientTest, BackwardMatchesFiniteDifferences) {
-  const uint64_t seed = std::random_device{}();
+  const uint64_t seed = testing::TestSeed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
   const ModelConfig config = TinyConfig(FfnKind::kAoe);
@@ -160,7 +160,7 @@ TEST(TransformerBlockGradientTest, BackwardMatchesFiniteDifferences) {
 class ModelGradientTest : public ::testing::TestWithParam<FfnCase> {};
 
 TEST_P(ModelGradientTest, LossGradientMatchesFiniteDifferences) {
-  const uint64_t seed = std::random_device{}();
+  const uint64_t seed = testing::TestSeed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
   ModelConfig config = TinyConfig(GetParam().kind);
