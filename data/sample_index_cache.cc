@@ -146,8 +146,9 @@ absl::StatusOr<GptSampleIndex> LoadOrBuildSampleIndex(
     }
     if (std::chrono::steady_clock::now() >= deadline) {
       return absl::DeadlineExceededError(absl::StrFormat(
-          "timed out after %.0f s waiting for the sample index %s; it is built by the rank "
-          "with data-parallel rank 0 (the builder) — check that rank's log",
+          "timed out after %.1f s waiting for the sample index %s, which the process created "
+          "with build_indices = true (normally global rank 0) builds: check that it runs and "
+          "shares this cache directory",
           timeout_seconds, path));
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));

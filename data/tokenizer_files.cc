@@ -44,10 +44,10 @@ absl::Status ParseEncoderJson(std::string_view json, std::string_view name,
     while (true) {
       skip_space();
       std::string key;
-      size_t key_start = pos;
       if (absl::Status s = ParseJsonString(json, &pos, &key); !s.ok()) {
-        pos = key_start;
-        return error(absl::StrCat("bad token text: ", s.message()));
+        // The message carries the byte offset of the problem.
+        return absl::InvalidArgumentError(
+            absl::StrFormat("%s: bad token text: %s", name, s.message()));
       }
       skip_space();
       if (pos >= json.size() || json[pos] != ':') return error("expected ':' after token text");
