@@ -81,11 +81,18 @@ absl::StatusOr<TokenizeReport> TokenizeCorpus(const BpeTokenizer& tokenizer,
   const int threads = options.num_threads > 0 ? options.num_threads : omp_get_num_procs();
   TokenizeReport report;
   std::vector<Document> batch;
+  using Clock = std::chrono::steady_clock;
+  auto seconds_since = [](Clock::time_point t) {
+    return std::chrono::duration<double>(Clock::now() - t).count();
+  };
   while (true) {
+    auto phase = Clock::now();
     batch.clear();
     absl::StatusOr<bool> more = (*reader)->NextBatch(kBatchBytes, &batch);
     if (!more.ok()) return more.status();
     if (!*more) break;
+    report.read_seconds += seconds_since(phase);
+    phase = Clock::now();
     // Parts: (document, begin, end), encoded independently in parallel.
     struct Part {
       size_t document;
@@ -104,6 +111,8 @@ absl::StatusOr<TokenizeReport> TokenizeCorpus(const BpeTokenizer& tokenizer,
       part.ids.reserve((part.end - part.begin) / 3 + 16);
       tokenizer.Encode(text.substr(part.begin, part.end - part.begin), &part.ids);
     }
+    report.encode_seconds += seconds_since(phase);
+    phase = Clock::now();
     std::vector<int32_t> ids;
     for (size_t i = 0; i < parts.size(); ++i) {
       ids.insert(ids.end(), parts[i].ids.begin(), parts[i].ids.end());
@@ -130,6 +139,7 @@ absl::StatusOr<TokenizeReport> TokenizeCorpus(const BpeTokenizer& tokenizer,
         if (absl::Status s = close_shard(); !s.ok()) return s;
       }
     }
+    report.write_seconds += seconds_since(phase);
   }
   if (absl::Status s = close_shard(); !s.ok()) return s;
   if (manifest.shards.empty()) {

@@ -39,6 +39,10 @@ struct TokenizeReport {
   int64_t skipped_empty = 0;
   int shards = 0;
   double seconds = 0;
+  // Where the time went: reading and checking documents, encoding (parallel), writing.
+  double read_seconds = 0;
+  double encode_seconds = 0;
+  double write_seconds = 0;
 };
 
 absl::StatusOr<TokenizeReport> TokenizeCorpus(const BpeTokenizer& tokenizer,

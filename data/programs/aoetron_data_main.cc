@@ -152,10 +152,11 @@ int Tokenize(int argc, char** argv) {
   const int threads = options.num_threads > 0 ? options.num_threads : omp_get_num_procs();
   std::cout << absl::StrFormat(
       "tokenized %d documents, %d bytes -> %d tokens (%.3f bytes/token) into %d shard(s) at "
-      "%s in %.2f s: %.1f MB/s on %d threads%s\n",
+      "%s in %.2f s (read %.2f, encode %.2f, write %.2f): %.1f MB/s on %d threads%s\n",
       report->documents, report->text_bytes, report->tokens,
       report->tokens > 0 ? static_cast<double>(report->text_bytes) / report->tokens : 0.0,
-      report->shards, options.output_prefix, report->seconds,
+      report->shards, options.output_prefix, report->seconds, report->read_seconds,
+      report->encode_seconds, report->write_seconds,
       report->text_bytes / 1e6 / std::max(report->seconds, 1e-9), threads,
       report->skipped_empty > 0
           ? absl::StrFormat(" (%d empty documents skipped)", report->skipped_empty)
