@@ -14,9 +14,15 @@
 // Each sample is seq_length + 1 tokens t; the batch holds inputs t[0..L) and targets t[1..L]
 // (the next-token shift), both int32, row-major [micro_batch_size, seq_length].
 //
+// Sample indices are cached on disk (sample_index_cache.h). The process with build_indices
+// builds missing ones; the others wait for its files, so cache_dir must be visible to all of
+// them — on nodes without a shared filesystem, let local rank 0 of every node build (several
+// builders are harmless: they write identical files atomically).
+//
 // Errors: Create returns InvalidArgument/NotFound for bad configuration or data (naming the
-// file); Next returns the first error met by the prefetch thread (a token >= vocab_size, when
-// vocab_size is set), after which the loader is unusable.
+// file) and DeadlineExceeded when the builder's index does not appear in time; Next returns the
+// first error met by the prefetch thread (a token >= vocab_size, when vocab_size is set), and
+// keeps returning it.
 // Ownership: owns its datasets and thread. Thread safety: one thread calls Next(); the
 // destructor stops the prefetch thread.
 #pragma once
