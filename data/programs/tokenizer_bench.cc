@@ -89,7 +89,7 @@ int Main(int argc, char** argv) {
   std::cout << absl::StrFormat("input: %s (%d bytes, %d tokens)\n", input, text.size(), tokens);
   std::cout << absl::StrFormat("aoetron BpeTokenizer (C++, 1 thread): %8.2f MB/s\n", ours);
 
-  const std::string script = root + "/tests/data/reference_encode.js";
+  const std::string script = root + "/data/tools/reference_encode.js";
   const std::string out_path = text_path + ".node";
   const std::string command = absl::StrFormat("node '%s' '%s' bench '%s' %f > '%s'", script,
                                               package, text_path, seconds, out_path);

@@ -119,7 +119,7 @@ class TokenizerReferenceTest : public ::testing::Test {
     json += "]";
     testing::WriteFile(dir + "/in.json", json);
     const std::string command =
-        "node '" + testing::RepoRoot() + "/tests/data/reference_encode.js' '" +
+        "node '" + testing::RepoRoot() + "/data/tools/reference_encode.js' '" +
         testing::GptTokenizerPackageDir() + "' encode '" + dir + "/in.json' '" + dir + "/out.json'";
     ASSERT_EQ(std::system(command.c_str()), 0) << command;
     absl::StatusOr<std::string> out = ReadFileToString(dir + "/out.json");
