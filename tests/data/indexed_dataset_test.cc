@@ -90,6 +90,30 @@ TEST(IndexedDatasetWriter, WritesExactlyTheMegatronLayout) {
   }
 }
 
+// Megatron's own reading code (its _IndexReader logic, in numpy) reads what our writer wrote.
+TEST(IndexedDatasetWriter, MegatronsReaderReadsOurFiles) {
+  const char* python = std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
+  if (std::system((std::string(python) + " -c 'import numpy' > /dev/null 2>&1").c_str()) != 0) {
+    GTEST_SKIP() << "python3 with numpy not found (scripts/setup.sh installs python3-numpy)";
+  }
+  const std::string dir = testing::MakeTempDir();
+  const std::vector<std::vector<int32_t>> docs = {{15496, 995, 50256}, {42}, {1, 65000, 7}};
+  for (TokenDType dtype : {TokenDType::kUInt16, TokenDType::kInt32}) {
+    auto writer = IndexedDatasetWriter::Create(dir + "/ours", dtype);
+    ASSERT_TRUE(writer.ok());
+    for (const auto& d : docs) ASSERT_TRUE((*writer)->AddDocument(d).ok());
+    ASSERT_TRUE((*writer)->Finish().ok());
+    const std::string command = std::string(python) + " " + testing::RepoRoot() +
+                                "/tests/data/megatron_reader.py " + dir + "/ours > " + dir +
+                                "/read.txt";
+    ASSERT_EQ(std::system(command.c_str()), 0) << command;
+    const std::string expected = std::string("dtype ") +
+                                 (dtype == TokenDType::kUInt16 ? "uint16" : "int32") +
+                                 "\ndocuments 0 1 2 3\n3 15496 995 50256\n1 42\n3 1 65000 7\n";
+    EXPECT_EQ(*ReadFileToString(dir + "/read.txt"), expected);
+  }
+}
+
 TEST(IndexedDatasetWriter, RejectsTokensThatDoNotFitTheDtype) {
   const std::string dir = testing::MakeTempDir();
   auto writer = IndexedDatasetWriter::Create(dir + "/w", TokenDType::kUInt16);
