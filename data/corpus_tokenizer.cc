@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <future>
 
 #include "absl/strings/str_format.h"
 #include "data/indexed_dataset_writer.h"
@@ -14,7 +15,7 @@
 namespace aoetron::data {
 namespace {
 
-constexpr size_t kBatchBytes = size_t{64} << 20;
+constexpr size_t kBatchBytes = size_t{16} << 20;
 constexpr size_t kPartBytes = size_t{1} << 20;
 
 bool IsAsciiSpace(char c) {
@@ -85,13 +86,23 @@ absl::StatusOr<TokenizeReport> TokenizeCorpus(const BpeTokenizer& tokenizer,
   auto seconds_since = [](Clock::time_point t) {
     return std::chrono::duration<double>(Clock::now() - t).count();
   };
+  // The next batch is read on another thread while this one is encoded and written.
+  using ReadResult = std::pair<absl::StatusOr<bool>, std::vector<Document>>;
+  DocumentReader* source = reader->get();
+  auto read_batch = [source]() -> ReadResult {
+    std::vector<Document> docs;
+    absl::StatusOr<bool> more = source->NextBatch(kBatchBytes, &docs);
+    return {std::move(more), std::move(docs)};
+  };
+  std::future<ReadResult> next_batch = std::async(std::launch::async, read_batch);
   while (true) {
     auto phase = Clock::now();
-    batch.clear();
-    absl::StatusOr<bool> more = (*reader)->NextBatch(kBatchBytes, &batch);
-    if (!more.ok()) return more.status();
-    if (!*more) break;
-    report.read_seconds += seconds_since(phase);
+    ReadResult read = next_batch.get();
+    if (!read.first.ok()) return read.first.status();
+    if (!*read.first) break;
+    batch = std::move(read.second);
+    next_batch = std::async(std::launch::async, read_batch);
+    report.read_seconds += seconds_since(phase);  // time spent waiting for the reader
     phase = Clock::now();
     // Parts: (document, begin, end), encoded independently in parallel.
     struct Part {
@@ -145,6 +156,7 @@ absl::StatusOr<TokenizeReport> TokenizeCorpus(const BpeTokenizer& tokenizer,
   if (manifest.shards.empty()) {
     return absl::InvalidArgumentError("the inputs hold no documents");
   }
+  next_batch = std::future<ReadResult>();
   report.text_bytes = (*reader)->text_bytes();
   report.skipped_empty = (*reader)->skipped_empty();
   report.shards = static_cast<int>(manifest.shards.size());

@@ -7,9 +7,10 @@
 // split across shards). The manifest is written last, after every shard is complete, and an
 // old manifest at the same prefix is removed first, so a failed run never looks finished.
 //
-// Speed: documents are read in batches; each batch is cut into pieces of at most ~1 MiB (long
-// documents at line starts, where GPT-2's pre-tokeniser always splits) and encoded on
-// num_threads threads; the output is identical for every thread count.
+// Speed: documents are read in batches of ~16 MiB on a reader thread, one batch ahead; each
+// batch is cut into parts of at most ~1 MiB (long documents at line starts, where GPT-2's
+// pre-tokeniser always splits) and encoded on num_threads threads; the output is identical for
+// every thread count.
 #pragma once
 
 #include <cstdint>
@@ -39,7 +40,7 @@ struct TokenizeReport {
   int64_t skipped_empty = 0;
   int shards = 0;
   double seconds = 0;
-  // Where the time went: reading and checking documents, encoding (parallel), writing.
+  // Where the time went: waiting for the reader, encoding (parallel), writing.
   double read_seconds = 0;
   double encode_seconds = 0;
   double write_seconds = 0;
