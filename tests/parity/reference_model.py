@@ -22,6 +22,7 @@ Used by tests/parity/check_parity.py (parity with the C++ dump) and scripts/pyto
 """
 
 import dataclasses
+import functools
 import math
 
 import torch
@@ -137,19 +138,32 @@ def rms_norm(x, weight, eps):
     return x * torch.rsqrt(x.pow(2).mean(dim=-1, keepdim=True) + eps) * weight
 
 
+@functools.lru_cache(maxsize=16)
+def _rope_tables(T, hd, theta, dtype):
+    """cos and sin of p·θ_i, [1, T, 1, hd/2], computed in f64 and rounded once to dtype.
+    Cached: they depend only on the shape (saves the speed baseline recomputing them)."""
+    i = torch.arange(hd // 2, dtype=torch.float64)
+    inv_freq = theta ** (-2.0 * i / hd)
+    angle = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None, :]  # [T, hd/2]
+    return (torch.cos(angle).to(dtype)[None, :, None, :],
+            torch.sin(angle).to(dtype)[None, :, None, :])
+
+
 def rope(v, theta):
     """core/ops/rope.h, rotate-half: θ_i = theta^(−2i/hd), (a, b) = (v[i], v[i + hd/2]),
     a' = a·cos(pθ_i) − b·sin(pθ_i), b' = a·sin(pθ_i) + b·cos(pθ_i), p = index along T.
-    v: [B, T, H, hd]. Angles are computed in f64 and rounded once to v's dtype."""
+    v: [B, T, H, hd]."""
     T, hd = v.shape[1], v.shape[-1]
+    cos, sin = _rope_tables(T, hd, float(theta), v.dtype)
     half = hd // 2
-    i = torch.arange(half, dtype=torch.float64)
-    inv_freq = theta ** (-2.0 * i / hd)
-    angle = torch.arange(T, dtype=torch.float64)[:, None] * inv_freq[None, :]  # [T, half]
-    cos = torch.cos(angle).to(v.dtype)[None, :, None, :]
-    sin = torch.sin(angle).to(v.dtype)[None, :, None, :]
     a, b = v[..., :half], v[..., half:]
     return torch.cat([a * cos - b * sin, a * sin + b * cos], dim=-1)
+
+
+@functools.lru_cache(maxsize=16)
+def _causal_mask(T):
+    """True above the diagonal: key j > query i is masked."""
+    return torch.ones(T, T, dtype=torch.bool).triu(diagonal=1)
 
 
 def attention(h, w_qkv, w_o, cfg):
@@ -161,8 +175,7 @@ def attention(h, w_qkv, w_o, cfg):
     k = rope(qkv[:, :, 1], cfg.rope_theta).transpose(1, 2)
     v = qkv[:, :, 2].transpose(1, 2)
     scores = (q @ k.transpose(-1, -2)) * (1.0 / math.sqrt(hd))
-    causal = torch.ones(T, T, dtype=torch.bool).triu(diagonal=1)
-    scores = scores.masked_fill(causal, float("-inf"))
+    scores = scores.masked_fill(_causal_mask(T), float("-inf"))
     out = torch.softmax(scores, dim=-1) @ v  # [B, H, T, hd]
     return out.transpose(1, 2).reshape(B, T, d) @ w_o
 
