@@ -7,8 +7,8 @@ namespace aoetron::ops {
 
 // C = alpha · op(A) · op(B) + beta · C, where op(X) is X or Xᵀ.
 //   A: [M, K] (or [K, M] when trans_a), B: [K, N] (or [N, K] when trans_b), C: [M, N].
-// Tensors of rank > 2 are read as matrices with all leading dimensions folded into rows.
-// f32 goes to the BLAS library (oneDNN on the CPU, cuBLASLt on CUDA); f64 runs a plain
+// Operands have rank ≥ 2; rank > 2 is read as a matrix with all leading dimensions folded into
+// rows. f32 goes to the BLAS library (oneDNN on the CPU, cuBLASLt on CUDA); f64 runs a plain
 // reference loop meant for tests only. beta = 0 ignores C's old contents (NaNs included);
 // K = 0 or alpha = 0 makes C = beta · C without reading A or B (BLAS semantics).
 // C must not overlap A or B. Views from Tensor::Rows are fine operands (every tensor is dense).
