@@ -9,7 +9,8 @@
 
 namespace aoetron {
 
-CausalSelfAttention::CausalSelfAttention(const ModelConfig& c, int layer, ParameterSet* params)
+CausalSelfAttention::CausalSelfAttention(const ModelConfig& c, int layer, ParameterSet* params,
+                                         parallel::ProcessGroups& groups)
     : params_(params),
       d_model_(c.d_model),
       n_heads_(c.n_heads),
@@ -19,13 +20,13 @@ CausalSelfAttention::CausalSelfAttention(const ModelConfig& c, int layer, Parame
   Parameter qkv;
   qkv.name = prefix + "w_qkv";
   qkv.global_shape = {c.d_model, 3 * c.d_model};
-  qkv.sharding = {Sharding::Kind::kTensorSplit, 1, -1};  // heads split by columns
+  qkv.sharding = Sharding::TensorSplit(1);  // heads split by columns
   qkv.init_std = c.init_std;
   w_qkv_ = params->Add(std::move(qkv));
   Parameter out;
   out.name = prefix + "w_o";
   out.global_shape = {c.d_model, c.d_model};
-  out.sharding = {Sharding::Kind::kTensorSplit, 0, -1};  // row-parallel
+  out.sharding = Sharding::TensorSplit(0);  // row-parallel
   out.init_std = c.init_std / std::sqrt(2.0 * c.n_layers);
   w_o_ = params->Add(std::move(out));
 }

@@ -14,13 +14,15 @@
 #include "core/tensor.h"
 #include "models/model_config.h"
 #include "models/parameter.h"
+#include "parallel/process_groups.h"
 
 namespace aoetron {
 
 class CausalSelfAttention {
  public:
   // Registers layers.{layer}.attn.w_qkv [d, 3d] and .w_o [d, d].
-  CausalSelfAttention(const ModelConfig& config, int layer, ParameterSet* params);
+  CausalSelfAttention(const ModelConfig& config, int layer, ParameterSet* params,
+                      parallel::ProcessGroups& groups);
 
   // x: [B·T, d] normalised input; y: [B·T, d] overwritten.
   void Forward(const Tensor& x, int64_t batch, int64_t seq, Tensor& y, ActivationArena& arena);

@@ -5,11 +5,12 @@
 
 namespace aoetron {
 
-DenseSwiGlu::DenseSwiGlu(const ModelConfig& c, int layer, ParameterSet* params)
+DenseSwiGlu::DenseSwiGlu(const ModelConfig& c, int layer, ParameterSet* params,
+                         parallel::ProcessGroups& groups)
     : mlp_(params, {"layers." + std::to_string(layer) + ".ffn"}, "w_g", c.d_model, c.d_model,
            c.d_ffn, c.init_std, c.init_std / std::sqrt(2.0 * c.n_layers),
            // W_g, W_p split by columns and W_o by rows under tensor parallelism.
-           {Sharding{Sharding::Kind::kReplicated}}) {}
+           {Sharding::Replicated()}) {}
 
 void DenseSwiGlu::Forward(const Tensor& x, Tensor& y, ActivationArena& arena) {
   mlp_.Forward(x, x, {0, x.dim(0)}, y, arena);

@@ -10,7 +10,8 @@ namespace aoetron {
 
 class DenseSwiGlu final : public FeedForward {
  public:
-  DenseSwiGlu(const ModelConfig& config, int layer, ParameterSet* params);
+  DenseSwiGlu(const ModelConfig& config, int layer, ParameterSet* params,
+              parallel::ProcessGroups& groups);
   void Forward(const Tensor& x, Tensor& y, ActivationArena& arena) override;
   void Backward(const Tensor& dy, double loss_scale, Tensor& dx, ActivationArena& arena) override;
 

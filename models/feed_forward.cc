@@ -6,9 +6,12 @@
 namespace aoetron {
 
 std::unique_ptr<FeedForward> MakeFeedForward(const ModelConfig& config, int layer,
-                                             ParameterSet* params) {
-  if (config.ffn == FfnKind::kDense) return std::make_unique<DenseSwiGlu>(config, layer, params);
-  return std::make_unique<RoutedFeedForward>(config, layer, params);
+                                             ParameterSet* params,
+                                             parallel::ProcessGroups& groups) {
+  if (config.ffn == FfnKind::kDense) {
+    return std::make_unique<DenseSwiGlu>(config, layer, params, groups);
+  }
+  return std::make_unique<RoutedFeedForward>(config, layer, params, groups);
 }
 
 }  // namespace aoetron

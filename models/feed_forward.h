@@ -10,6 +10,7 @@
 #include "models/expert_stats.h"
 #include "models/model_config.h"
 #include "models/parameter.h"
+#include "parallel/process_groups.h"
 
 namespace aoetron {
 
@@ -32,7 +33,8 @@ class FeedForward {
 };
 
 // Registers the parameters of layer `layer`'s FFN in `params` and returns the block.
+// `groups` places the block's rank (tensor- and expert-parallel shards); it must outlive it.
 std::unique_ptr<FeedForward> MakeFeedForward(const ModelConfig& config, int layer,
-                                             ParameterSet* params);
+                                             ParameterSet* params, parallel::ProcessGroups& groups);
 
 }  // namespace aoetron

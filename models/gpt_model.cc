@@ -13,17 +13,29 @@
 namespace aoetron {
 
 GptModel::GptModel(const ModelConfig& config, Device device, DType dtype)
-    : config_(config), device_(device), params_(dtype) {
+    : GptModel(config, parallel::SingleProcessGroups(), device, dtype) {}
+
+GptModel::GptModel(const ModelConfig& config, parallel::ProcessGroups& groups, Device device,
+                   DType dtype)
+    : config_(config),
+      groups_(&groups),
+      device_(device),
+      params_(dtype, groups.grid().tp_rank(), groups.grid().tp_size()) {
   const absl::Status valid = ValidateModelConfig(config);
   AOETRON_CHECK(valid.ok()) << valid.message();
+  // Until the tensor- and expert-parallel layers land, only a one-rank model layout is computed
+  // correctly; data parallelism lives outside the model (gradient sync in the trainer).
+  AOETRON_CHECK(groups.grid().tp_size() == 1 && groups.grid().ep_size() == 1)
+      << "tensor and expert parallelism are not implemented in the model yet ("
+      << groups.grid().DebugString() << ")";
   Parameter embedding;
   embedding.name = "embedding.weight";
   embedding.global_shape = {config.vocab_size, config.d_model};
-  embedding.sharding = {Sharding::Kind::kTensorSplit, 0, -1};  // vocab-parallel
+  embedding.sharding = Sharding::TensorSplit(0);  // vocab-parallel
   embedding.init_std = config.init_std;
   embedding_ = params_.Add(std::move(embedding));
   for (int layer = 0; layer < config.n_layers; ++layer) {
-    blocks_.push_back(std::make_unique<TransformerBlock>(config, layer, &params_));
+    blocks_.push_back(std::make_unique<TransformerBlock>(config, layer, &params_, groups));
   }
   Parameter final_norm;
   final_norm.name = "final_norm.weight";
@@ -34,7 +46,7 @@ GptModel::GptModel(const ModelConfig& config, Device device, DType dtype)
   Parameter lm_head;
   lm_head.name = "lm_head.weight";
   lm_head.global_shape = {config.d_model, config.vocab_size};
-  lm_head.sharding = {Sharding::Kind::kTensorSplit, 1, -1};  // vocab-parallel logits
+  lm_head.sharding = Sharding::TensorSplit(1);  // vocab-parallel logits
   lm_head.init_std = config.init_std;
   lm_head_ = params_.Add(std::move(lm_head));
   params_.Allocate(device);

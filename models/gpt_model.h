@@ -32,6 +32,7 @@
 #include "models/expert_stats.h"
 #include "models/model_config.h"
 #include "models/parameter.h"
+#include "parallel/process_groups.h"
 
 namespace aoetron {
 
@@ -46,7 +47,13 @@ struct StepOutputs {
 
 class GptModel {
  public:
+  // One rank of a model laid out over `groups` (tp × ep × dp; see parallel/process_grid.h):
+  // this rank registers and holds only its shard of every parameter (Parameter::sharding).
+  // `groups` must outlive the model; every rank of the job constructs the model alike.
   // dtype: f32 for training; f64 for the finite-difference tests (every op supports both).
+  GptModel(const ModelConfig& config, parallel::ProcessGroups& groups,
+           Device device = Device::Cpu(), DType dtype = DType::kF32);
+  // The whole model in one process (parallel::SingleProcessGroups()).
   explicit GptModel(const ModelConfig& config, Device device = Device::Cpu(),
                     DType dtype = DType::kF32);
   ~GptModel();
@@ -70,6 +77,7 @@ class GptModel {
                   ActivationArena& arena);
 
   ModelConfig config_;
+  parallel::ProcessGroups* groups_;
   Device device_;
   ParameterSet params_;
   int embedding_ = -1, final_norm_ = -1, lm_head_ = -1;

@@ -8,10 +8,28 @@
 
 namespace aoetron {
 
+ParameterSet::ParameterSet(DType dtype, int tp_rank, int tp_size)
+    : dtype_(dtype), tp_rank_(tp_rank), tp_size_(tp_size) {
+  AOETRON_CHECK(tp_size >= 1 && tp_rank >= 0 && tp_rank < tp_size)
+      << "tensor-parallel rank " << tp_rank << " of " << tp_size;
+}
+
 int ParameterSet::Add(Parameter parameter) {
   AOETRON_CHECK(!values_.defined()) << "ParameterSet::Add after Allocate: " << parameter.name;
   AOETRON_CHECK(Find(parameter.name) == nullptr) << "duplicate parameter " << parameter.name;
-  if (parameter.local_shape.empty()) parameter.local_shape = parameter.global_shape;
+  parameter.local_shape = parameter.global_shape;
+  parameter.local_offset.assign(parameter.global_shape.size(), 0);
+  const int dim = parameter.sharding.tensor_parallel_dim;
+  if (dim >= 0) {
+    AOETRON_CHECK(dim < static_cast<int>(parameter.global_shape.size()))
+        << parameter.name << ": tensor-parallel dim " << dim << " outside its shape";
+    const int64_t extent = parameter.global_shape[dim];
+    AOETRON_CHECK(extent % tp_size_ == 0)
+        << parameter.name << ": dim " << dim << " (" << extent
+        << ") is not divisible by the tensor-parallel size " << tp_size_;
+    parameter.local_shape[dim] = extent / tp_size_;
+    parameter.local_offset[dim] = tp_rank_ * (extent / tp_size_);
+  }
   params_.push_back(std::move(parameter));
   return static_cast<int>(params_.size()) - 1;
 }
@@ -35,8 +53,6 @@ void ParameterSet::Initialize(uint64_t seed) {
   AOETRON_CHECK(values_.device().is_cpu())
       << "Initialize runs on the host; copy to the device after";
   for (Parameter& p : params_) {
-    AOETRON_CHECK(p.local_shape == p.global_shape)
-        << p.name << ": sharded initialisation needs the global index map (parallel/)";
     if (p.init_std == 0.0) {
       ops::Fill(p.value, p.init_value);
       continue;
@@ -45,10 +61,25 @@ void ParameterSet::Initialize(uint64_t seed) {
     // The f32 draw is the reference: an f64 model starts from exactly the same values.
     const float std = static_cast<float>(p.init_std);
     const int64_t n = p.value.numel();
+    // Local element i sits at multi-index local(i) + local_offset of the global tensor; its
+    // global row-major index picks the draw.
+    const int rank = static_cast<int>(p.global_shape.size());
+    auto global_index = [&](int64_t i) {
+      int64_t global = 0, stride = 1;
+      for (int k = rank - 1; k >= 0; --k) {
+        const int64_t local_k = i % p.local_shape[k];
+        i /= p.local_shape[k];
+        global += (local_k + p.local_offset[k]) * stride;
+        stride *= p.global_shape[k];
+      }
+      return static_cast<uint64_t>(global);
+    };
+    const bool whole = p.local_shape == p.global_shape;
     VisitFloatData(p.value, [&](auto* data) {
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < n; ++i) {
-        data[i] = std * NormalAt(seed, stream, static_cast<uint64_t>(i));
+        const uint64_t index = whole ? static_cast<uint64_t>(i) : global_index(i);
+        data[i] = std * NormalAt(seed, stream, index);
       }
     });
   }

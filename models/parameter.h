@@ -15,23 +15,36 @@
 
 namespace aoetron {
 
-// How a parameter's global tensor is distributed over ranks.
+// How a parameter's global tensor is distributed over ranks. The two splits compose: an expert
+// weight lives only on the expert-parallel rank that owns its expert and may in addition be
+// split over the tensor-parallel group (expert tensor parallelism).
+//   tensor_parallel_dim = d ≥ 0: the tp group splits dim d into tp equal contiguous blocks;
+//                                 tp rank i holds block i. -1: every tp rank holds all of it.
+//   expert = e ≥ 0:               the weight belongs to expert e and is registered only on the
+//                                 ep rank owning e (replicated over the expert-data-parallel
+//                                 group). -1: not an expert weight (replicated over dp).
+// Gradient sync, grad-norm accounting, ZeRO-1, checkpoints and export read nothing else.
 struct Sharding {
-  enum class Kind {
-    kReplicated,   // every rank holds all of it (norms, router, AoE's W_down)
-    kTensorSplit,  // split along `dim` over the tensor-parallel group
-    kExpert,       // owned by the expert-parallel rank that owns expert `expert`
-  };
-  Kind kind = Kind::kReplicated;
-  int dim = -1;     // kTensorSplit only
-  int expert = -1;  // kExpert only
+  int tensor_parallel_dim = -1;
+  int expert = -1;
+
+  static Sharding Replicated() { return {}; }
+  static Sharding TensorSplit(int dim) { return {dim, -1}; }
+  static Sharding Expert(int expert, int tensor_parallel_dim = -1) {
+    return {tensor_parallel_dim, expert};
+  }
+  bool is_expert() const { return expert >= 0; }
+  bool is_tensor_split() const { return tensor_parallel_dim >= 0; }
 };
 
 struct Parameter {
   std::string name;
   Shape global_shape;  // the unsharded shape
-  Shape local_shape;   // what this rank holds
   Sharding sharding;
+  // Filled by ParameterSet::Add from global_shape, sharding and the set's tp position: the box
+  // of the global tensor this rank holds, global[local_offset + i] for i < local_shape.
+  Shape local_shape;
+  Shape local_offset;
   bool weight_decay = true;  // false for norm weights
   double init_std = 0.0;     // N(0, init_std²); 0 means "constant init_value"
   double init_value = 0.0;
@@ -39,23 +52,27 @@ struct Parameter {
   Tensor grad;   // view into ParameterSet's gradient buffer
 };
 
-// All parameters of a model, in registration order (which is the order of the flat buffers).
-// Usage: Add() every parameter, then Allocate() once; views are valid for the set's lifetime.
-// Not thread-safe.
 class ParameterSet {
  public:
   // `dtype` is the floating-point type of values, gradients and the activations computed from
   // them: f32 for training, f64 for the finite-difference tests.
-  explicit ParameterSet(DType dtype = DType::kF32) : dtype_(dtype) {}
+  // `tp_rank` of `tp_size` places this rank in the tensor-parallel group: Add() cuts every
+  // tensor-split parameter to this rank's block.
+  explicit ParameterSet(DType dtype = DType::kF32, int tp_rank = 0, int tp_size = 1);
   DType dtype() const { return dtype_; }
+  int tp_rank() const { return tp_rank_; }
+  int tp_size() const { return tp_size_; }
 
-  // Registers a parameter; returns its index. Only before Allocate().
+  // Registers a parameter (name, global_shape, sharding, init); computes local_shape and
+  // local_offset. Checks (programming errors): a unique name, a split dim inside the shape
+  // and divisible by tp_size. Returns its index. Only before Allocate().
   int Add(Parameter parameter);
   // Creates the flat value and gradient buffers and points every parameter at its slice.
   void Allocate(Device device = Device::Cpu());
 
   // Fills every value from its init_std/init_value with NormalAt(seed, StableHash(name),
-  // global element index): the result is the same whatever the layout.
+  // global element index): each rank draws exactly its box of the global tensor, so the model is
+  // the same whatever the layout.
   void Initialize(uint64_t seed);
   void ZeroGrads();
 
@@ -73,6 +90,7 @@ class ParameterSet {
 
  private:
   DType dtype_;
+  int tp_rank_, tp_size_;
   std::vector<Parameter> params_;
   Tensor values_;
   Tensor grads_;

@@ -14,7 +14,8 @@
 
 namespace aoetron {
 
-RoutedFeedForward::RoutedFeedForward(const ModelConfig& c, int layer, ParameterSet* params)
+RoutedFeedForward::RoutedFeedForward(const ModelConfig& c, int layer, ParameterSet* params,
+                                     parallel::ProcessGroups& groups)
     : n_experts_(c.n_experts),
       top_k_(c.top_k),
       aux_coeff_(c.aux_loss_coeff),
@@ -31,7 +32,7 @@ RoutedFeedForward::RoutedFeedForward(const ModelConfig& c, int layer, ParameterS
   std::vector<Sharding> shardings;
   for (int64_t e = 0; e < c.n_experts; ++e) {
     prefixes.push_back(prefix + ".experts." + std::to_string(e));
-    shardings.push_back({Sharding::Kind::kExpert, -1, static_cast<int>(e)});
+    shardings.push_back(Sharding::Expert(static_cast<int>(e)));
   }
   experts_ = std::make_unique<GroupedSwiGluExperts>(
       params, prefixes, aoe ? "w_up" : "w_g", c.d_model, scorer_->gate_input_width(),

@@ -26,7 +26,8 @@ namespace aoetron {
 
 class RoutedFeedForward final : public FeedForward {
  public:
-  RoutedFeedForward(const ModelConfig& config, int layer, ParameterSet* params);
+  RoutedFeedForward(const ModelConfig& config, int layer, ParameterSet* params,
+                    parallel::ProcessGroups& groups);
 
   void Forward(const Tensor& x, Tensor& y, ActivationArena& arena) override;
   void Backward(const Tensor& dy, double loss_scale, Tensor& dx, ActivationArena& arena) override;

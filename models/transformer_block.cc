@@ -19,15 +19,16 @@ int AddNormWeight(ParameterSet* params, const std::string& name, int64_t d_model
 
 }  // namespace
 
-TransformerBlock::TransformerBlock(const ModelConfig& c, int layer, ParameterSet* params)
+TransformerBlock::TransformerBlock(const ModelConfig& c, int layer, ParameterSet* params,
+                                   parallel::ProcessGroups& groups)
     : params_(params),
       norm_eps_(static_cast<float>(c.norm_eps)),
       attn_norm_(AddNormWeight(params, "layers." + std::to_string(layer) + ".attn_norm.weight",
                                c.d_model)),
       ffn_norm_(
           AddNormWeight(params, "layers." + std::to_string(layer) + ".ffn_norm.weight", c.d_model)),
-      attention_(c, layer, params),
-      ffn_(MakeFeedForward(c, layer, params)) {}
+      attention_(c, layer, params, groups),
+      ffn_(MakeFeedForward(c, layer, params, groups)) {}
 
 void TransformerBlock::Forward(const Tensor& x_in, int64_t batch, int64_t seq, Tensor& x_out,
                                ActivationArena& arena) {

@@ -11,12 +11,14 @@
 #include "core/arena.h"
 #include "models/attention.h"
 #include "models/feed_forward.h"
+#include "parallel/process_groups.h"
 
 namespace aoetron {
 
 class TransformerBlock {
  public:
-  TransformerBlock(const ModelConfig& config, int layer, ParameterSet* params);
+  TransformerBlock(const ModelConfig& config, int layer, ParameterSet* params,
+                   parallel::ProcessGroups& groups);
 
   // x_in, x_out: [B·T, d]. x_in must stay alive and unchanged until Backward.
   void Forward(const Tensor& x_in, int64_t batch, int64_t seq, Tensor& x_out,

@@ -2,7 +2,9 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "core/check.h"
 #include "parallel/abort.h"
+#include "parallel/single_process_communicator.h"
 
 namespace aoetron::parallel {
 
@@ -56,6 +58,18 @@ absl::StatusOr<ProcessGroups> CreateProcessGroups(const ProcessGrid& grid, Commu
     }
   }
   return groups;
+}
+
+ProcessGroups& SingleProcessGroups() {
+  static ProcessGroups* const groups = [] {
+    static SingleProcessCommunicator world("world");
+    absl::StatusOr<ProcessGrid> grid = ProcessGrid::Create(1, 0, 1, 1);
+    AOETRON_CHECK(grid.ok()) << grid.status().message();
+    absl::StatusOr<ProcessGroups> created = CreateProcessGroups(*grid, world);
+    AOETRON_CHECK(created.ok()) << created.status().message();
+    return new ProcessGroups(std::move(*created));
+  }();
+  return *groups;
 }
 
 }  // namespace aoetron::parallel

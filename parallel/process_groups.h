@@ -45,4 +45,9 @@ class ProcessGroups {
 // caught by the size check after the split and ends the job (a programming error).
 absl::StatusOr<ProcessGroups> CreateProcessGroups(const ProcessGrid& grid, Communicator& world);
 
+// The groups of a world of one (tp = ep = dp = 1), every one a SingleProcessCommunicator: what
+// single-process code (tests, one-rank tools) hands to models. Created on first use, lives for
+// the process; needs no MPI. Not thread-safe to use concurrently (a Communicator contract).
+ProcessGroups& SingleProcessGroups();
+
 }  // namespace aoetron::parallel

@@ -68,7 +68,8 @@ TEST_P(FeedForwardGradientTest, BackwardMatchesFiniteDifferences) {
   ModelConfig config = TinyConfig(GetParam().kind);
   config.aoe_gate = GetParam().gate;
   ParameterSet params(DType::kF64);
-  std::unique_ptr<FeedForward> ffn = MakeFeedForward(config, 0, &params);
+  std::unique_ptr<FeedForward> ffn =
+      MakeFeedForward(config, 0, &params, parallel::SingleProcessGroups());
   params.Allocate();
   params.Initialize(seed);
 
@@ -107,7 +108,7 @@ TEST(AttentionGradientTest, BackwardMatchesFiniteDifferences) {
   std::mt19937_64 rng(seed);
   const ModelConfig config = TinyConfig(FfnKind::kDense);
   ParameterSet params(DType::kF64);
-  CausalSelfAttention attention(config, 0, &params);
+  CausalSelfAttention attention(config, 0, &params, parallel::SingleProcessGroups());
   params.Allocate();
   params.Initialize(seed);
   const int64_t batch = 2, seq = 5, tokens = batch * seq, d = config.d_model;
@@ -135,7 +136,7 @@ TEST(TransformerBlockGradientTest, BackwardMatchesFiniteDifferences) {
   std::mt19937_64 rng(seed);
   const ModelConfig config = TinyConfig(FfnKind::kAoe);
   ParameterSet params(DType::kF64);
-  TransformerBlock block(config, 0, &params);
+  TransformerBlock block(config, 0, &params, parallel::SingleProcessGroups());
   params.Allocate();
   params.Initialize(seed);
   const int64_t batch = 2, seq = 4, tokens = batch * seq, d = config.d_model;

@@ -75,7 +75,8 @@ TEST(AoeGradientFlowTest, UnselectedExpertsLearnOnlyThroughTheAuxLoss) {
     c.top_k = 1;
     c.aux_loss_coeff = aux;
     ParameterSet params;
-    std::unique_ptr<FeedForward> ffn = MakeFeedForward(c, 0, &params);
+    std::unique_ptr<FeedForward> ffn =
+        MakeFeedForward(c, 0, &params, parallel::SingleProcessGroups());
     params.Allocate();
     params.Initialize(7);
     const int64_t tokens = 3;  // at most 3 of 8 experts can be selected
