@@ -22,7 +22,9 @@ constexpr double kRelativeTolerance = 1e-6;
 constexpr double kAbsoluteTolerance = 1e-9;
 
 // Checks `grad` = ∂objective/∂value (both f64, same shape) along one random ±1 direction over
-// the whole tensor and at `elements` random single elements. `objective` recomputes the scalar
+// the whole tensor and at `elements` random single elements. A direction or element where the
+// objective is not smooth within ±h (a top-K selection changes there) is replaced by another
+// one, up to 8 tries, detected from the finite differences alone (finite_difference.cc). `objective` recomputes the scalar
 // from the current contents of `value`, which is restored afterwards.
 void ExpectGradientMatchesFiniteDifferences(const std::string& what, Tensor value,
                                             const Tensor& grad,
