@@ -7,8 +7,8 @@ namespace aoetron {
 
 DenseSwiGlu::DenseSwiGlu(const ModelConfig& c, int layer, ParameterSet* params,
                          parallel::ProcessGroups& groups)
-    : mlp_(params, {"layers." + std::to_string(layer) + ".ffn"}, "w_g", c.d_model, c.d_model,
-           c.d_ffn, c.init_std, c.init_std / std::sqrt(2.0 * c.n_layers),
+    : mlp_(params, groups.tensor_parallel(), {"layers." + std::to_string(layer) + ".ffn"}, "w_g",
+           c.d_model, c.d_model, c.d_ffn, c.init_std, c.init_std / std::sqrt(2.0 * c.n_layers),
            // W_g, W_p split by columns and W_o by rows under tensor parallelism.
            {Sharding::Replicated()}) {}
 

@@ -7,12 +7,17 @@
 namespace aoetron {
 
 GroupedSwiGluExperts::GroupedSwiGluExperts(ParameterSet* params,
+                                           parallel::Communicator& tensor_parallel,
                                            const std::vector<std::string>& expert_prefixes,
                                            const std::string& gate_name, int64_t d_model,
                                            int64_t gate_in, int64_t width, double init_std,
                                            double output_std,
                                            const std::vector<Sharding>& shardings)
-    : params_(params), d_model_(d_model), gate_in_(gate_in), width_(width) {
+    : params_(params),
+      tensor_parallel_(&tensor_parallel),
+      d_model_(d_model),
+      gate_in_(gate_in),
+      width_(width) {
   AOETRON_CHECK_EQ(expert_prefixes.size(), shardings.size());
   for (size_t e = 0; e < expert_prefixes.size(); ++e) {
     const std::string& p = expert_prefixes[e];

@@ -22,6 +22,7 @@
 #include "core/arena.h"
 #include "core/tensor.h"
 #include "models/parameter.h"
+#include "parallel/communicator.h"
 
 namespace aoetron {
 
@@ -30,7 +31,8 @@ class GroupedSwiGluExperts {
   // Registers, for each prefix p in `expert_prefixes`, parameters p + "." + gate_name
   // [gate_in, width], p + ".w_p" [d, width] and p + ".w_o" [width, d]. `sharding_for(e)` gives
   // expert e's sharding. The output projection is initialised with `output_std`.
-  GroupedSwiGluExperts(ParameterSet* params, const std::vector<std::string>& expert_prefixes,
+  GroupedSwiGluExperts(ParameterSet* params, parallel::Communicator& tensor_parallel,
+                       const std::vector<std::string>& expert_prefixes,
                        const std::string& gate_name, int64_t d_model, int64_t gate_in,
                        int64_t width, double init_std, double output_std,
                        const std::vector<Sharding>& shardings);
@@ -49,6 +51,7 @@ class GroupedSwiGluExperts {
 
  private:
   ParameterSet* params_;
+  parallel::Communicator* tensor_parallel_;
   int64_t d_model_, gate_in_, width_;
   std::vector<int> w_gate_, w_p_, w_o_;  // parameter indices per expert
   // Saved by Forward for Backward.

@@ -35,8 +35,9 @@ RoutedFeedForward::RoutedFeedForward(const ModelConfig& c, int layer, ParameterS
     shardings.push_back(Sharding::Expert(static_cast<int>(e)));
   }
   experts_ = std::make_unique<GroupedSwiGluExperts>(
-      params, prefixes, aoe ? "w_up" : "w_g", c.d_model, scorer_->gate_input_width(),
-      c.ExpertWidth(), c.init_std, c.init_std / std::sqrt(2.0 * c.n_layers), shardings);
+      params, groups.tensor_parallel(), prefixes, aoe ? "w_up" : "w_g", c.d_model,
+      scorer_->gate_input_width(), c.ExpertWidth(), c.init_std,
+      c.init_std / std::sqrt(2.0 * c.n_layers), shardings);
 }
 
 void RoutedFeedForward::Forward(const Tensor& x, Tensor& y, ActivationArena& arena) {
