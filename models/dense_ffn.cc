@@ -9,7 +9,8 @@ DenseSwiGlu::DenseSwiGlu(const ModelConfig& c, int layer, ParameterSet* params,
                          parallel::ProcessGroups& groups)
     : mlp_(params, groups.tensor_parallel(), {"layers." + std::to_string(layer) + ".ffn"}, "w_g",
            c.d_model, c.d_model, c.d_ffn, c.init_std, c.init_std / std::sqrt(2.0 * c.n_layers),
-           // W_g, W_p split by columns and W_o by rows under tensor parallelism.
+           // Not an expert weight (replicated over dp); GroupedSwiGluExperts splits W_g, W_p by
+           // columns and W_o by rows over tp.
            {Sharding::Replicated()}) {}
 
 void DenseSwiGlu::Forward(const Tensor& x, Tensor& y, ActivationArena& arena) {

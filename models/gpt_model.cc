@@ -2,13 +2,12 @@
 
 #include <cmath>
 
-#include "core/ops/cross_entropy.h"
 #include "core/ops/elementwise.h"
-#include "core/ops/embedding.h"
 #include "core/ops/float_visit.h"
 #include "core/ops/gemm.h"
 #include "core/ops/rmsnorm.h"
 #include "models/transformer_block.h"
+#include "parallel/tensor_parallel.h"
 
 namespace aoetron {
 
@@ -23,10 +22,13 @@ GptModel::GptModel(const ModelConfig& config, parallel::ProcessGroups& groups, D
       params_(dtype, groups.grid().tp_rank(), groups.grid().tp_size()) {
   const absl::Status valid = ValidateModelConfig(config);
   AOETRON_CHECK(valid.ok()) << valid.message();
-  // Until the tensor- and expert-parallel layers land, only a one-rank model layout is computed
-  // correctly; data parallelism lives outside the model (gradient sync in the trainer).
-  AOETRON_CHECK(groups.grid().tp_size() == 1 && groups.grid().ep_size() == 1)
-      << "tensor and expert parallelism are not implemented in the model yet ("
+  const absl::Status layout =
+      ValidateParallelLayout(config, groups.grid().tp_size(), groups.grid().ep_size());
+  AOETRON_CHECK(layout.ok()) << layout.message();
+  // Tensor parallelism lives in the layers; data parallelism outside the model (gradient sync
+  // in the trainer). Until the expert-parallel dispatch lands, only ep = 1 is computed.
+  AOETRON_CHECK(groups.grid().ep_size() == 1)
+      << "expert parallelism is not implemented in the model yet ("
       << groups.grid().DebugString() << ")";
   Parameter embedding;
   embedding.name = "embedding.weight";
@@ -75,32 +77,44 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
   const Tensor flat_tokens = tokens.Reshape({n});
   const Tensor flat_targets = targets.Reshape({n});
 
-  // Forward: the residual stream x_0 … x_L is kept for backward.
+  parallel::Communicator& tp = groups_->tensor_parallel();
+  Parameter& embedding = params_[embedding_];
+  Parameter& lm_head = params_[lm_head_];
+  Parameter& final_norm = params_[final_norm_];
+  // This rank's vocabulary block [vocab_begin, vocab_begin + V/tp) (the whole V when tp = 1).
+  const int64_t vocab_begin = embedding.local_offset[0];
+  AOETRON_CHECK_EQ(lm_head.local_offset[1], vocab_begin);
+
+  // Forward: the residual stream x_0 … x_L is kept for backward. It is replicated over tp.
   std::vector<Tensor> stream(blocks_.size() + 1);
   stream[0] = arena.Allocate({n, d}, params_.dtype());
-  ops::EmbeddingForward(flat_tokens, params_[embedding_].value, stream[0]);
+  parallel::VocabParallelEmbeddingForward(tp, flat_tokens, embedding.value, vocab_begin, vocab,
+                                          stream[0]);
   for (size_t l = 0; l < blocks_.size(); ++l) {
     stream[l + 1] = arena.Allocate({n, d}, params_.dtype());
     blocks_[l]->Forward(stream[l], batch, seq, stream[l + 1], arena);
   }
   Tensor final_hidden = arena.Allocate({n, d}, params_.dtype());
   Tensor final_rstd = arena.Allocate({n}, params_.dtype());
-  ops::RmsNormForward(stream.back(), params_[final_norm_].value,
-                      static_cast<float>(config_.norm_eps), final_hidden, final_rstd);
-  Tensor logits = arena.Allocate({n, vocab}, params_.dtype());
-  ops::Gemm(final_hidden, false, params_[lm_head_].value, false, logits);
+  ops::RmsNormForward(stream.back(), final_norm.value, static_cast<float>(config_.norm_eps),
+                      final_hidden, final_rstd);
+  // Vocabulary-parallel LM head: this rank's logit columns only, [N, V/tp].
+  Tensor logits = arena.Allocate({n, lm_head.value.dim(1)}, params_.dtype());
+  ops::Gemm(final_hidden, false, lm_head.value, false, logits);
 
-  // Loss: mean over the tokens whose target is not ignored (< 0).
+  // Loss: mean over the tokens whose target is not ignored (< 0), the same on every tp rank.
   int64_t counted = 0;
   const int32_t* target_ids = flat_targets.data<int32_t>();
   for (int64_t t = 0; t < n; ++t) counted += target_ids[t] >= 0;
   const double inv_count = counted > 0 ? 1.0 / static_cast<double>(counted) : 0.0;
   Tensor losses = arena.Allocate({n}, params_.dtype());
   if (backward) {
-    // logits becomes dlogits = loss_scale/count · (softmax − onehot).
-    ops::CrossEntropyForwardBackward(logits, flat_targets, loss_scale * inv_count, losses);
+    // logits becomes dlogits = loss_scale/count · (softmax − onehot) over this rank's columns.
+    parallel::VocabParallelCrossEntropyForwardBackward(tp, logits, flat_targets, vocab_begin, vocab,
+                                                       loss_scale * inv_count, losses, arena);
   } else {
-    ops::CrossEntropyForward(logits, flat_targets, losses);
+    parallel::VocabParallelCrossEntropyForward(tp, logits, flat_targets, vocab_begin, vocab, losses,
+                                               arena);
   }
   StepOutputs out;
   double loss_sum = 0.0;
@@ -114,12 +128,12 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
   }
   if (!backward) return out;
 
-  // Backward, from the logits down the residual stream.
+  // Backward, from the logits down the residual stream. The LM head is column-parallel over the
+  // vocabulary: dW_lm is local, d final_hidden is summed over tp.
   const Tensor& dlogits = logits;
-  Parameter& lm_head = params_[lm_head_];
-  Parameter& final_norm = params_[final_norm_];
   Tensor d_final_hidden = arena.Allocate({n, d}, params_.dtype());
   ops::Gemm(dlogits, false, lm_head.value, true, d_final_hidden);
+  parallel::CopyToTensorParallelRegionBackward(tp, d_final_hidden);
   ops::Gemm(final_hidden, true, dlogits, false, lm_head.grad, 1.0f, 1.0f);
   Tensor dx = arena.Allocate({n, d}, params_.dtype());
   ops::Fill(dx, 0.0);
@@ -133,7 +147,7 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
     arena.Rewind(before_layer);
     std::swap(dx, dx_below);
   }
-  ops::EmbeddingBackward(flat_tokens, dx, params_[embedding_].grad);
+  parallel::VocabParallelEmbeddingBackward(flat_tokens, dx, vocab_begin, embedding.grad);
   return out;
 }
 

@@ -9,7 +9,8 @@
 // Parameter names (global shapes; weights are stored [in, out], so y = x · W):
 //   embedding.weight [V, d]                     final_norm.weight [d]     lm_head.weight [d, V]
 //   layers.{l}.attn_norm.weight [d]             layers.{l}.ffn_norm.weight [d]
-//   layers.{l}.attn.w_qkv [d, 3d]   columns ordered (q|k|v, head, head_dim)
+//   layers.{l}.attn.w_qkv [d, 3, d] = (in, q|k|v, head·head_dim); as a [d, 3d] matrix its
+//                                      columns are ordered (q|k|v, head, head_dim)
 //   layers.{l}.attn.w_o [d, d]
 //   dense:  layers.{l}.ffn.{w_g, w_p} [d, d_ffn], layers.{l}.ffn.w_o [d_ffn, d]
 //   MoE:    layers.{l}.ffn.router.weight [d, n]
@@ -18,6 +19,21 @@
 //           layers.{l}.ffn.experts.{e}.w_up [r, d_wide], .w_p [d, d_wide], .w_o [d_wide, d]
 // (W_g, W_p, W_o and W_down, W_up are AOE.md's names: E(x) = (SiLU(x W_g) ⊙ (x W_p)) W_o, and AoE
 // factorises W_g = W_down W_up.)
+//
+// Tensor parallelism (tp ranks, Megatron style; parallel/tensor_parallel.h). Split over tp
+// (Parameter::sharding.tensor_parallel_dim, equal contiguous blocks in tp-rank order):
+//   embedding.weight dim 0 and lm_head.weight dim 1 (vocabulary-parallel: rank r holds ids
+//   [r·V/tp, (r+1)·V/tp); the loss is a vocabulary-parallel cross-entropy, so no rank ever holds
+//   a full logits row); attn.w_qkv dim 2 (heads, column-parallel); attn.w_o dim 0 (row-parallel);
+//   every FFN/expert w_g, w_up, w_p dim 1 (column-parallel) and w_o dim 0 (row-parallel).
+// Replicated over tp: the norm weights, the router weight and AoE's w_down. Activations between
+// layers (the residual stream, norm outputs, routing) are replicated and bitwise identical on
+// every tp rank, so the gradients of replicated parameters are too: each tp rank holds the full
+// gradient (not a share of it). Gradient sync reduces them over dp only, and a global grad norm
+// counts them once per tp group (split parameters once per shard).
+// Loss, aux loss and layer stats are the same on every tp rank. Collectives per layer and
+// micro-batch: attention and FFN each one all-reduce of [N, d] forward and one backward; plus the
+// embedding ([N, d]), the LM head's backward ([N, d]) and the loss (3·N f64).
 //
 // Initialisation: every matrix N(0, init_std²); the residual-output projections (attn.w_o and
 // every ffn w_o) N(0, (init_std / sqrt(2L))²); norm weights 1.
@@ -49,7 +65,10 @@ class GptModel {
  public:
   // One rank of a model laid out over `groups` (tp × ep × dp; see parallel/process_grid.h):
   // this rank registers and holds only its shard of every parameter (Parameter::sharding).
-  // `groups` must outlive the model; every rank of the job constructs the model alike.
+  // `groups` must outlive the model; every rank of the job constructs the model alike, and every
+  // rank of a tp group passes the same tokens and targets to each call (the calls are collective
+  // over tp). The layout must pass ValidateParallelLayout (a CHECK here; launcher/ validates
+  // first and reports the error).
   // dtype: f32 for training; f64 for the finite-difference tests (every op supports both).
   GptModel(const ModelConfig& config, parallel::ProcessGroups& groups,
            Device device = Device::Cpu(), DType dtype = DType::kF32);

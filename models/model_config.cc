@@ -91,3 +91,44 @@ absl::Status ValidateModelConfig(const ModelConfig& c) {
 }
 
 }  // namespace aoetron
+
+namespace aoetron {
+
+absl::Status ValidateParallelLayout(const ModelConfig& c, int tp, int ep) {
+  if (tp < 1 || ep < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("parallel.tp (%d) and parallel.ep (%d) must be ≥ 1", tp, ep));
+  }
+  auto divisible = [tp](const char* field, int64_t value, const char* hint) -> absl::Status {
+    if (value % tp == 0) return absl::OkStatus();
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s (%d) must be divisible by parallel.tp (%d)%s", field, value, tp, hint));
+  };
+  if (absl::Status s = divisible("model.n_heads", c.n_heads, ": tensor parallelism splits heads");
+      !s.ok()) {
+    return s;
+  }
+  if (absl::Status s = divisible("model.vocab_size", c.vocab_size,
+                                 ": the embedding and LM head are split by vocabulary; pad the "
+                                 "vocabulary to a multiple");
+      !s.ok()) {
+    return s;
+  }
+  if (c.ffn == FfnKind::kAoe) {
+    if (c.ResolvedDWide() % tp != 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "the AoE expert width d_wide (%d%s) must be divisible by parallel.tp (%d)%s",
+          c.ResolvedDWide(), c.d_wide > 0 ? ", model.d_wide" : ", derived from model.d_ffn", tp,
+          c.d_wide > 0 ? "" : "; set model.d_wide explicitly"));
+    }
+  } else if (absl::Status s = divisible("model.d_ffn", c.d_ffn, ""); !s.ok()) {
+    return s;
+  }
+  if (c.is_moe() && c.n_experts % ep != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "model.n_experts (%d) must be divisible by parallel.ep (%d)", c.n_experts, ep));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace aoetron

@@ -51,6 +51,13 @@ struct ModelConfig {
 // ("model.d_model must be divisible by model.n_heads (256 vs 3)").
 absl::Status ValidateModelConfig(const ModelConfig& config);
 
+// Checks that a valid config can be laid out over `tp` tensor-parallel and `ep` expert-parallel
+// ranks (launcher/ calls it with parallel.tp and parallel.ep before any work starts). Tensor
+// parallelism splits attention heads, the vocabulary (embedding rows, LM-head columns) and every
+// FFN/expert width in equal blocks; expert parallelism shards the experts. Errors name the fields:
+// "model.n_heads (6) must be divisible by parallel.tp (4)".
+absl::Status ValidateParallelLayout(const ModelConfig& config, int tp, int ep);
+
 std::string FfnKindName(FfnKind kind);  // "dense", "moe", "aoe"
 
 }  // namespace aoetron

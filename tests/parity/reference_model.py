@@ -79,7 +79,9 @@ def parameter_shapes(cfg):
     for l in range(cfg.n_layers):
         p = f"layers.{l}."
         shapes[p + "attn_norm.weight"] = (d,)
-        shapes[p + "attn.w_qkv"] = (d, 3 * d)
+        # [in, q|k|v, head·head_dim]: the middle dim lets tensor parallelism split heads by a
+        # plain block split of dim 2; as a [d, 3d] matrix it is the packed (q|k|v, head, hd).
+        shapes[p + "attn.w_qkv"] = (d, 3, d)
         shapes[p + "attn.w_o"] = (d, d)
         shapes[p + "ffn_norm.weight"] = (d,)
         if cfg.ffn == "dense":
@@ -167,10 +169,11 @@ def _causal_mask(T):
 
 
 def attention(h, w_qkv, w_o, cfg):
-    """Causal MHA (core/ops/attention.h), qkv columns ordered (q|k|v, head, head_dim)."""
+    """Causal MHA (core/ops/attention.h). w_qkv: [d, 3, d]; as [d, 3d] its columns are ordered
+    (q|k|v, head, head_dim)."""
     B, T, d = h.shape
     H, hd = cfg.n_heads, cfg.head_dim
-    qkv = (h @ w_qkv).view(B, T, 3, H, hd)
+    qkv = (h @ w_qkv.reshape(d, 3 * d)).view(B, T, 3, H, hd)
     q = rope(qkv[:, :, 0], cfg.rope_theta).transpose(1, 2)  # [B, H, T, hd]
     k = rope(qkv[:, :, 1], cfg.rope_theta).transpose(1, 2)
     v = qkv[:, :, 2].transpose(1, 2)
