@@ -1,6 +1,5 @@
 #include "models/aoe_scorer.h"
 
-#include "core/ops/elementwise.h"
 #include "core/ops/gemm.h"
 #include "core/ops/grouped_l2_norm.h"
 
@@ -26,20 +25,13 @@ Tensor AoeScorer::Forward(const Tensor& x, ActivationArena& arena) {
   return norms_;
 }
 
-Tensor AoeScorer::ExpertGateInput(const Tensor& expert_index, const ops::ExpertLayout& layout,
-                                  ActivationArena& arena) {
-  Tensor gathered = arena.Allocate({layout.offsets.back(), d_low_}, params_->dtype());
-  ops::GatherExpertSlices(c_, expert_index, layout.position, gathered);
-  return gathered;
-}
-
-void AoeScorer::Backward(const Tensor& dscores, const Tensor& dgate_input,
-                         const Tensor& expert_index, const ops::ExpertLayout& layout, Tensor& dx,
+void AoeScorer::Backward(const Tensor& dscores, Tensor& d_gate_cache, Tensor& dx,
                          ActivationArena& arena) {
-  Tensor dc = arena.Allocate(c_.shape(), params_->dtype());
-  ops::Fill(dc, 0.0);
-  ops::GatherExpertSlicesBackward(dgate_input, expert_index, layout.position, dc);
-  ops::GroupedL2NormBackward(dscores, c_, norms_, d_low_, dc);
+  AOETRON_CHECK(d_gate_cache.defined() && d_gate_cache.shape() == c_.shape())
+      << "AoeScorer::Backward: d_gate_cache " << d_gate_cache.DebugString() << " for C "
+      << c_.DebugString();
+  Tensor& dc = d_gate_cache;  // path 2 (the selected experts' W_up) is already in it
+  ops::GroupedL2NormBackward(dscores, c_, norms_, d_low_, dc);  // paths 1 and 3
   Parameter& w = (*params_)[w_down_];
   ops::Gemm(x_, true, dc, false, w.grad, 1.0f, 1.0f);
   ops::Gemm(dc, false, w.value, true, dx, 1.0f, 1.0f);

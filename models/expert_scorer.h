@@ -4,14 +4,14 @@
 //   router MoE:  scores = x W_r                  experts gate on x itself  (G = x, width d)
 //   AoE:         C = x Ŵ_down, scores = ‖C_i‖₂   experts gate on their cached C_i (width r)
 //
-// Everything else — top-K, gate weights, layout, permutation, grouped experts, combine, aux loss
-// — is RoutedFeedForward, shared by both.
+// Everything else — top-K, gate weights, aux loss, dispatch, grouped experts, combine — is
+// RoutedFeedForward and parallel::ExpertDispatcher, shared by both. The scorer's parameters are
+// replicated: every rank scores its own tokens, with no communication.
 #pragma once
 
 #include <cstdint>
 
 #include "core/arena.h"
-#include "core/ops/expert_permute.h"
 #include "core/tensor.h"
 
 namespace aoetron {
@@ -23,22 +23,20 @@ class ExpertScorer {
   // x: [N, d] → scores [N, n]. Keeps what Backward needs.
   virtual Tensor Forward(const Tensor& x, ActivationArena& arena) = 0;
 
-  // True when the experts gate on x (the gate input is x_perm and its gradient flows into
-  // dx_perm); false when they gate on a separate input that ExpertGateInput builds.
-  virtual bool gates_on_x() const = 0;
-  // Width of each expert's gate input: d for the router, r for AoE.
+  // Width of each expert's gate input: d for the router (the gate multiplies x), r for AoE.
   virtual int64_t gate_input_width() const = 0;
+  // Width of one expert's slice of the gate cache: 0 for the router (no cache: experts gate on
+  // x), r for AoE.
+  virtual int64_t gate_cache_width() const = 0;
+  // AoE: C = x·Ŵ_down [N, n·r] from the last Forward; pair (t, e)'s gate input is
+  // C[t, e·r : (e+1)·r], shipped with the pair to its expert (parallel/expert_dispatcher.h).
+  // Undefined for the router.
+  virtual Tensor gate_cache() const { return Tensor(); }
 
-  // The grouped [M, gate_input_width] gate input for the experts; only when !gates_on_x().
-  virtual Tensor ExpertGateInput(const Tensor& expert_index, const ops::ExpertLayout& layout,
-                                 ActivationArena& arena) {
-    return Tensor();
-  }
-
-  // dscores: [N, n]; dgate_input: [M, gate_input_width] (undefined when gates_on_x()).
-  // Accumulates into dx [N, d] and the scorer's parameter gradients.
-  virtual void Backward(const Tensor& dscores, const Tensor& dgate_input,
-                        const Tensor& expert_index, const ops::ExpertLayout& layout, Tensor& dx,
+  // dscores: [N, n]; d_gate_cache: [N, n·r], the gradient reaching the cache from the selected
+  // experts' gates (zero elsewhere), undefined for the router. Accumulates into dx [N, d] and
+  // the scorer's parameter gradients. May modify d_gate_cache (it becomes the scorer's scratch).
+  virtual void Backward(const Tensor& dscores, Tensor& d_gate_cache, Tensor& dx,
                         ActivationArena& arena) = 0;
 };
 

@@ -1,18 +1,31 @@
-// Per-layer expert-load diagnostics (AOE.md "Diagnostics"), computed from one micro-batch.
+// Per-layer expert-load diagnostics (AOE.md "Diagnostics") of one micro-batch.
+//
+// Under data/expert parallelism every routing statistic is GLOBAL: computed over the global
+// micro-batch (this micro-batch on every rank of the data-parallel group, f and P summed across
+// dp ⊇ ep), so it is identical on every rank and does not depend on the layout. Only `dispatch`
+// is this rank's own view.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
+#include "parallel/expert_dispatcher.h"
+
 namespace aoetron {
 
 struct ExpertLoadStats {
-  std::vector<int64_t> tokens_per_expert;  // pairs routed to each expert (Σ = T·K)
+  std::vector<int64_t> tokens_per_expert;  // pairs routed to each expert (Σ = T·K), global
   double load_fraction_min = 0.0;          // min_i f_i / K   (f_i as in AOE.md, so Σ f̂ = 1)
   double load_fraction_max = 0.0;          // max_i f_i / K
   double entropy_load = 0.0;               // Ent_load = −Σ f̂_i log f̂_i  (max ln n)
   double entropy_confidence = 0.0;         // Ent_conf = mean_t −Σ_i q_ti log q_ti
   double aux_loss = 0.0;                   // this layer's α·n·Σ f_i P_i
+  // Load of the expert-parallel shards: pairs routed to the experts of ep rank p (all replicas),
+  // max over p divided by the mean over p. 1 = perfectly even; 1 with ep = 1.
+  double ep_load_max_over_mean = 1.0;
+  int64_t dropped_pairs = 0;  // pairs over capacity, global (0 when dropless)
+  // This rank's dispatch traffic and time for this layer (zero bytes with ep = 1).
+  parallel::DispatchStats dispatch;
 };
 
 }  // namespace aoetron

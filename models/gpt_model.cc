@@ -25,11 +25,8 @@ GptModel::GptModel(const ModelConfig& config, parallel::ProcessGroups& groups, D
   const absl::Status layout =
       ValidateParallelLayout(config, groups.grid().tp_size(), groups.grid().ep_size());
   AOETRON_CHECK(layout.ok()) << layout.message();
-  // Tensor parallelism lives in the layers; data parallelism outside the model (gradient sync
-  // in the trainer). Until the expert-parallel dispatch lands, only ep = 1 is computed.
-  AOETRON_CHECK(groups.grid().ep_size() == 1)
-      << "expert parallelism is not implemented in the model yet ("
-      << groups.grid().DebugString() << ")";
+  // Tensor and expert parallelism live in the layers; data parallelism outside the model
+  // (gradient sync in the trainer).
   Parameter embedding;
   embedding.name = "embedding.weight";
   embedding.global_shape = {config.vocab_size, config.d_model};

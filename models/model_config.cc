@@ -63,6 +63,10 @@ absl::Status ValidateModelConfig(const ModelConfig& c) {
         absl::StrFormat("model.aux_loss_coeff must be ≥ 0 (got %g)", c.aux_loss_coeff));
   }
   if (!c.is_moe()) return absl::OkStatus();
+  if (!(c.capacity_factor >= 0) || !std::isfinite(c.capacity_factor)) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "model.capacity_factor must be ≥ 0, 0 meaning dropless (got %g)", c.capacity_factor));
+  }
   if (c.n_experts < 1) {
     return absl::InvalidArgumentError(
         absl::StrFormat("model.n_experts must be ≥ 1 (got %d)", c.n_experts));

@@ -35,6 +35,10 @@ struct ModelConfig {
   int64_t d_wide = 0;  // AoE expert width; 0 = parameter-matched to a d_ffn expert (AOE.md Eq. 5)
   AoeGateVariant aoe_gate = AoeGateVariant::kPaper;
   double aux_loss_coeff = 0.01;  // α of the load-balancing loss; 0 disables it
+  // Expert capacity factor cf: each expert keeps at most ceil(cf · T·K / n) pairs of a global
+  // micro-batch of T tokens, the first ones in global token order; 0 = dropless (the default).
+  // See docs/expert_parallel.md (drop policy).
+  double capacity_factor = 0.0;
   double rope_theta = 10000.0;
   double norm_eps = 1e-5;
   double init_std = 0.02;

@@ -11,6 +11,7 @@
 #include "core/ops/topk.h"
 #include "models/aoe_scorer.h"
 #include "models/router_scorer.h"
+#include "parallel/dispatch_layout.h"
 
 namespace aoetron {
 
@@ -19,7 +20,9 @@ RoutedFeedForward::RoutedFeedForward(const ModelConfig& c, int layer, ParameterS
     : n_experts_(c.n_experts),
       top_k_(c.top_k),
       aux_coeff_(c.aux_loss_coeff),
-      gate_over_all_experts_(c.ffn == FfnKind::kAoe && c.aoe_gate == AoeGateVariant::kRelease) {
+      capacity_factor_(c.capacity_factor),
+      gate_over_all_experts_(c.ffn == FfnKind::kAoe && c.aoe_gate == AoeGateVariant::kRelease),
+      data_parallel_(&groups.data_parallel()) {
   const std::string prefix = "layers." + std::to_string(layer) + ".ffn";
   const bool aoe = c.ffn == FfnKind::kAoe;
   if (aoe) {
@@ -28,20 +31,29 @@ RoutedFeedForward::RoutedFeedForward(const ModelConfig& c, int layer, ParameterS
   } else {
     scorer_ = std::make_unique<RouterScorer>(params, prefix, c.d_model, c.n_experts, c.init_std);
   }
+  // Only this rank's experts are registered (and held): the ep rank's contiguous block.
+  const absl::StatusOr<parallel::ExpertShard> shard =
+      groups.grid().LocalExperts(static_cast<int>(c.n_experts));
+  AOETRON_CHECK(shard.ok()) << "model.n_experts (" << c.n_experts
+                            << ") must be divisible by parallel.ep (" << groups.grid().ep_size()
+                            << "): " << shard.status().message();
   std::vector<std::string> prefixes;
   std::vector<Sharding> shardings;
-  for (int64_t e = 0; e < c.n_experts; ++e) {
+  for (int e = shard->first; e < shard->first + shard->count; ++e) {
     prefixes.push_back(prefix + ".experts." + std::to_string(e));
-    shardings.push_back(Sharding::Expert(static_cast<int>(e)));
+    shardings.push_back(Sharding::Expert(e));
   }
   experts_ = std::make_unique<GroupedSwiGluExperts>(
       params, groups.tensor_parallel(), prefixes, aoe ? "w_up" : "w_g", c.d_model,
       scorer_->gate_input_width(), c.ExpertWidth(), c.init_std,
       c.init_std / std::sqrt(2.0 * c.n_layers), shardings);
+  dispatcher_ = std::make_unique<parallel::ExpertDispatcher>(
+      groups.expert_parallel(), c.n_experts, c.d_model, scorer_->gate_cache_width());
+  AOETRON_CHECK_EQ(dispatcher_->first_local_expert(), shard->first);
 }
 
 void RoutedFeedForward::Forward(const Tensor& x, Tensor& y, ActivationArena& arena) {
-  const int64_t tokens = x.dim(0), d = x.dim(1);
+  const int64_t tokens = x.dim(0);
   x_ = x;
   // 1. score
   Tensor scores = scorer_->Forward(x, arena);
@@ -67,75 +79,116 @@ void RoutedFeedForward::Forward(const Tensor& x, Tensor& y, ActivationArena& are
   } else {
     ops::RowSoftmaxForward(top_values_, gate_weights_);
   }
-  // 5. layout (4, the balance statistics, needs its counts)
-  layout_ = ops::BuildExpertLayout(top_index_, n_experts_);
+  // 4. balance (global over the data-parallel group; also the capacity's keep limits)
   ComputeBalanceStatistics();
-  // 6. permute
-  const int64_t pairs = tokens * top_k_;
-  x_perm_ = arena.Allocate({pairs, d}, x_.dtype());
-  ops::PermuteRows(x, layout_.position, x_perm_);
-  gate_input_ =
-      scorer_->gates_on_x() ? x_perm_ : scorer_->ExpertGateInput(top_index_, layout_, arena);
+  // 5.–6. dispatch: layout, permute, all-to-all, regroup by local expert
+  batch_ = dispatcher_->Dispatch(x, top_index_, scorer_->gate_cache(), keep_limit_, arena);
   // 7. experts
-  out_perm_ = arena.Allocate({pairs, d}, x_.dtype());
-  experts_->Forward(x_perm_, gate_input_, layout_.offsets, out_perm_, arena);
-  // 8. combine
-  ops::CombineRows(out_perm_, layout_.position, gate_weights_, y);
+  experts_->Forward(batch_.x, batch_.gate, batch_.offsets, batch_.out, arena);
+  // 8. combine: outputs back to this rank, weighted sum in token order
+  dispatcher_->Combine(gate_weights_, y, arena);
+  stats_.dispatch = dispatcher_->stats();
 }
 
-// f_i = count_i / N (Σ f = K), P_i = mean_t q_ti with q = softmax over all n scores.
+// Global over the data-parallel group (every rank's micro-batch together, T_g tokens):
+//   f_i = count_i / T_g (Σ f = K),  P_i = (1/T_g) Σ_t q_ti  with q = softmax over all n scores.
+// One f64 all-reduce carries [counts | Σ_t q_t | tokens | Σ_t H(q_t)]; with a capacity factor,
+// an all-gather of the counts gives each rank the pairs of earlier ranks (KeepLimits).
 void RoutedFeedForward::ComputeBalanceStatistics() {
-  const int64_t tokens = probs_all_.dim(0);
-  std::vector<double> mean_prob(n_experts_, 0.0);
+  const int64_t tokens = probs_all_.dim(0), n = n_experts_;
+  std::vector<double> sums(2 * n + 2, 0.0);
+  double* count_sum = sums.data();
+  double* prob_sum = sums.data() + n;
+  std::vector<int64_t> local_counts(n, 0);
+  const int32_t* index = top_index_.data<int32_t>();
+  for (int64_t q = 0; q < tokens * top_k_; ++q) ++local_counts[index[q]];
+  for (int64_t i = 0; i < n; ++i) count_sum[i] = static_cast<double>(local_counts[i]);
   double confidence_entropy = 0.0;
   VisitFloatData(probs_all_, [&](const auto* q) {
     for (int64_t t = 0; t < tokens; ++t) {
-      for (int64_t i = 0; i < n_experts_; ++i) {
-        const double p = q[t * n_experts_ + i];
-        mean_prob[i] += p;
+      for (int64_t i = 0; i < n; ++i) {
+        const double p = q[t * n + i];
+        prob_sum[i] += p;
         if (p > 0) confidence_entropy -= p * std::log(p);
       }
     }
   });
-  load_fraction_.assign(n_experts_, 0.0);
+  sums[2 * n] = static_cast<double>(tokens);
+  sums[2 * n + 1] = confidence_entropy;
+  if (data_parallel_->size() > 1) {
+    data_parallel_->AllReduce(Tensor::Wrap(sums.data(), {2 * n + 2}, DType::kF64),
+                              parallel::ReduceOp::kSum);
+  }
+  global_tokens_ = static_cast<int64_t>(sums[2 * n]);
+  const double global_tokens = sums[2 * n];
+
+  load_fraction_.assign(n, 0.0);
   stats_ = ExpertLoadStats{};
-  stats_.tokens_per_expert = layout_.counts;
+  stats_.tokens_per_expert.resize(n);
   stats_.load_fraction_min = 1.0;
   double aux = 0.0;
-  for (int64_t i = 0; i < n_experts_; ++i) {
-    load_fraction_[i] = static_cast<double>(layout_.counts[i]) / tokens;
-    mean_prob[i] /= tokens;
-    aux += load_fraction_[i] * mean_prob[i];
+  for (int64_t i = 0; i < n; ++i) {
+    stats_.tokens_per_expert[i] = static_cast<int64_t>(count_sum[i]);
+    load_fraction_[i] = count_sum[i] / global_tokens;
+    const double mean_prob = prob_sum[i] / global_tokens;
+    aux += load_fraction_[i] * mean_prob;
     const double share = load_fraction_[i] / top_k_;  // f̂_i, Σ f̂ = 1
     stats_.load_fraction_min = std::min(stats_.load_fraction_min, share);
     stats_.load_fraction_max = std::max(stats_.load_fraction_max, share);
     if (share > 0) stats_.entropy_load -= share * std::log(share);
   }
-  stats_.entropy_confidence = confidence_entropy / tokens;
-  stats_.aux_loss = aux_coeff_ * n_experts_ * aux;
+  stats_.entropy_confidence = sums[2 * n + 1] / global_tokens;
+  stats_.aux_loss = aux_coeff_ * n * aux;
+
+  // The ep ranks' loads: pairs for each rank's block of experts.
+  const int64_t per_rank = dispatcher_->local_experts(), ranks = n / per_rank;
+  int64_t max_load = 0, total_load = 0;
+  for (int64_t p = 0; p < ranks; ++p) {
+    int64_t load = 0;
+    for (int64_t e = p * per_rank; e < (p + 1) * per_rank; ++e) load += stats_.tokens_per_expert[e];
+    max_load = std::max(max_load, load);
+    total_load += load;
+  }
+  stats_.ep_load_max_over_mean =
+      total_load > 0 ? static_cast<double>(max_load) * ranks / static_cast<double>(total_load)
+                     : 1.0;
+
+  keep_limit_.clear();
+  if (capacity_factor_ > 0) {
+    const int64_t capacity = parallel::ExpertCapacity(capacity_factor_, global_tokens_, top_k_, n);
+    const int dp = data_parallel_->size();
+    std::vector<int64_t> counts_by_rank(static_cast<size_t>(dp) * n);
+    if (dp > 1) {
+      data_parallel_->AllGather(Tensor::Wrap(local_counts.data(), {n}, DType::kI64),
+                                Tensor::Wrap(counts_by_rank.data(), {dp, n}, DType::kI64));
+    } else {
+      counts_by_rank = local_counts;
+    }
+    keep_limit_ = parallel::KeepLimits(counts_by_rank, n, data_parallel_->rank(), capacity);
+    for (int64_t i = 0; i < n; ++i) {
+      stats_.dropped_pairs += std::max<int64_t>(0, stats_.tokens_per_expert[i] - capacity);
+    }
+  }
 }
 
 void RoutedFeedForward::Backward(const Tensor& dy, double loss_scale, Tensor& dx,
                                  ActivationArena& arena) {
-  const int64_t tokens = x_.dim(0), pairs = x_perm_.dim(0), d = x_.dim(1);
-  // 8'. combine
-  Tensor d_out_perm = arena.Allocate({pairs, d}, x_.dtype());
+  const int64_t tokens = x_.dim(0);
+  // 8'. combine: dY per pair back to the experts' ranks, and dL/dw
   Tensor d_gate_weights = arena.Allocate({tokens, top_k_}, x_.dtype());
-  ops::Fill(d_out_perm, 0.0);
   ops::Fill(d_gate_weights, 0.0);
-  ops::CombineRowsBackward(dy, out_perm_, layout_.position, gate_weights_, d_out_perm,
-                           d_gate_weights);
+  parallel::ExpertBatchGradients grads =
+      dispatcher_->CombineBackward(dy, gate_weights_, d_gate_weights, arena);
   // 7'. experts
-  Tensor dx_perm = arena.Allocate({pairs, d}, x_.dtype());
-  ops::Fill(dx_perm, 0.0);
-  Tensor d_gate_input = dx_perm;
-  if (!scorer_->gates_on_x()) {
-    d_gate_input = arena.Allocate(gate_input_.shape(), x_.dtype());
-    ops::Fill(d_gate_input, 0.0);
+  experts_->Backward(grads.d_out, grads.dx, grads.dgate, arena);
+  // 6'.–5'. dX per distinct token and AoE's dC per pair back to this rank
+  Tensor d_gate_cache;
+  if (scorer_->gate_cache_width() > 0) {
+    d_gate_cache = arena.Allocate(scorer_->gate_cache().shape(), x_.dtype());
+    ops::Fill(d_gate_cache, 0.0);
   }
-  experts_->Backward(d_out_perm, dx_perm, d_gate_input, arena);
-  // 6'. permute
-  ops::PermuteRowsBackward(dx_perm, layout_.position, dx);
+  dispatcher_->DispatchBackward(grads, dx, d_gate_cache, arena);
+  stats_.dispatch.backward_exchange_seconds = dispatcher_->stats().backward_exchange_seconds;
   // 3'. and 4'. — gradient of the scores through the gate weights and through P.
   Tensor dscores = arena.Allocate({tokens, n_experts_}, x_.dtype());
   ops::Fill(dscores, 0.0);
@@ -150,10 +203,17 @@ void RoutedFeedForward::Backward(const Tensor& dy, double loss_scale, Tensor& dx
     ops::TopKBackward(d_top_values, top_index_, dscores);  // 2'. select
   }
   if (aux_coeff_ > 0) {
-    // ∂(α·n·Σ f_i P_i)/∂q_ti = α·n·f_i / N for every token t (f is a constant).
+    // ∂(α·n·Σ f_i P_i)/∂q_ti = α·n·f_i / T_g for every token t of the global micro-batch
+    // (f is a constant). Why the extra factor dp: the trainer gives each of the dp ranks
+    // loss_scale = 1/(micro-batches · dp) and SUMS the gradients over dp, which turns the
+    // per-rank mean CE into the global mean. L_aux is not a per-rank mean: it is one loss of the
+    // global micro-batch, the same on every rank, and each token's q_t lives on exactly one rank.
+    // Summed over dp, Σ_r (loss_scale·dp)·∂L_aux/∂q_{t∈r} = (1/micro-batches)·∂L_aux/∂q for every
+    // token — what one process running the global micro-batch computes. (dp = 1: no change.)
+    const double shared_loss_scale = loss_scale * data_parallel_->size();
     std::vector<double> dq_row(n_experts_);
     for (int64_t i = 0; i < n_experts_; ++i) {
-      dq_row[i] = loss_scale * aux_coeff_ * n_experts_ * load_fraction_[i] / tokens;
+      dq_row[i] = shared_loss_scale * aux_coeff_ * n_experts_ * load_fraction_[i] / global_tokens_;
     }
     VisitFloatData(dprobs_all, [&](auto* dq) {
       for (int64_t t = 0; t < tokens; ++t) {
@@ -165,8 +225,7 @@ void RoutedFeedForward::Backward(const Tensor& dy, double loss_scale, Tensor& dx
     ops::RowSoftmaxBackward(dprobs_all, probs_all_, dscores);
   }
   // 1'. score
-  scorer_->Backward(dscores, scorer_->gates_on_x() ? Tensor() : d_gate_input, top_index_, layout_,
-                    dx, arena);
+  scorer_->Backward(dscores, d_gate_cache, dx, arena);
 }
 
 }  // namespace aoetron

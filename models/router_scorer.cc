@@ -21,8 +21,7 @@ Tensor RouterScorer::Forward(const Tensor& x, ActivationArena& arena) {
   return logits;
 }
 
-void RouterScorer::Backward(const Tensor& dscores, const Tensor& dgate_input,
-                            const Tensor& expert_index, const ops::ExpertLayout& layout, Tensor& dx,
+void RouterScorer::Backward(const Tensor& dscores, Tensor& d_gate_cache, Tensor& dx,
                             ActivationArena& arena) {
   Parameter& w = (*params_)[w_router_];
   ops::Gemm(x_, true, dscores, false, w.grad, 1.0f, 1.0f);

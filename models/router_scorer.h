@@ -15,11 +15,11 @@ class RouterScorer final : public ExpertScorer {
                double init_std);
 
   Tensor Forward(const Tensor& x, ActivationArena& arena) override;
-  bool gates_on_x() const override { return true; }
   int64_t gate_input_width() const override { return d_model_; }
-  // dW_r += xᵀ dscores,  dx += dscores W_rᵀ.
-  void Backward(const Tensor& dscores, const Tensor& dgate_input, const Tensor& expert_index,
-                const ops::ExpertLayout& layout, Tensor& dx, ActivationArena& arena) override;
+  int64_t gate_cache_width() const override { return 0; }
+  // dW_r += xᵀ dscores,  dx += dscores W_rᵀ. d_gate_cache is unused (undefined).
+  void Backward(const Tensor& dscores, Tensor& d_gate_cache, Tensor& dx,
+                ActivationArena& arena) override;
 
  private:
   ParameterSet* params_;
