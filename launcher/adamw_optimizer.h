@@ -23,6 +23,8 @@ class AdamWOptimizer {
   void Step(double lr);
 
   int64_t steps_taken() const { return steps_taken_; }
+  // For resuming from a checkpoint: the next Step() is step steps_taken + 1.
+  void set_steps_taken(int64_t steps_taken) { steps_taken_ = steps_taken; }
   Tensor& flat_m() { return m_; }
   Tensor& flat_v() { return v_; }
   const AdamWHyperParams& hyper_params() const { return hp_; }

@@ -9,12 +9,12 @@
 #include "absl/strings/str_format.h"
 #include "launcher/config_json.h"
 #include "launcher/json_writer.h"
-#include "launcher/trainer.h"
 #include "models/flop_count.h"
 
 namespace aoetron {
 
-absl::StatusOr<BenchResult> RunBench(config::TrainConfig config, const BenchOptions& options) {
+absl::StatusOr<BenchResult> RunBench(config::TrainConfig config, const BenchOptions& options,
+                                     TrainerParallelism parallelism) {
   if (options.warmup_steps < 0 || options.timed_steps < 1) {
     return absl::InvalidArgumentError(
         absl::StrFormat("bench: need warm-up steps ≥ 0 and timed steps ≥ 1 (got %d and %d)",
@@ -27,19 +27,24 @@ absl::StatusOr<BenchResult> RunBench(config::TrainConfig config, const BenchOpti
   TrainerIo io;
   io.out = &discarded;
   io.err = &discarded;
-  absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(config, io);
+  absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(config, io, parallelism);
   if (!trainer.ok()) return trainer.status();
 
   for (int64_t s = 0; s < options.warmup_steps; ++s) {
-    absl::StatusOr<StepResult> step = (*trainer)->RunStep(s);
+    absl::StatusOr<StepResult> step = (*trainer)->RunStep(s, /*summarise_experts=*/false);
     if (!step.ok()) return step.status();
   }
   BenchResult result;
+  // Ranks start the timed steps together.
+  if (parallelism.world != nullptr) parallelism.world->Barrier();
   const auto start = std::chrono::steady_clock::now();
+  double comm_seconds = 0.0;
   for (int64_t s = 0; s < options.timed_steps; ++s) {
-    absl::StatusOr<StepResult> step = (*trainer)->RunStep(options.warmup_steps + s);
+    absl::StatusOr<StepResult> step =
+        (*trainer)->RunStep(options.warmup_steps + s, /*summarise_experts=*/false);
     if (!step.ok()) return step.status();
     result.final_loss = step->loss;
+    comm_seconds += step->comm_seconds;
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -47,6 +52,8 @@ absl::StatusOr<BenchResult> RunBench(config::TrainConfig config, const BenchOpti
   result.warmup_steps = options.warmup_steps;
   result.timed_steps = options.timed_steps;
   result.step_s = seconds / static_cast<double>(options.timed_steps);
+  result.comm_s = comm_seconds / static_cast<double>(options.timed_steps);
+  result.ranks = parallelism.world != nullptr ? parallelism.world->size() : 1;
   result.tokens_per_step = (*trainer)->tokens_per_step();
   result.flops_per_step = (*trainer)->flops_per_step();
   result.tokens_per_s = static_cast<double>(result.tokens_per_step) / result.step_s;
@@ -65,6 +72,8 @@ std::string BenchResultJson(const BenchResult& r) {
   return JsonObjectWriter()
       .Number("tokens_per_s", r.tokens_per_s)
       .Number("step_s", r.step_s)
+      .Number("comm_s", r.comm_s)
+      .Integer("ranks", r.ranks)
       .Number("model_flops_per_s", r.model_flops_per_s)
       .Integer("peak_rss_bytes", r.peak_rss_bytes)
       .Integer("threads", r.threads)

@@ -12,6 +12,7 @@
 
 #include "absl/status/statusor.h"
 #include "launcher/config.pb.h"
+#include "launcher/trainer.h"
 
 namespace aoetron {
 
@@ -24,6 +25,8 @@ struct BenchResult {
   int64_t warmup_steps = 0;
   int64_t timed_steps = 0;
   double step_s = 0.0;             // mean wall time of a timed step
+  double comm_s = 0.0;             // of which in the trainer's collectives (rank 0's view)
+  int ranks = 1;                   // processes in the job (tokens count the global batch)
   double tokens_per_s = 0.0;       // tokens_per_step / step_s
   double model_flops_per_s = 0.0;  // flops_per_step / step_s (models/flop_count.h)
   int64_t tokens_per_step = 0;
@@ -37,9 +40,12 @@ struct BenchResult {
 };
 
 // Errors: an invalid config, a non-finite loss during the bench, or options < 0 / timed < 1.
-absl::StatusOr<BenchResult> RunBench(config::TrainConfig config, const BenchOptions& options);
+// Collective in a multi-rank job (`parallelism`, as for Trainer::Create): every rank runs the
+// same steps; tokens and FLOPs count the global batch of all ranks.
+absl::StatusOr<BenchResult> RunBench(config::TrainConfig config, const BenchOptions& options,
+                                     TrainerParallelism parallelism = {});
 
-// {"tokens_per_s":…,"step_s":…,"model_flops_per_s":…,"peak_rss_bytes":…,"threads":…,
+// {"tokens_per_s":…,"step_s":…,"comm_s":…,"ranks":…,"model_flops_per_s":…,"peak_rss_bytes":…,"threads":…,
 //  "timed_steps":…,"warmup_steps":…,"tokens_per_step":…,"flops_per_step":…,"parameters":…,
 //  "active_matmul_parameters":…,"final_loss":…,"config":{…every field…}}
 std::string BenchResultJson(const BenchResult& result);

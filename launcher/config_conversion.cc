@@ -68,4 +68,18 @@ LrSchedule LrScheduleFromConfig(const config::TrainConfig& config) {
   return schedule;
 }
 
+BatchLayout ResolveBatchLayout(const config::TrainConfig& config, int64_t dp) {
+  BatchLayout layout;
+  layout.micro_batch_size = config.train().micro_batch_size();
+  layout.dp = dp;
+  if (config.train().global_batch_size() > 0) {
+    layout.global_batch_size = config.train().global_batch_size();
+    layout.micro_batches_per_rank = layout.global_batch_size / (layout.micro_batch_size * dp);
+  } else {
+    layout.micro_batches_per_rank = config.train().grad_accum_steps();
+    layout.global_batch_size = layout.micro_batch_size * layout.micro_batches_per_rank * dp;
+  }
+  return layout;
+}
+
 }  // namespace aoetron

@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "launcher/config_conversion.h"
+#include "launcher/indexed_source.h"
 #include "models/model_config.h"
 
 namespace aoetron {
@@ -148,6 +149,28 @@ absl::Status ValidateDataSection(const config::TrainConfig& c) {
     }
     return absl::OkStatus();
   }
+  if (d.source() == config::DataSection::indexed) {
+    if (absl::StatusOr<std::vector<data::WeightedDataset>> blend = ParseDatasetBlend(d.datasets());
+        !blend.ok()) {
+      return blend.status();
+    }
+    absl::StatusOr<std::vector<double>> ratios = ParseSplitRatios(d.split());
+    if (!ratios.ok()) return ratios.status();
+    if ((*ratios)[0] <= 0) {
+      return Invalid(
+          absl::StrFormat("data.split \"%s\" leaves no training data (the first ratio "
+                          "is 0)",
+                          d.split()));
+    }
+    if (c.train().eval_interval() > 0 && (*ratios)[1] <= 0) {
+      return Invalid(absl::StrFormat(
+          "data.split \"%s\" leaves no validation data (the second ratio is 0), but "
+          "train.eval_interval (%d) asks for evaluation; give the valid split a share or set "
+          "train.eval_interval 0",
+          d.split(), c.train().eval_interval()));
+    }
+    return absl::OkStatus();
+  }
   if (d.token_file_path().empty()) {
     return Invalid("data.token_file_path must be set when data.source is token_file");
   }
@@ -167,6 +190,9 @@ absl::Status ValidateParallelSection(const config::TrainConfig& c, int world_siz
   RETURN_IF_ERROR(AtLeast("parallel.tp", p.tp(), 1));
   RETURN_IF_ERROR(AtLeast("parallel.ep", p.ep(), 1));
   RETURN_IF_ERROR(AtLeast("parallel.threads", p.threads(), 0));
+  RETURN_IF_ERROR(Positive("parallel.grad_bucket_mb", p.grad_bucket_mb()));
+  RETURN_IF_ERROR(Positive("parallel.collective_timeout_s", p.collective_timeout_s()));
+  RETURN_IF_ERROR(NonNegative("parallel.step_timeout_s", p.step_timeout_s()));
   if (p.ep() > 1 && c.model().ffn() == config::ModelSection::dense) {
     return Invalid(absl::StrFormat(
         "parallel.ep (%d) needs a model with experts, but model.ffn is dense", p.ep()));
@@ -194,6 +220,33 @@ absl::Status ValidateParallelSection(const config::TrainConfig& c, int world_siz
   return absl::OkStatus();
 }
 
+// The global batch must cut into whole micro-batches on every data-parallel rank.
+absl::Status ValidateGlobalBatch(const config::TrainConfig& c, int world_size) {
+  const config::TrainSection& t = c.train();
+  RETURN_IF_ERROR(AtLeast("train.global_batch_size", t.global_batch_size(), 0));
+  if (t.global_batch_size() == 0) return absl::OkStatus();
+  const int64_t tp = c.parallel().tp(), dp = world_size / tp;
+  const int64_t per_step = t.micro_batch_size() * dp;
+  const std::string dp_text =
+      tp > 1 ? absl::StrFormat("the data-parallel size %d (world %d / parallel.tp %d)", dp,
+                               world_size, tp)
+             : absl::StrFormat("the data-parallel size %d", dp);
+  if (t.global_batch_size() % per_step != 0) {
+    return Invalid(absl::StrFormat(
+        "train.global_batch_size (%d) must be a multiple of train.micro_batch_size (%d) × %s = "
+        "%d",
+        t.global_batch_size(), t.micro_batch_size(), dp_text, per_step));
+  }
+  if (t.has_grad_accum_steps() && t.grad_accum_steps() * per_step != t.global_batch_size()) {
+    return Invalid(absl::StrFormat(
+        "train.grad_accum_steps (%d) disagrees with train.global_batch_size (%d): with "
+        "train.micro_batch_size %d and %s it must be %d; set only train.global_batch_size",
+        t.grad_accum_steps(), t.global_batch_size(), t.micro_batch_size(), dp_text,
+        t.global_batch_size() / per_step));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::Status ValidateTrainConfig(const config::TrainConfig& config, int world_size) {
@@ -202,6 +255,7 @@ absl::Status ValidateTrainConfig(const config::TrainConfig& config, int world_si
   RETURN_IF_ERROR(ValidateTrainAndSchedule(config));
   RETURN_IF_ERROR(ValidateDataSection(config));
   RETURN_IF_ERROR(ValidateParallelSection(config, world_size));
+  RETURN_IF_ERROR(ValidateGlobalBatch(config, world_size));
   RETURN_IF_ERROR(AtLeast("checkpoint.interval", config.checkpoint().interval(), 0));
   RETURN_IF_ERROR(AtLeast("logging.interval", config.logging().interval(), 1));
   // The model's own checks, for anything it requires beyond the above.

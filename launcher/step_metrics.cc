@@ -61,7 +61,8 @@ std::string StepMetricsJson(const StepMetrics& m) {
       .Integer("tokens", m.tokens)
       .Number("tokens_per_s", m.tokens_per_s)
       .Number("model_tflops", m.model_flops_per_s / 1e12)
-      .Number("step_ms", m.step_seconds * 1e3);
+      .Number("step_ms", m.step_seconds * 1e3)
+      .Number("comm_ms", m.comm_seconds * 1e3);
   if (m.val_loss.has_value()) json.Number("val_loss", *m.val_loss);
   std::vector<double> load_min, load_max, ent_load, ent_conf, aux;
   for (const LayerLoadSummary& layer : m.layers) {
@@ -82,10 +83,10 @@ std::string StepMetricsJson(const StepMetrics& m) {
 std::string StepMetricsProgressLine(const StepMetrics& m) {
   std::string line = absl::StrFormat(
       "step %*d/%d | loss %.4f | aux %.4f | gnorm %.3f | lr %.2e | %.0f tok/s | %.3f TFLOP/s | "
-      "%.1f ms",
+      "%.1f ms (comm %.1f)",
       static_cast<int>(absl::StrCat(m.total_steps).size()), m.step, m.total_steps, m.loss,
       m.aux_loss, m.grad_norm, m.lr, m.tokens_per_s, m.model_flops_per_s / 1e12,
-      m.step_seconds * 1e3);
+      m.step_seconds * 1e3, m.comm_seconds * 1e3);
   if (!m.layers.empty()) {
     double load_min = 1.0, load_max = 0.0, ent_load = 0.0, ent_conf = 0.0;
     for (const LayerLoadSummary& layer : m.layers) {

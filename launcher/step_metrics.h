@@ -2,7 +2,7 @@
 // (metrics file, and stdout when it is not a terminal) and one human progress line.
 //
 // JSON keys (docs/training.md defines each):
-//   step, loss, aux_loss, grad_norm, lr, tokens, tokens_per_s, model_tflops, step_ms,
+//   step, loss, aux_loss, grad_norm, lr, tokens, tokens_per_s, model_tflops, step_ms, comm_ms,
 //   val_loss (only on steps that evaluated),
 //   load_min, load_max, ent_load, ent_conf, layer_aux_loss (arrays, one entry per layer;
 //   empty for a dense model).
@@ -44,6 +44,7 @@ struct StepMetrics {
   int64_t tokens = 0;       // tokens trained so far, this step included
   // Over the steps since the previous logged step (evaluation time excluded):
   double step_seconds = 0.0;       // mean wall time per optimizer step
+  double comm_seconds = 0.0;       // of which in the trainer's collectives (mean per step)
   double tokens_per_s = 0.0;       // tokens trained per second
   double model_flops_per_s = 0.0;  // model FLOPs (models/flop_count.h) per second
   std::optional<double> val_loss;  // mean held-out loss, on steps that evaluated

@@ -1,9 +1,20 @@
-// aoetron-train: trains a model from a config, or measures its throughput (--bench).
+// aoetron-train: trains a model from a config, or measures its throughput (--bench), in one
+// process or as every rank of an MPI job (mpirun -np N aoetron-train ...; docs/training.md).
 //
 // Exit status: 0 on success; 1 for a bad command line or config, or a run that stopped on an
-// error (the message on stderr names the cause, the field or the step).
+// error (the message on stderr names the cause, the field or the step, and in a multi-rank job
+// the rank).
+//
+// Failure in a multi-rank job:
+//  - Problems every rank finds alike (command line, config, an impossible tp × ep layout for
+//    the world size) are printed once, by rank 0, before any work; every rank exits 1.
+//  - Anything else on any rank (a data error, an exception, a non-finite loss, which every rank
+//    detects at the same step) ends the whole job through parallel::AbortAll: "rank R: cause",
+//    every rank gone within seconds (docs/parallel.md). Never a plain return while other ranks
+//    may be waiting in a collective.
 #include <unistd.h>
 
+#include <cstdlib>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -14,9 +25,15 @@
 #include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "launcher/bench.h"
 #include "launcher/config_loader.h"
+#include "launcher/config_validation.h"
 #include "launcher/trainer.h"
+#include "parallel/abort.h"
+#include "parallel/distributed.h"
+#include "parallel/process_grid.h"
+#include "parallel/process_groups.h"
 
 ABSL_FLAG(std::string, config, "",
           "Training config in protobuf text format (configs/*.textproto). Without it, every "
@@ -48,6 +65,7 @@ constexpr char kUsage[] =
     "optimizer.lr=1e-3\n"
     "  aoetron-train --config configs/bench_aoe_small.textproto --bench\n"
     "  aoetron-train --config configs/tiny_aoe.textproto --print_config\n"
+    "  mpirun -np 2 aoetron-train --config configs/quickstart_aoe.textproto   # data parallel\n"
     "\n"
     "Logged steps go to stdout (a progress line on a terminal, JSON lines otherwise; see\n"
     "logging.progress) and as JSON lines to the metrics file (logging.metrics_file; default\n"
@@ -82,9 +100,71 @@ std::vector<std::string> ExtractSetFlags(int* argc, char** argv, std::string* er
   return values;
 }
 
+// The rank the MPI launcher gave this process, read before MPI starts (so that problems found
+// before then are printed once, not by every rank); 0 when not launched by one.
+int LauncherRank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"}) {
+    if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
+      return std::atoi(value);
+    }
+  }
+  return 0;
+}
+
 int Fail(const std::string& message) {
-  std::cerr << "aoetron-train: " << message << std::endl;
+  if (LauncherRank() == 0) std::cerr << "aoetron-train: " << message << std::endl;
   return 1;
+}
+
+// After MPI started: how a run that cannot go on ends. One rank: a plain message and exit 1.
+// Several: AbortAll ends every rank ("rank R: cause").
+int FailRun(aoetron::parallel::DistributedContext& context, const absl::Status& status) {
+  if (context.world_size() > 1) aoetron::parallel::AbortAll(status);
+  std::cerr << "aoetron-train: " << status.message() << std::endl;
+  return 1;
+}
+
+int Run(aoetron::parallel::DistributedContext& context,
+        const aoetron::config::TrainConfig& config) {
+  namespace parallel = aoetron::parallel;
+  // Checks every rank makes alike, so rank 0 alone reports and all leave cleanly.
+  absl::Status layout = aoetron::ValidateTrainConfig(config, context.world_size());
+  absl::StatusOr<parallel::ProcessGrid> grid = absl::UnknownError("");
+  if (layout.ok()) {
+    grid = parallel::ProcessGrid::Create(context.world_size(), context.world_rank(),
+                                         static_cast<int>(config.parallel().tp()),
+                                         static_cast<int>(config.parallel().ep()));
+    layout = grid.status();
+  }
+  if (!layout.ok()) {
+    if (context.world_rank() == 0) std::cerr << "aoetron-train: " << layout.message() << std::endl;
+    return 1;
+  }
+  absl::StatusOr<parallel::ProcessGroups> groups =
+      parallel::CreateProcessGroups(*grid, context.world());
+  if (!groups.ok()) return FailRun(context, groups.status());
+  aoetron::TrainerParallelism parallelism;
+  parallelism.groups = &*groups;
+  parallelism.world = &context.world();
+  parallelism.watchdog = &context.watchdog();
+
+  if (absl::GetFlag(FLAGS_bench)) {
+    aoetron::BenchOptions options;
+    options.warmup_steps = absl::GetFlag(FLAGS_bench_warmup_steps);
+    options.timed_steps = absl::GetFlag(FLAGS_bench_steps);
+    absl::StatusOr<aoetron::BenchResult> result = aoetron::RunBench(config, options, parallelism);
+    if (!result.ok()) return FailRun(context, result.status());
+    if (context.world_rank() == 0) std::cout << aoetron::BenchResultJson(*result) << std::endl;
+  } else {
+    aoetron::TrainerIo io;
+    io.out_is_terminal = isatty(STDOUT_FILENO) == 1;
+    absl::StatusOr<std::unique_ptr<aoetron::Trainer>> trainer =
+        aoetron::Trainer::Create(config, io, parallelism);
+    if (!trainer.ok()) return FailRun(context, trainer.status());
+    absl::StatusOr<aoetron::TrainSummary> summary = (*trainer)->Train();
+    if (!summary.ok()) return FailRun(context, summary.status());
+  }
+  return 0;
 }
 
 }  // namespace
@@ -120,25 +200,17 @@ int main(int argc, char** argv) {
       aoetron::LoadTrainConfig(absl::GetFlag(FLAGS_config), overrides);
   if (!config.ok()) return Fail(std::string(config.status().message()));
   if (absl::GetFlag(FLAGS_print_config)) {
-    std::cout << aoetron::ResolvedConfigText(*config);
+    if (LauncherRank() == 0) std::cout << aoetron::ResolvedConfigText(*config);
     return 0;
   }
 
-  if (absl::GetFlag(FLAGS_bench)) {
-    aoetron::BenchOptions options;
-    options.warmup_steps = absl::GetFlag(FLAGS_bench_warmup_steps);
-    options.timed_steps = absl::GetFlag(FLAGS_bench_steps);
-    absl::StatusOr<aoetron::BenchResult> result = aoetron::RunBench(*config, options);
-    if (!result.ok()) return Fail(std::string(result.status().message()));
-    std::cout << aoetron::BenchResultJson(*result) << std::endl;
-    return 0;
-  }
-
-  aoetron::TrainerIo io;
-  io.out_is_terminal = isatty(STDOUT_FILENO) == 1;
-  absl::StatusOr<std::unique_ptr<aoetron::Trainer>> trainer = aoetron::Trainer::Create(*config, io);
-  if (!trainer.ok()) return Fail(std::string(trainer.status().message()));
-  absl::StatusOr<aoetron::TrainSummary> summary = (*trainer)->Train();
-  if (!summary.ok()) return Fail(std::string(summary.status().message()));
-  return 0;
+  aoetron::parallel::DistributedOptions options;
+  options.collective_timeout = absl::Seconds(config->parallel().collective_timeout_s());
+  absl::StatusOr<aoetron::parallel::DistributedContext> context =
+      aoetron::parallel::InitializeDistributed(&argc, &argv, options);
+  if (!context.ok()) return Fail(std::string(context.status().message()));
+  // Groups and the trainer live inside Run, so they are gone before Finalize.
+  const int status = Run(*context, *config);
+  const bool finalized = context->Finalize().ok();
+  return status != 0 ? status : (finalized ? 0 : 1);
 }

@@ -5,18 +5,43 @@
 #include <chrono>
 #include <cmath>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/time/time.h"
+#include "core/ops/elementwise.h"
 #include "core/optim/grad_clip.h"
-#include "launcher/config_conversion.h"
 #include "launcher/config_validation.h"
 #include "launcher/metrics_logger.h"
 #include "models/flop_count.h"
+#include "parallel/single_process_communicator.h"
 
 namespace aoetron {
 namespace {
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// One FlatSegment per parameter, in the set's order (the flat buffers' order). gradient_sync.h
+// explains what each flag decides.
+std::vector<parallel::FlatSegment> FlatSegmentsOf(const ParameterSet& params,
+                                                  const parallel::ProcessGrid& grid) {
+  std::vector<parallel::FlatSegment> segments;
+  int64_t offset = 0;
+  for (const Parameter& p : params.all()) {
+    parallel::FlatSegment segment;
+    segment.offset = offset;
+    segment.numel = p.value.numel();
+    // With ep = 1 the edp group has dp's members: keep experts in dp buckets.
+    segment.expert = p.sharding.is_expert() && grid.ep_size() > 1;
+    // A tp-replicated parameter is the same on every tp rank: tp rank 0 counts it.
+    segment.counted_in_norm = p.sharding.is_tensor_split() || grid.tp_rank() == 0;
+    segment.weight_decay = p.weight_decay;
+    segments.push_back(segment);
+    offset += segment.numel;
+  }
+  return segments;
 }
 
 }  // namespace
@@ -26,119 +51,346 @@ Trainer::Trainer(const config::TrainConfig& config, TrainerIo io) : config_(conf
 Trainer::~Trainer() = default;
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::TrainConfig& config,
-                                                         TrainerIo io) {
-  if (absl::Status valid = ValidateTrainConfig(config, /*world_size=*/1); !valid.ok()) {
+                                                         TrainerIo io,
+                                                         TrainerParallelism parallelism,
+                                                         TrainerOptions options) {
+  std::unique_ptr<parallel::Communicator> own_world;
+  parallel::Communicator* world = parallelism.world;
+  if (world == nullptr) {
+    own_world = std::make_unique<parallel::SingleProcessCommunicator>("world");
+    world = own_world.get();
+  }
+  parallel::ProcessGroups* groups =
+      parallelism.groups != nullptr ? parallelism.groups : &parallel::SingleProcessGroups();
+  if (absl::Status valid = ValidateTrainConfig(config, world->size()); !valid.ok()) {
     return valid;
+  }
+  const parallel::ProcessGrid& grid = groups->grid();
+  if (grid.world_size() != world->size() || grid.tp_size() != config.parallel().tp() ||
+      grid.ep_size() != config.parallel().ep()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the process groups (%s) do not match parallel.tp=%d, parallel.ep=%d and the world of %d",
+        grid.DebugString(), config.parallel().tp(), config.parallel().ep(), world->size()));
   }
   if (config.parallel().threads() > 0) {
     omp_set_num_threads(static_cast<int>(config.parallel().threads()));
   }
   std::unique_ptr<Trainer> trainer(new Trainer(config, io));
-  absl::StatusOr<BatchSources> data = OpenBatchSources(config);
+  trainer->own_world_ = std::move(own_world);
+  trainer->world_ = world;
+  trainer->groups_ = groups;
+  trainer->watchdog_ = parallelism.watchdog;
+  if (world->world_rank() != 0) {
+    // Only global rank 0 speaks; the others compute the same numbers silently.
+    trainer->sink_ = std::make_unique<std::ostream>(nullptr);
+    trainer->io_.out = trainer->sink_.get();
+    trainer->io_.err = trainer->sink_.get();
+  }
+  const BatchLayout batch = ResolveBatchLayout(config, grid.dp_size());
+  trainer->batch_ = batch;
+  const int64_t step_samples = batch.micro_batch_size * batch.dp;
+  if (options.consumed_samples < 0 || options.consumed_samples % step_samples != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "consumed samples %d must be a non-negative multiple of train.micro_batch_size (%d) × "
+        "the data-parallel size (%d)",
+        options.consumed_samples, batch.micro_batch_size, batch.dp));
+  }
+
+  DataParallelPosition position;
+  position.dp_rank = grid.dp_rank();
+  position.dp_size = grid.dp_size();
+  position.build_indices = world->world_rank() == 0;
+  position.consumed_samples = options.consumed_samples;
+  absl::StatusOr<DataStreams> data = OpenDataStreams(config, position);
   if (!data.ok()) return data.status();
   trainer->data_ = *std::move(data);
 
   const ModelConfig model_config = ModelConfigFromConfig(config);
-  trainer->model_ = std::make_unique<GptModel>(model_config);
-  trainer->model_->parameters().Initialize(config.train().seed());
-  trainer->optimizer_ = std::make_unique<AdamWOptimizer>(&trainer->model_->parameters(),
-                                                         AdamWHyperParamsFromConfig(config));
+  trainer->model_ = std::make_unique<GptModel>(model_config, *groups);
+  ParameterSet& params = trainer->model_->parameters();
+  params.Initialize(config.train().seed());
+  for (Parameter& p : params.all()) trainer->grads_.push_back(p.grad);
+  std::vector<parallel::FlatSegment> segments = FlatSegmentsOf(params, grid);
+  const int64_t bucket_bytes =
+      std::max<int64_t>(4, std::llround(config.parallel().grad_bucket_mb() * (1 << 20)));
+  if (config.parallel().zero1()) {
+    trainer->zero_ = std::make_unique<parallel::DistributedOptimizer>(
+        params.flat_values(), params.flat_grads(), std::move(segments), *groups, bucket_bytes,
+        AdamWHyperParamsFromConfig(config));
+  } else {
+    trainer->optimizer_ =
+        std::make_unique<AdamWOptimizer>(&params, AdamWHyperParamsFromConfig(config));
+    trainer->grad_sync_ = std::make_unique<parallel::GradientSync>(
+        params.flat_grads(), std::move(segments), *groups, bucket_bytes);
+  }
   trainer->schedule_ = LrScheduleFromConfig(config);
-  for (Parameter& p : trainer->model_->parameters().all()) trainer->grads_.push_back(p.grad);
 
-  const int64_t batch = config.train().micro_batch_size(), seq = config.model().seq_len();
-  trainer->tokens_ = Tensor::Empty({batch, seq}, DType::kI32);
-  trainer->targets_ = Tensor::Empty({batch, seq}, DType::kI32);
-  trainer->tokens_per_step_ = batch * seq * config.train().grad_accum_steps();
+  const int64_t seq = config.model().seq_len();
+  trainer->tokens_ = Tensor::Empty({batch.micro_batch_size, seq}, DType::kI32);
+  trainer->targets_ = Tensor::Empty({batch.micro_batch_size, seq}, DType::kI32);
+  trainer->tokens_per_step_ = batch.global_batch_size * seq;
   trainer->flops_per_step_ = TrainingFlopsPerStep(model_config, trainer->tokens_per_step_);
   return trainer;
 }
 
-absl::StatusOr<StepResult> Trainer::RunStep(int64_t step) {
+int64_t Trainer::optimizer_steps() const {
+  return zero_ != nullptr ? zero_->steps_taken() : optimizer_->steps_taken();
+}
+
+void Trainer::GatherOptimizerState(Tensor flat_m, Tensor flat_v) {
+  if (zero_ != nullptr) {
+    zero_->GatherState(flat_m, flat_v);
+    return;
+  }
+  Tensor m = flat_m, v = flat_v;
+  ops::Copy(optimizer_->flat_m(), m);
+  ops::Copy(optimizer_->flat_v(), v);
+}
+
+void Trainer::LoadOptimizerState(const Tensor& flat_m, const Tensor& flat_v, int64_t steps_taken) {
+  if (zero_ != nullptr) {
+    zero_->LoadState(flat_m, flat_v, steps_taken);
+    return;
+  }
+  ops::Copy(flat_m, optimizer_->flat_m());
+  ops::Copy(flat_v, optimizer_->flat_v());
+  optimizer_->set_steps_taken(steps_taken);
+}
+
+// Step 3 of the loop: every rank learns the global batch's loss and whether any rank saw a
+// non-finite one, in one world all-reduce of [Σ loss, Σ aux, flag of rank 0, ..., flag of rank
+// W−1]. Only tp rank 0 adds its losses (a tp group computes the same loss on every member).
+absl::Status Trainer::AgreeOnLoss(int64_t step, double local_loss_sum, double local_aux_sum,
+                                  bool local_finite, StepResult& result) {
+  const int world = world_->size();
+  const bool counts = groups_->grid().tp_rank() == 0;
+  Tensor reduced = Tensor::Zeros({2 + world}, DType::kF64);
+  double* v = reduced.data<double>();
+  v[0] = counts ? local_loss_sum : 0.0;
+  v[1] = counts ? local_aux_sum : 0.0;
+  v[2 + world_->world_rank()] = local_finite ? 0.0 : 1.0;
+  if (world > 1) {
+    parallel::CommTimer::Scope timed(&trainer_comm_);
+    world_->AllReduce(reduced, parallel::ReduceOp::kSum);
+  }
+  const double micro_batches = static_cast<double>(batch_.micro_batches_per_step());
+  result.loss = v[0] / micro_batches;
+  result.aux_loss = v[1] / micro_batches;
+  std::vector<int> bad_ranks;
+  for (int r = 0; r < world; ++r) {
+    if (v[2 + r] != 0.0) bad_ranks.push_back(r);
+  }
+  if (bad_ranks.empty()) return absl::OkStatus();
+  return absl::InternalError(absl::StrFormat(
+      "step %d: the loss is not finite on rank%s %s (mean loss %g, aux_loss %g); stopping "
+      "(too large an optimizer.lr or model.init_std is the usual cause)",
+      step + 1, bad_ranks.size() > 1 ? "s" : "", absl::StrJoin(bad_ranks, ", "), result.loss,
+      result.aux_loss));
+}
+
+// The expert-load summary of the whole global batch: per layer, the token counts per expert
+// and the sums of Ent_conf and aux loss over micro-batches are summed over dp, then summarised
+// as one micro-batch (SummariseExpertLoad).
+std::vector<LayerLoadSummary> Trainer::SummariseAcrossRanks(
+    const std::vector<std::vector<ExpertLoadStats>>& local) {
+  if (local.empty()) return {};
+  const size_t layers = local.front().size();
+  if (layers == 0) return {};
+  const size_t experts = local.front().front().tokens_per_expert.size();
+  const size_t width = experts + 2;
+  Tensor reduced = Tensor::Zeros({static_cast<int64_t>(layers * width)}, DType::kF64);
+  double* v = reduced.data<double>();
+  for (const std::vector<ExpertLoadStats>& micro_batch : local) {
+    for (size_t l = 0; l < layers; ++l) {
+      const ExpertLoadStats& stats = micro_batch[l];
+      for (size_t e = 0; e < experts; ++e) {
+        v[l * width + e] += static_cast<double>(stats.tokens_per_expert[e]);
+      }
+      v[l * width + experts] += stats.entropy_confidence;
+      v[l * width + experts + 1] += stats.aux_loss;
+    }
+  }
+  if (groups_->grid().dp_size() > 1) {
+    parallel::CommTimer::Scope timed(&trainer_comm_);
+    groups_->data_parallel().AllReduce(reduced, parallel::ReduceOp::kSum);
+  }
+  const double micro_batches = static_cast<double>(batch_.micro_batches_per_step());
+  std::vector<ExpertLoadStats> merged(layers);
+  for (size_t l = 0; l < layers; ++l) {
+    merged[l].tokens_per_expert.resize(experts);
+    for (size_t e = 0; e < experts; ++e) {
+      merged[l].tokens_per_expert[e] = std::llround(v[l * width + e]);
+    }
+    merged[l].entropy_confidence = v[l * width + experts] / micro_batches;
+    merged[l].aux_loss = v[l * width + experts + 1] / micro_batches;
+    // Used only when no counts are reported: the last micro-batch's own figures.
+    merged[l].load_fraction_min = local.back()[l].load_fraction_min;
+    merged[l].load_fraction_max = local.back()[l].load_fraction_max;
+    merged[l].entropy_load = local.back()[l].entropy_load;
+  }
+  return SummariseExpertLoad({merged});
+}
+
+absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts) {
+  std::optional<parallel::ScopedDeadline> deadline;
+  if (watchdog_ != nullptr && config_.parallel().step_timeout_s() > 0) {
+    deadline.emplace(watchdog_, absl::StrCat("training step ", step + 1),
+                     absl::Seconds(config_.parallel().step_timeout_s()));
+  }
   const auto start = std::chrono::steady_clock::now();
-  const int64_t accum = config_.train().grad_accum_steps();
+  const int64_t micro_batches = batch_.micro_batches_per_rank;
+  // Each micro-batch's mean loss counts 1/(M·dp) of the global batch's mean.
+  const double loss_scale = 1.0 / static_cast<double>(batch_.micro_batches_per_step());
   StepResult result;
   std::vector<std::vector<ExpertLoadStats>> layer_stats;
+
+  // 1.–2. Forward and backward over this rank's micro-batches.
   model_->parameters().ZeroGrads();
-  for (int64_t m = 0; m < accum; ++m) {
-    data_.train->FillBatch(step * accum + m, tokens_, targets_);
-    StepOutputs out =
-        model_->ForwardBackward(tokens_, targets_, static_cast<float>(1.0 / accum), arena_);
-    if (!std::isfinite(out.loss) || !std::isfinite(out.aux_loss)) {
-      return absl::InternalError(absl::StrFormat(
-          "step %d: the loss is not finite (loss %g, aux_loss %g, micro-batch %d of %d); "
-          "stopping (too large an optimizer.lr or model.init_std is the usual cause)",
-          step + 1, out.loss, out.aux_loss, m + 1, accum));
+  double loss_sum = 0.0, aux_sum = 0.0;
+  bool finite = true;
+  for (int64_t m = 0; m < micro_batches; ++m) {
+    if (absl::Status next = data_.train->Next(tokens_, targets_); !next.ok()) {
+      return absl::Status(next.code(), absl::StrFormat("step %d: reading the training data: %s",
+                                                       step + 1, next.message()));
     }
-    result.loss += out.loss / static_cast<double>(accum);
-    result.aux_loss += out.aux_loss / static_cast<double>(accum);
+    StepOutputs out = model_->ForwardBackward(tokens_, targets_, loss_scale, arena_);
+    finite = finite && std::isfinite(out.loss) && std::isfinite(out.aux_loss);
+    loss_sum += out.loss;
+    aux_sum += out.aux_loss;
     if (!out.layer_stats.empty()) layer_stats.push_back(std::move(out.layer_stats));
   }
-  result.grad_norm = std::sqrt(GlobalSumSquares(grads_));
+  // 3. The loss of the global batch, and a stop on every rank if any saw a non-finite one.
+  if (absl::Status agreed = AgreeOnLoss(step, loss_sum, aux_sum, finite, result); !agreed.ok()) {
+    return agreed;
+  }
+
+  // 4.–5. Sum the gradients over the replicas; the global norm counts each element once.
+  double local_squares = 0.0;
+  if (zero_ != nullptr) {
+    zero_->ReduceScatterGradients();
+    local_squares = zero_->LocalSquaredNorm();
+  } else {
+    grad_sync_->AllReduce();
+    local_squares = grad_sync_->LocalSquaredNorm();
+  }
+  Tensor squares = Tensor::Zeros({1}, DType::kF64);
+  squares.data<double>()[0] = local_squares;
+  if (world_->size() > 1) {
+    parallel::CommTimer::Scope timed(&trainer_comm_);
+    world_->AllReduce(squares, parallel::ReduceOp::kSum);
+  }
+  result.grad_norm = std::sqrt(squares.data<double>()[0]);
   if (!std::isfinite(result.grad_norm)) {
     return absl::InternalError(absl::StrFormat(
         "step %d: the gradient norm is not finite (%g, loss %g); stopping before the optimizer "
         "step (too large an optimizer.lr or model.init_std is the usual cause)",
         step + 1, result.grad_norm, result.loss));
   }
-  ClipByGlobalNorm(grads_, result.grad_norm, config_.optimizer().grad_clip());
+
+  // 6. Clip (the same factor and element-wise scaling in both optimizer modes).
+  const double max_norm = config_.optimizer().grad_clip();
+  if (zero_ != nullptr) {
+    if (max_norm > 0.0 && result.grad_norm > max_norm) {
+      zero_->ScaleGradients(max_norm / (result.grad_norm + 1e-6));
+    }
+  } else {
+    ClipByGlobalNorm(grads_, result.grad_norm, max_norm);
+  }
+
+  // 7. AdamW.
   result.lr = schedule_.At(step);
-  optimizer_->Step(result.lr);
-  result.layers = SummariseExpertLoad(layer_stats);
+  if (zero_ != nullptr) {
+    zero_->Step(result.lr);
+  } else {
+    optimizer_->Step(result.lr);
+  }
+  if (summarise_experts) result.layers = SummariseAcrossRanks(layer_stats);
+  result.comm_seconds = trainer_comm_.Take() +
+                        (zero_ != nullptr ? zero_->timer().Take() : grad_sync_->timer().Take());
   result.seconds = SecondsSince(start);
   return result;
 }
 
-double Trainer::Evaluate() {
+absl::StatusOr<double> Trainer::Evaluate() {
   AOETRON_CHECK(data_.eval != nullptr) << "Evaluate: train.eval_interval is 0, no held-out data";
   const int64_t batches = config_.train().eval_steps();
+  const int64_t dp = batch_.dp, dp_rank = groups_->grid().dp_rank();
+  // Every rank runs the same number of forwards (the model may communicate inside them); a
+  // rank past the last held-out micro-batch repeats one and does not count it.
+  const int64_t rounds = (batches + dp - 1) / dp;
   double sum = 0.0;
-  for (int64_t i = 0; i < batches; ++i) {
-    data_.eval->FillBatch(i, tokens_, targets_);
-    sum += model_->Forward(tokens_, targets_, arena_).loss;
+  for (int64_t k = 0; k < rounds; ++k) {
+    const int64_t index = k * dp + dp_rank;
+    const bool counted = index < batches;
+    if (absl::Status fill = data_.eval->Fill(counted ? index : index % batches, tokens_, targets_);
+        !fill.ok()) {
+      return absl::Status(fill.code(),
+                          absl::StrCat("reading the evaluation data: ", fill.message()));
+    }
+    const double loss = model_->Forward(tokens_, targets_, arena_).loss;
+    if (counted) sum += loss;
   }
-  return sum / static_cast<double>(batches);
+  Tensor reduced = Tensor::Zeros({1}, DType::kF64);
+  reduced.data<double>()[0] = groups_->grid().tp_rank() == 0 ? sum : 0.0;
+  if (world_->size() > 1) world_->AllReduce(reduced, parallel::ReduceOp::kSum);
+  return reduced.data<double>()[0] / static_cast<double>(batches);
 }
 
 absl::StatusOr<TrainSummary> Trainer::Train() {
   const config::TrainSection& train = config_.train();
   const std::string metrics_path = ResolveMetricsFilePath(config_);
-  absl::StatusOr<std::unique_ptr<MetricsLogger>> logger = MetricsLogger::Open(
-      metrics_path, io_.out, WantsHumanProgress(config_.logging().progress(), io_.out_is_terminal));
-  if (!logger.ok()) return logger.status();
+  std::unique_ptr<MetricsLogger> logger;
+  if (is_logging_rank()) {
+    absl::StatusOr<std::unique_ptr<MetricsLogger>> opened =
+        MetricsLogger::Open(metrics_path, io_.out,
+                            WantsHumanProgress(config_.logging().progress(), io_.out_is_terminal));
+    if (!opened.ok()) return opened.status();
+    logger = *std::move(opened);
+  }
   if (config_.checkpoint().interval() > 0 || !config_.checkpoint().dir().empty()) {
     *io_.err << "note: checkpointing is not implemented in this build; checkpoint.dir and "
                 "checkpoint.interval are accepted but no checkpoint will be written\n";
   }
   const ParameterSet& params = model_->parameters();
+  const parallel::ProcessGrid& grid = groups_->grid();
   *io_.err << absl::StrFormat(
-      "aoetron-train: %s model, %d parameters (%d active matmul), %.3g GFLOP per step of %d "
-      "tokens, %d OpenMP threads; metrics to %s\n",
+      "aoetron-train: %s model, %d parameters per rank (%d active matmul), %.3g GFLOP per step "
+      "of %d tokens (global batch %d = micro-batch %d × %d per rank × dp %d), %d ranks (tp %d, "
+      "ep %d, dp %d%s), %d OpenMP threads per rank; metrics to %s\n",
       FfnKindName(model_->config().ffn), params.num_elements(),
       ActiveMatmulParameters(model_->config()), flops_per_step_ / 1e9, tokens_per_step_,
-      omp_get_max_threads(), metrics_path);
+      batch_.global_batch_size, batch_.micro_batch_size, batch_.micro_batches_per_rank, batch_.dp,
+      grid.world_size(), grid.tp_size(), grid.ep_size(), grid.dp_size(),
+      config_.parallel().zero1() ? ", ZeRO-1" : "", omp_get_max_threads(), metrics_path);
 
   TrainSummary summary;
   summary.metrics_path = metrics_path;
-  double window_seconds = 0.0;
+  double window_seconds = 0.0, window_comm_seconds = 0.0;
   int64_t window_steps = 0;
   for (int64_t s = 0; s < train.steps(); ++s) {
-    absl::StatusOr<StepResult> result = RunStep(s);
-    if (!result.ok()) return result.status();
     const int64_t step = s + 1;
+    const bool last = step == train.steps();
+    const bool evaluates = train.eval_interval() > 0 && (step % train.eval_interval() == 0 || last);
+    const bool logged = step == 1 || step % config_.logging().interval() == 0 || last || evaluates;
+    absl::StatusOr<StepResult> result = RunStep(s, /*summarise_experts=*/logged);
+    if (!result.ok()) return result.status();
     summary.steps = step;
     summary.losses.push_back(result->loss);
+    summary.grad_norms.push_back(result->grad_norm);
     window_seconds += result->seconds;
+    window_comm_seconds += result->comm_seconds;
     ++window_steps;
 
-    const bool last = step == train.steps();
     std::optional<double> val_loss;
-    if (train.eval_interval() > 0 && (step % train.eval_interval() == 0 || last)) {
-      val_loss = Evaluate();
+    if (evaluates) {
+      absl::StatusOr<double> evaluated = Evaluate();
+      if (!evaluated.ok()) {
+        return absl::Status(evaluated.status().code(),
+                            absl::StrCat("step ", step, ": ", evaluated.status().message()));
+      }
+      val_loss = *evaluated;
       summary.final_val_loss = val_loss;
     }
-    const bool logged =
-        step == 1 || step % config_.logging().interval() == 0 || last || val_loss.has_value();
     if (!logged) continue;
     StepMetrics metrics;
     metrics.step = step;
@@ -149,12 +401,16 @@ absl::StatusOr<TrainSummary> Trainer::Train() {
     metrics.lr = result->lr;
     metrics.tokens = step * tokens_per_step_;
     metrics.step_seconds = window_seconds / static_cast<double>(window_steps);
+    metrics.comm_seconds = window_comm_seconds / static_cast<double>(window_steps);
     metrics.tokens_per_s = static_cast<double>(tokens_per_step_) / metrics.step_seconds;
     metrics.model_flops_per_s = flops_per_step_ / metrics.step_seconds;
     metrics.val_loss = val_loss;
     metrics.layers = std::move(result->layers);
-    if (absl::Status logged_ok = (*logger)->Log(metrics); !logged_ok.ok()) return logged_ok;
+    if (logger != nullptr) {
+      if (absl::Status logged_ok = logger->Log(metrics); !logged_ok.ok()) return logged_ok;
+    }
     window_seconds = 0.0;
+    window_comm_seconds = 0.0;
     window_steps = 0;
   }
   *io_.err << absl::StrFormat("aoetron-train: done, %d steps, final loss %.4f%s\n", summary.steps,

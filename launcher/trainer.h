@@ -1,19 +1,36 @@
-// Trainer: one training run of a GptModel on one process, from a validated TrainConfig.
+// Trainer: one rank's part of a training run of a GptModel, from a validated TrainConfig.
+//
+// The run is laid out over tp × ep × dp ranks (TrainerParallelism; one process by default). The
+// global batch (train.global_batch_size, docs/config.md) is cut into micro-batches of
+// micro_batch_size; each data-parallel rank runs M = global / (micro · dp) of them per step, and
+// micro-batch m of rank r holds the same samples as micro-batch m·dp + r of a one-rank run
+// (batch_source.h), so every layout trains on the same sequences.
 //
 // Each optimizer step (0-based s; logs and errors call it step s + 1):
 //   1. zero the gradients;
-//   2. for each of grad_accum_steps micro-batches m: fetch micro-batch s·A + m of the training
-//      stream, ForwardBackward with loss_scale 1/A (so gradients are of the mean loss);
-//   3. global gradient norm ‖g‖ = sqrt(Σ g²) over every parameter gradient;
-//   4. clip to optimizer.grad_clip (ClipByGlobalNorm);
-//   5. lr = schedule(s); AdamW step at lr.
-// A non-finite loss or gradient norm stops the run before the optimizer touches the weights,
-// with an error naming the step. Every train.eval_interval steps (and after the last) the model
-// is evaluated on train.eval_steps held-out micro-batches (always the same ones, so val_loss is
-// comparable across the run). docs/training.md describes logging.
+//   2. for each of the M micro-batches: take this rank's next micro-batch from the training
+//      stream, ForwardBackward with loss_scale 1/(M·dp), so that after the sum over dp the
+//      gradient is that of the mean loss over the global batch;
+//   3. agree on the loss: one world all-reduce of (Σ loss, Σ aux loss, a non-finite flag per
+//      rank); a non-finite loss on any rank stops every rank at this step, naming the ranks;
+//   4. gradient sync over dp (edp for expert weights), in buckets: an all-reduce (GradientSync),
+//      or with parallel.zero1 a reduce-scatter (DistributedOptimizer);
+//   5. global gradient norm ‖g‖, each unique element counted once (gradient_sync.h);
+//      a non-finite norm stops the run before the optimizer touches the weights;
+//   6. clip to optimizer.grad_clip;
+//   7. lr = schedule(s); AdamW step at lr (with ZeRO-1: on this rank's shard, then an
+//      all-gather of the parameters).
+// Every train.eval_interval steps (and after the last) the model is evaluated on
+// train.eval_steps held-out micro-batches (always the same ones, spread over the dp ranks).
+// Only global rank 0 writes logs and the metrics file; every rank computes the same numbers.
 //
-// Deterministic given the config: data, initialisation and kernels do not depend on timing.
-// Not thread-safe; kernels inside use the OpenMP threads set by Create.
+// Errors: Create's are the config's or the data's; Train/RunStep return an error (a) agreed by
+// every rank (non-finite loss or norm: every rank returns it at the same step) or (b) local to
+// this rank (a data error). In a multi-rank job the caller must end the job on either
+// (parallel::AbortAll), never return from main while other ranks may wait in a collective.
+//
+// Deterministic given the config and the layout: data, initialisation, kernels and reductions
+// do not depend on timing. Not thread-safe; kernels use the OpenMP threads set by Create.
 #pragma once
 
 #include <cstdint>
@@ -29,71 +46,133 @@
 #include "launcher/adamw_optimizer.h"
 #include "launcher/batch_source.h"
 #include "launcher/config.pb.h"
+#include "launcher/config_conversion.h"
 #include "launcher/step_metrics.h"
 #include "models/gpt_model.h"
+#include "parallel/communicator.h"
+#include "parallel/distributed_optimizer.h"
+#include "parallel/gradient_sync.h"
+#include "parallel/process_groups.h"
+#include "parallel/watchdog.h"
 
 namespace aoetron {
 
-// Where the trainer writes. Streams must outlive the trainer.
+// Where the trainer writes. Streams must outlive the trainer. On ranks other than global rank 0
+// nothing is written (the trainer replaces them with a sink).
 struct TrainerIo {
   std::ostream* out = &std::cout;  // one line per logged step (human or JSON)
   std::ostream* err = &std::cerr;  // notes and the run summary
   bool out_is_terminal = false;    // decides logging.progress auto
 };
 
+// The parallel environment; all pointers must outlive the trainer. The defaults are one process.
+struct TrainerParallelism {
+  parallel::ProcessGroups* groups = nullptr;  // null: parallel::SingleProcessGroups()
+  parallel::Communicator* world = nullptr;    // null: a world of one
+  parallel::Watchdog* watchdog = nullptr;     // for parallel.step_timeout_s; null: no deadline
+};
+
+struct TrainerOptions {
+  // Samples of the training stream consumed before this run (resume; all dp ranks together).
+  int64_t consumed_samples = 0;
+};
+
 struct StepResult {
-  double loss = 0.0;       // mean over the micro-batches
-  double aux_loss = 0.0;   // mean over the micro-batches
+  double loss = 0.0;       // mean over the global batch's micro-batches
+  double aux_loss = 0.0;   // mean over the global batch's micro-batches
   double grad_norm = 0.0;  // before clipping
   double lr = 0.0;
-  double seconds = 0.0;  // wall time of the whole step
-  std::vector<LayerLoadSummary> layers;
+  double seconds = 0.0;       // wall time of the whole step
+  double comm_seconds = 0.0;  // of which in the trainer's collectives (loss, gradients, norm,
+                              // parameter all-gather)
+  std::vector<LayerLoadSummary> layers;  // only on steps RunStep was asked to summarise
 };
 
 struct TrainSummary {
   int64_t steps = 0;
-  std::vector<double> losses;  // per step
+  std::vector<double> losses;      // per step
+  std::vector<double> grad_norms;  // per step
   std::optional<double> final_val_loss;
   std::string metrics_path;
 };
 
 class Trainer {
  public:
-  // Validates `config` (for one rank), sets the process's OpenMP thread count
-  // (parallel.threads; 0 leaves OpenMP's default), builds and initialises the model
-  // (train.seed), the optimizer and the data streams. Errors are the config's or the data's.
+  // Validates `config` for the world size of `parallelism`, sets the process's OpenMP thread
+  // count (parallel.threads; 0 leaves OpenMP's default), builds and initialises the model
+  // (train.seed; each rank draws exactly its shard), the optimizer and the data streams.
+  // Collective when the data source is indexed (rank 0 builds sample indices, others wait).
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(const config::TrainConfig& config,
-                                                         TrainerIo io = {});
+                                                         TrainerIo io = {},
+                                                         TrainerParallelism parallelism = {},
+                                                         TrainerOptions options = {});
   ~Trainer();
 
-  // Runs train.steps optimizer steps with evaluation and logging (opens the metrics file).
+  // Runs train.steps optimizer steps with evaluation and logging (rank 0 opens the metrics
+  // file). Collective.
   absl::StatusOr<TrainSummary> Train();
 
-  // One optimizer step; `step` (0-based) selects the micro-batches and the learning rate.
-  // Logs nothing. An error (non-finite loss or gradient norm) leaves the weights unchanged.
-  absl::StatusOr<StepResult> RunStep(int64_t step);
+  // One optimizer step on the next global batch of the training stream; `step` (0-based) sets
+  // the learning rate and names the step in errors. Logs nothing. `summarise_experts` adds the
+  // expert-load summary of the global batch (one more collective, so it must be the same on
+  // every rank). An error leaves the weights unchanged. Collective.
+  absl::StatusOr<StepResult> RunStep(int64_t step, bool summarise_experts = true);
 
-  // Mean loss over the train.eval_steps held-out micro-batches; no gradients are touched.
-  // Requires train.eval_interval > 0 (otherwise there is no held-out stream).
-  double Evaluate();
+  // Mean loss over the train.eval_steps held-out micro-batches (micro-batch i on dp rank
+  // i mod dp); no gradients are touched. Requires train.eval_interval > 0. Collective.
+  absl::StatusOr<double> Evaluate();
 
   GptModel& model() { return *model_; }
   const config::TrainConfig& config() const { return config_; }
-  int64_t tokens_per_step() const { return tokens_per_step_; }
-  double flops_per_step() const { return flops_per_step_; }
+  const BatchLayout& batch_layout() const { return batch_; }
+  int64_t tokens_per_step() const { return tokens_per_step_; }  // global batch
+  double flops_per_step() const { return flops_per_step_; }     // global batch
+  bool is_logging_rank() const { return world_->world_rank() == 0; }
+
+  // ---- For checkpoints (launcher/checkpoint) ------------------------------------------------
+  // Samples of the training stream consumed by all dp ranks together: save it, and pass it
+  // back as TrainerOptions::consumed_samples to continue the data exactly.
+  int64_t consumed_samples() const { return data_.train->consumed_samples(); }
+  // Optimizer steps taken (AdamW's bias-correction counter).
+  int64_t optimizer_steps() const;
+  // AdamW's m and v for this rank's whole parameter replica, f32 [num_elements], laid out like
+  // model().parameters().flat_values() (parameter i at its value's offset). With parallel.zero1
+  // each rank holds only its shards, so this is collective over dp/edp (every rank must call);
+  // otherwise local.
+  void GatherOptimizerState(Tensor flat_m, Tensor flat_v);
+  // The inverse, local: sets the moments and the step counter (every rank passes its replica's
+  // whole m and v; a ZeRO-1 rank keeps its shards).
+  void LoadOptimizerState(const Tensor& flat_m, const Tensor& flat_v, int64_t steps_taken);
+  // With parallel.zero1: the moments this rank holds, per parameter piece (segment i is
+  // parameter i); null otherwise (use GatherOptimizerState or the full AdamWOptimizer buffers).
+  parallel::DistributedOptimizer* distributed_optimizer() { return zero_.get(); }
 
  private:
   Trainer(const config::TrainConfig& config, TrainerIo io);
+  absl::Status AgreeOnLoss(int64_t step, double local_loss_sum, double local_aux_sum,
+                           bool local_finite, StepResult& result);
+  std::vector<LayerLoadSummary> SummariseAcrossRanks(
+      const std::vector<std::vector<ExpertLoadStats>>& local);
 
   config::TrainConfig config_;
   TrainerIo io_;
+  std::unique_ptr<std::ostream> sink_;  // discards output on ranks other than 0
+  std::unique_ptr<parallel::Communicator> own_world_;
+  parallel::ProcessGroups* groups_ = nullptr;
+  parallel::Communicator* world_ = nullptr;
+  parallel::Watchdog* watchdog_ = nullptr;
+  BatchLayout batch_;
   std::unique_ptr<GptModel> model_;
-  std::unique_ptr<AdamWOptimizer> optimizer_;
+  // Exactly one of the two optimizer paths:
+  std::unique_ptr<AdamWOptimizer> optimizer_;  // with grad_sync_ (parallel.zero1 false)
+  std::unique_ptr<parallel::GradientSync> grad_sync_;
+  std::unique_ptr<parallel::DistributedOptimizer> zero_;  // parallel.zero1 true
+  std::vector<Tensor> grads_;                             // views of every parameter gradient
+  parallel::CommTimer trainer_comm_;                      // loss/norm/stat reductions
   LrSchedule schedule_;
-  BatchSources data_;
+  DataStreams data_;
   ActivationArena arena_;
   Tensor tokens_, targets_;  // i32 [micro_batch_size, seq_len], refilled per micro-batch
-  std::vector<Tensor> grads_;
   int64_t tokens_per_step_ = 0;
   double flops_per_step_ = 0.0;
 };

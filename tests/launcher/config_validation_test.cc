@@ -102,7 +102,35 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{{"parallel.tp=0"}, "parallel.tp must be ≥ 1"},
         BadConfigCase{{"parallel.threads=-1"}, "parallel.threads must be ≥ 0"},
         BadConfigCase{{"checkpoint.interval=-1"}, "checkpoint.interval must be ≥ 0"},
-        BadConfigCase{{"logging.interval=0"}, "logging.interval must be ≥ 1"}));
+        BadConfigCase{{"logging.interval=0"}, "logging.interval must be ≥ 1"},
+        BadConfigCase{{"parallel.grad_bucket_mb=0"}, "parallel.grad_bucket_mb must be"},
+        BadConfigCase{{"parallel.collective_timeout_s=-1"}, "parallel.collective_timeout_s"},
+        BadConfigCase{{"parallel.step_timeout_s=-1"}, "parallel.step_timeout_s"}));
+
+INSTANTIATE_TEST_SUITE_P(
+    IndexedDataAndGlobalBatch, BadConfigTest,
+    ::testing::Values(
+        BadConfigCase{{"data.source=indexed"}, "data.datasets must name a dataset prefix"},
+        BadConfigCase{{"data.source=indexed", "data.datasets=0.5 a 0.5"},
+                      "a blend is pairs \"WEIGHT PREFIX\", but it has 3 words"},
+        BadConfigCase{{"data.source=indexed", "data.datasets=x a 1 b"},
+                      "weight 1 (\"x\", before a) must be a finite number ≥ 0"},
+        BadConfigCase{{"data.source=indexed", "data.datasets=0 a 0 b"}, "the weights sum to 0"},
+        BadConfigCase{{"data.source=indexed", "data.datasets=a", "data.split=1,2,3,4"},
+                      "data.split \"1,2,3,4\" must be one to three"},
+        BadConfigCase{{"data.source=indexed", "data.datasets=a", "data.split=90,x"},
+                      "ratio 2 (\"x\")"},
+        BadConfigCase{{"data.source=indexed", "data.datasets=a", "data.split=0,1,0"},
+                      "leaves no training data"},
+        BadConfigCase{{"data.source=indexed", "data.datasets=a", "data.split=100"},
+                      "leaves no validation data (the second ratio is 0), but "
+                      "train.eval_interval (100) asks for evaluation"},
+        BadConfigCase{{"train.global_batch_size=12"},
+                      "train.global_batch_size (12) must be a multiple of "
+                      "train.micro_batch_size (8) × the data-parallel size 1 = 8"},
+        BadConfigCase{{"train.global_batch_size=-8"}, "train.global_batch_size must be ≥ 0"},
+        BadConfigCase{{"train.global_batch_size=32", "train.grad_accum_steps=2"},
+                      "train.grad_accum_steps (2) disagrees with train.global_batch_size (32)"}));
 
 TEST(ValidateTrainConfigTest, AcceptsConsistentConfigs) {
   EXPECT_TRUE(ValidateTrainConfig(config::TrainConfig()).ok());
@@ -129,6 +157,27 @@ TEST(ValidateTrainConfigTest, ParallelLayoutMustFitTheWorld) {
   EXPECT_TRUE(ValidateTrainConfig(c, /*world_size=*/8).ok());  // dp = 4
   const absl::Status six = ValidateTrainConfig(c, /*world_size=*/6);
   EXPECT_THAT(std::string(six.message()), HasSubstr("this run has 6 ranks"));
+}
+
+TEST(ValidateTrainConfigTest, GlobalBatchMustCutIntoMicroBatchesOnEveryDataParallelRank) {
+  config::TrainConfig c;
+  c.mutable_train()->set_micro_batch_size(4);
+  c.mutable_train()->set_global_batch_size(16);
+  EXPECT_TRUE(ValidateTrainConfig(c, 1).ok());
+  EXPECT_TRUE(ValidateTrainConfig(c, 4).ok());  // dp 4: one micro-batch each
+  const absl::Status eight = ValidateTrainConfig(c, 8);
+  EXPECT_THAT(std::string(eight.message()),
+              HasSubstr("train.micro_batch_size (4) × the data-parallel size 8 = 32"));
+  c.mutable_parallel()->set_tp(2);
+  c.mutable_model()->set_n_heads(4);
+  const absl::Status tp = ValidateTrainConfig(c, 16);
+  EXPECT_THAT(std::string(tp.message()),
+              HasSubstr("the data-parallel size 8 (world 16 / parallel.tp 2)"));
+  // grad_accum_steps may be given when it agrees.
+  c.mutable_parallel()->set_tp(1);
+  c.mutable_train()->set_grad_accum_steps(2);
+  EXPECT_TRUE(ValidateTrainConfig(c, 2).ok());
+  EXPECT_FALSE(ValidateTrainConfig(c, 1).ok());
 }
 
 }  // namespace

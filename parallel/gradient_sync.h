@@ -1,0 +1,191 @@
+// Data-parallel gradient synchronisation: the flat gradient buffer of a model replica is summed
+// over the ranks that hold the same parameters, in buckets, and the global gradient norm counts
+// every unique parameter element once.
+//
+// The buffer is described by FlatSegments (one per parameter, in the parameter set's order),
+// so this file knows nothing of models/: the launcher translates Parameter::sharding.
+//   - A non-expert segment is replicated over the data-parallel group `dp` (same tp_rank): its
+//     gradient is summed there.
+//   - An expert segment (owned by one ep rank, replicated over expert-data-parallel copies) is
+//     summed over `edp`. (With ep = 1, edp has the same members as dp; the launcher then marks
+//     no segment as expert so that buckets can mix both.)
+//
+// Buckets. Consecutive segments of the same group are cut into buckets of at most
+// bucket_elements (a bucket is a contiguous flat range; a large parameter may span several
+// buckets). Buckets are communicated in reverse order (the output layers first, as backward
+// produces them), one collective each. Every rank of a group has the same bucket plan, because
+// every rank registers the same parameter shapes in the same order.
+//
+// Shards. Each bucket of n elements over a group of p ranks is cut into p shards of
+// s = ceil(n / p) elements (the last ones shorter or empty): group rank r owns
+// [begin + r·s, min(begin + (r+1)·s, end)). ZeRO-1 (distributed_optimizer.h) keeps optimizer
+// state for its shards only; the gradient norm is summed shard by shard in both modes, so the
+// two compute bit-identical norms.
+//
+// Global norm. After the sum over dp/edp every replica holds the same gradient, so each unique
+// element must be counted once:
+//     ‖g‖² = Σ over world ranks R of Σ over R's shards, over elements e of a segment counted by R,
+//            g_e²
+// where a segment is counted by a rank unless it is a tensor-parallel replica on tp_rank > 0
+// (tp-split parameters hold different elements on each tp rank and are counted by every one;
+// expert parameters are distinct per ep rank and, through the shards, counted once per edp
+// group; replicated parameters once per dp group). LocalSquaredNorm gives this rank's term in
+// double; the caller sums it over the world (AllReduce, rank order) and takes the square root.
+//
+// Overlap with backward: none yet. The model exposes no per-layer "gradients ready" callback,
+// so AllReduce runs after the last micro-batch's backward (docs/training.md).
+//
+// Determinism: collectives reduce in rank order (communicator.h), the per-shard squared sums use
+// a fixed summation order, so results are bitwise reproducible for a fixed layout.
+// Thread safety: none; one thread drives a GradientSync. Collective: every rank of the job calls
+// the same methods in the same order.
+#pragma once
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <vector>
+
+#include "core/tensor.h"
+#include "parallel/communicator.h"
+#include "parallel/process_groups.h"
+
+namespace aoetron::parallel {
+
+// One parameter's place in the flat value/gradient buffers.
+struct FlatSegment {
+  int64_t offset = 0;  // first element in the flat buffer
+  int64_t numel = 0;
+  bool expert = false;          // summed over edp instead of dp
+  bool counted_in_norm = true;  // false on ranks holding a copy another rank counts
+  bool weight_decay = true;     // for the optimizer (AdamW λ applies)
+};
+
+struct GradientBucket {
+  int64_t begin = 0, end = 0;  // flat range [begin, end)
+  bool expert = false;         // reduced over edp (else dp)
+  int group_size = 1;          // ranks in that group
+  int group_rank = 0;          // this rank in it
+  int64_t shard_size = 0;      // ceil((end − begin) / group_size)
+  // This rank's shard, flat range [shard_begin, shard_end) (empty for trailing ranks of tiny
+  // buckets), and where it starts in a per-rank buffer holding one shard_size slot per bucket.
+  int64_t shard_begin = 0, shard_end = 0;
+  int64_t shard_slot = 0;
+  int64_t numel() const { return end - begin; }
+};
+
+// Cuts `segments` (ascending, contiguous from 0) into buckets of at most bucket_elements (≥ 1).
+// `dp` and `edp` give the sizes and this rank's position in the two groups.
+std::vector<GradientBucket> PlanGradientBuckets(const std::vector<FlatSegment>& segments,
+                                                int64_t bucket_elements, int dp_size, int dp_rank,
+                                                int edp_size, int edp_rank);
+
+// Σ x² in double with a fixed summation order (16 interleaved partial sums, added in order), so
+// the result depends only on the values, not on the pointer's alignment or the thread count.
+double OrderedSumSquares(const float* x, int64_t n);
+
+// Accumulates wall time spent in collectives.
+class CommTimer {
+ public:
+  class Scope {
+   public:
+    explicit Scope(CommTimer* timer) : timer_(timer), start_(std::chrono::steady_clock::now()) {}
+    ~Scope() {
+      timer_->seconds_ +=
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+    }
+
+   private:
+    CommTimer* timer_;
+    std::chrono::steady_clock::time_point start_;
+  };
+  double seconds() const { return seconds_; }
+  // Returns the seconds accumulated since the previous call.
+  double Take() {
+    const double s = seconds_;
+    seconds_ = 0.0;
+    return s;
+  }
+
+ private:
+  double seconds_ = 0.0;
+};
+
+class GradientSync {
+ public:
+  // `flat_grads`: f32 CPU buffer of the whole local replica; `segments` cover it in order.
+  // `groups` outlives this object. bucket_bytes: bucket size in bytes of f32 (≥ 4).
+  GradientSync(Tensor flat_grads, std::vector<FlatSegment> segments, ProcessGroups& groups,
+               int64_t bucket_bytes);
+
+  // Sums every bucket over its group in place (buckets in reverse order). Afterwards every
+  // replica holds the same summed gradient.
+  void AllReduce();
+
+  // This rank's term of the global ‖g‖² (file comment), from the current gradient.
+  double LocalSquaredNorm() const;
+
+  const std::vector<GradientBucket>& buckets() const { return buckets_; }
+  const std::vector<FlatSegment>& segments() const { return segments_; }
+  CommTimer& timer() { return timer_; }
+
+ private:
+  Tensor flat_grads_;
+  std::vector<FlatSegment> segments_;
+  ProcessGroups* groups_;
+  std::vector<GradientBucket> buckets_;
+  CommTimer timer_;
+};
+
+// Calls visit(segment_index, flat_begin, flat_end) for every non-empty intersection of
+// [range_begin, range_end) with a segment, in ascending order.
+template <typename Visit>
+void ForEachSegmentPiece(const std::vector<FlatSegment>& segments, int64_t range_begin,
+                         int64_t range_end, Visit&& visit);
+
+// Σ over this rank's shard pieces of counted segments of g², with g read through
+// `read(bucket, flat_begin)` → const float* to the element at flat_begin. Shared by both modes
+// so that they sum identical pieces in an identical order.
+template <typename Read>
+double ShardSquaredNorm(const std::vector<GradientBucket>& buckets,
+                        const std::vector<FlatSegment>& segments, Read&& read);
+
+// ---- implementation of the templates ------------------------------------------------------
+
+template <typename Visit>
+void ForEachSegmentPiece(const std::vector<FlatSegment>& segments, int64_t range_begin,
+                         int64_t range_end, Visit&& visit) {
+  if (range_begin >= range_end) return;
+  // Binary search for the first segment ending after range_begin.
+  size_t lo = 0, hi = segments.size();
+  while (lo < hi) {
+    const size_t mid = (lo + hi) / 2;
+    if (segments[mid].offset + segments[mid].numel <= range_begin) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  for (size_t i = lo; i < segments.size() && segments[i].offset < range_end; ++i) {
+    const int64_t begin = std::max(range_begin, segments[i].offset);
+    const int64_t end = std::min(range_end, segments[i].offset + segments[i].numel);
+    if (begin < end) visit(static_cast<int>(i), begin, end);
+  }
+}
+
+template <typename Read>
+double ShardSquaredNorm(const std::vector<GradientBucket>& buckets,
+                        const std::vector<FlatSegment>& segments, Read&& read) {
+  double sum = 0.0;
+  for (size_t b = 0; b < buckets.size(); ++b) {
+    const GradientBucket& bucket = buckets[b];
+    ForEachSegmentPiece(segments, bucket.shard_begin, bucket.shard_end,
+                        [&](int segment, int64_t begin, int64_t end) {
+                          if (!segments[segment].counted_in_norm) return;
+                          sum += OrderedSumSquares(read(bucket, begin), end - begin);
+                        });
+  }
+  return sum;
+}
+
+}  // namespace aoetron::parallel
