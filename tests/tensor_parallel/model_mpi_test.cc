@@ -185,6 +185,92 @@ INSTANTIATE_TEST_SUITE_P(
         ModelCase{"aoe_release_f32", FfnKind::kAoe, AoeGateVariant::kRelease, DType::kF32}),
     [](const auto& info) { return info.param.name; });
 
+// Tensor parallelism combined with data and expert parallelism (world 4: tp 2 × dp 2 with ep 1
+// and with ep 2), f64, the expert-parallel tests' method (tests/expert_parallel): the global
+// micro-batch is [dp·B, T], dp rank r runs rows [r·B, (r+1)·B) with loss_scale 1/dp, every rank
+// also runs the whole batch in one process. The dp-averaged loss and the aux loss equal the
+// reference; replicated and tp-split gradients summed over dp, and expert gradients summed over
+// the expert-data-parallel group, equal this rank's box of the reference gradient.
+class TensorParallelCombinedLayoutTest : public ::testing::TestWithParam<ModelCase> {};
+
+TEST_P(TensorParallelCombinedLayoutTest, MatchesTheSingleProcessModel) {
+  ModelCase c = GetParam();
+  c.dtype = DType::kF64;
+  const ModelConfig config = TinyConfig(c);
+  parallel::DistributedContext& context = parallel::mpi_test::Context();
+  if (context.world_size() < 4) GTEST_SKIP() << "needs 4 ranks (tp 2 × dp 2)";
+  const int tp = 2;
+  for (int ep : {1, 2}) {
+    if (!config.is_moe() && ep > 1) continue;
+    absl::StatusOr<ProcessGrid> grid =
+        ProcessGrid::Create(context.world_size(), context.world_rank(), tp, ep);
+    if (!grid.ok()) continue;
+    SCOPED_TRACE(grid->DebugString());
+    absl::StatusOr<ProcessGroups> groups = parallel::CreateProcessGroups(*grid, context.world());
+    ASSERT_TRUE(groups.ok()) << groups.status();
+    const int dp = grid->dp_size();
+    const int64_t batch = 2, seq = config.seq_len;
+
+    std::seed_seq seed_seq{parallel::mpi_test::TestSeed(),
+                           static_cast<uint64_t>(std::hash<std::string>{}(c.name)),
+                           static_cast<uint64_t>(ep)};
+    std::mt19937_64 rng(seed_seq);
+    const uint64_t init_seed = rng();
+    Tensor tokens, targets;  // the global micro-batch, the same on every rank
+    RandomBatch(rng, dp * batch, seq, config.vocab_size, tokens, targets);
+    // One ignored target in every replica's rows, so each replica's mean is over as many tokens
+    // and their average is the global mean.
+    for (int r = 0; r < dp; ++r) targets.data<int32_t>()[(r * batch + 1) * seq - 1] = -1;
+
+    GptModel whole(config, Device::Cpu(), c.dtype);
+    whole.parameters().Initialize(init_seed);
+    ActivationArena whole_arena;
+    const StepOutputs expected = whole.ForwardBackward(tokens, targets, 1.0, whole_arena);
+
+    GptModel split(config, *groups, Device::Cpu(), c.dtype);
+    split.parameters().Initialize(init_seed);
+    ActivationArena split_arena;
+    const int64_t first = grid->dp_rank() * batch;
+    const StepOutputs actual = split.ForwardBackward(
+        tokens.Reshape({dp * batch, seq}).Rows(first, first + batch),
+        targets.Reshape({dp * batch, seq}).Rows(first, first + batch), 1.0 / dp, split_arena);
+    double loss = actual.loss;
+    groups->data_parallel().AllReduce(Tensor::Wrap(&loss, {1}, DType::kF64),
+                                      parallel::ReduceOp::kSum);
+    EXPECT_LE(Relative(loss / dp, expected.loss), 1e-12);
+    EXPECT_LE(Relative(actual.aux_loss, expected.aux_loss), 1e-12);
+    ASSERT_EQ(actual.layer_stats.size(), expected.layer_stats.size());
+    for (size_t l = 0; l < actual.layer_stats.size(); ++l) {
+      EXPECT_EQ(actual.layer_stats[l].tokens_per_expert, expected.layer_stats[l].tokens_per_expert)
+          << "layer " << l;
+    }
+    for (const Parameter& p : split.parameters().all()) {
+      SCOPED_TRACE(p.name);
+      const Parameter* reference = whole.parameters().Find(p.name);
+      ASSERT_NE(reference, nullptr);
+      EXPECT_TRUE(BitwiseEqual(p.value, Box(reference->value, p.local_offset, p.local_shape)));
+      Tensor summed = Tensor::Empty(p.grad.shape(), p.grad.dtype());
+      std::copy_n(p.grad.data<double>(), p.grad.numel(), summed.data<double>());
+      if (p.sharding.is_expert()) {
+        groups->expert_data_parallel().AllReduce(summed, parallel::ReduceOp::kSum);
+      } else {
+        groups->data_parallel().AllReduce(summed, parallel::ReduceOp::kSum);
+      }
+      EXPECT_LE(RelativeMaxError(summed, Box(reference->grad, p.local_offset, p.local_shape)),
+                1e-12);
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Models, TensorParallelCombinedLayoutTest,
+    ::testing::Values(ModelCase{"dense", FfnKind::kDense, AoeGateVariant::kPaper, DType::kF64},
+                      ModelCase{"moe", FfnKind::kRouterMoe, AoeGateVariant::kPaper, DType::kF64},
+                      ModelCase{"aoe", FfnKind::kAoe, AoeGateVariant::kPaper, DType::kF64},
+                      ModelCase{"aoe_release", FfnKind::kAoe, AoeGateVariant::kRelease,
+                                DType::kF64}),
+    [](const auto& info) { return info.param.name; });
+
 // Layouts the model cannot be cut into are errors naming the fields (checked before any work).
 TEST(ParallelLayoutValidationTest, NamesTheFields) {
   ModelConfig config;  // d 256, 4 heads, vocab 8192, d_ffn 1024, AoE, 8 experts, r 64
