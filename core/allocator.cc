@@ -4,6 +4,9 @@
 #include <cstdlib>
 
 #include "core/check.h"
+#ifdef AOETRON_WITH_CUDA
+#include "core/cuda/caching_allocator.h"
+#endif
 
 namespace aoetron {
 namespace {
@@ -29,7 +32,12 @@ Allocator& AllocatorFor(DeviceKind kind) {
   static CpuAllocator cpu;
   if (kind == DeviceKind::kCpu) return cpu;
   Allocator* cuda = g_cuda_allocator.load();
-  AOETRON_CHECK(cuda != nullptr) << "CUDA memory requested but the CUDA backend is not initialised";
+#ifdef AOETRON_WITH_CUDA
+  // The CUDA backend's caching allocator unless another one was registered.
+  if (cuda == nullptr) cuda = &cuda::CachingDeviceAllocator::Instance();
+#endif
+  AOETRON_CHECK(cuda != nullptr)
+      << "CUDA memory requested but this build has no CUDA backend (built without CUDA)";
   return *cuda;
 }
 

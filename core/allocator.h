@@ -1,8 +1,9 @@
 // Raw memory for tensors, per device.
 //
-// The CPU allocator returns 64-byte aligned blocks (one cache line, one AVX-512 vector). The CUDA
-// backend registers its caching allocator at start-up through RegisterAllocator(); until then a
-// request for CUDA memory is a CHECK failure naming the missing backend.
+// The CPU allocator returns 64-byte aligned blocks (one cache line, one AVX-512 vector). In a build
+// with the CUDA backend, CUDA memory comes from its caching allocator
+// (core/cuda/caching_allocator.h) unless RegisterAllocator() installed another; in a build
+// without it, a request for CUDA memory is a CHECK failure naming the missing backend.
 // Thread safety: AllocatorFor() and the CPU allocator may be called from any thread.
 #pragma once
 
