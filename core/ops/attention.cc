@@ -1,6 +1,7 @@
 #include "core/ops/attention.h"
 
 #include "core/ops/cpu/kernels.h"
+#include "core/ops/cuda/kernels.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -28,8 +29,16 @@ void CausalAttentionForward(const Tensor& qkv, Tensor& out, Tensor& lse) {
   CheckQkv(kOp, "qkv", qkv);
   CheckDType(kOp, "out", out, qkv.dtype());
   CheckShapeEq(kOp, "out", out, OutShape(qkv));
-  CheckDType(kOp, "lse", lse, qkv.dtype());
+  CheckDType(kOp, "lse", lse, StatisticsDType(qkv.dtype()));
   CheckShapeEq(kOp, "lse", lse, LseShape(qkv));
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(qkv)) {
+    cuda::CausalAttentionForward(CudaOrdinal(qkv), qkv.dtype(), qkv.raw_data(), qkv.dim(0),
+                                 qkv.dim(1), qkv.dim(3), qkv.dim(4), out.raw_data(),
+                                 lse.data<float>());
+    return;
+  }
+#endif
   DispatchFloat(qkv.dtype(), [&]<typename T>() {
     cpu::CausalAttentionForward<T>(qkv.data<T>(), qkv.dim(0), qkv.dim(1), qkv.dim(3), qkv.dim(4),
                                    out.data<T>(), lse.data<T>());
@@ -46,10 +55,18 @@ void CausalAttentionBackward(const Tensor& dout, const Tensor& qkv, const Tensor
     CheckDType(kOp, operand.name, *operand.tensor, qkv.dtype());
     CheckShapeEq(kOp, operand.name, *operand.tensor, OutShape(qkv));
   }
-  CheckDType(kOp, "lse", lse, qkv.dtype());
+  CheckDType(kOp, "lse", lse, StatisticsDType(qkv.dtype()));
   CheckShapeEq(kOp, "lse", lse, LseShape(qkv));
   CheckDType(kOp, "dqkv", dqkv, qkv.dtype());
   CheckShapeEq(kOp, "dqkv", dqkv, qkv.shape());
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(qkv)) {
+    cuda::CausalAttentionBackward(CudaOrdinal(qkv), qkv.dtype(), dout.raw_data(), qkv.raw_data(),
+                                  out.raw_data(), lse.data<float>(), qkv.dim(0), qkv.dim(1),
+                                  qkv.dim(3), qkv.dim(4), dqkv.raw_data());
+    return;
+  }
+#endif
   DispatchFloat(qkv.dtype(), [&]<typename T>() {
     cpu::CausalAttentionBackward<T>(dout.data<T>(), qkv.data<T>(), out.data<T>(), lse.data<T>(),
                                     qkv.dim(0), qkv.dim(1), qkv.dim(3), qkv.dim(4), dqkv.data<T>());

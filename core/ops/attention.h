@@ -13,7 +13,7 @@
 namespace aoetron::ops {
 
 // qkv: [B, T, 3, H, hd] (q, k, v packed per token, RoPE already applied),
-// out: [B, T, H, hd], lse: [B, H, T].
+// out: [B, T, H, hd], lse: [B, H, T] (qkv's dtype; f32 when qkv is bf16 on CUDA).
 void CausalAttentionForward(const Tensor& qkv, Tensor& out, Tensor& lse);
 
 // dout: [B, T, H, hd]; dqkv: [B, T, 3, H, hd] accumulated.

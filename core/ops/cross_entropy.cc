@@ -1,6 +1,7 @@
 #include "core/ops/cross_entropy.h"
 
 #include "core/ops/cpu/kernels.h"
+#include "core/ops/cuda/kernels.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -18,8 +19,9 @@ void CheckCrossEntropyOperands(const char* op, const Tensor& logits, const Tenso
   const int64_t n = logits.dim(0), vocab = logits.dim(1);
   CheckDType(op, "targets", targets, DType::kI32);
   CheckShapeEq(op, "targets", targets, {n});
-  CheckDType(op, "losses", losses, logits.dtype());
+  CheckDType(op, "losses", losses, StatisticsDType(logits.dtype()));
   CheckShapeEq(op, "losses", losses, {n});
+  if (OnCuda(targets)) return;  // the kernel checks the targets (core/cuda/device_errors.h)
   const int32_t* target = targets.data<int32_t>();
   for (int64_t t = 0; t < n; ++t) {
     AOETRON_CHECK(target[t] < vocab) << op << ": targets[" << t << "] = " << target[t]
@@ -32,6 +34,14 @@ void CheckCrossEntropyOperands(const char* op, const Tensor& logits, const Tenso
 void CrossEntropyForward(const Tensor& logits, const Tensor& targets, Tensor& losses) {
   constexpr const char* kOp = "CrossEntropyForward";
   CheckCrossEntropyOperands(kOp, logits, targets, losses);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(logits)) {
+    cuda::CrossEntropyForward(CudaOrdinal(logits), logits.dtype(), logits.raw_data(),
+                              targets.data<int32_t>(), logits.dim(0), logits.dim(1),
+                              losses.data<float>());
+    return;
+  }
+#endif
   DispatchFloat(logits.dtype(), [&]<typename T>() {
     cpu::CrossEntropyForward<T>(logits.data<T>(), targets.data<int32_t>(), logits.dim(0),
                                 logits.dim(1), losses.data<T>());
@@ -42,6 +52,14 @@ void CrossEntropyForwardBackward(Tensor& logits, const Tensor& targets, double g
                                  Tensor& losses) {
   constexpr const char* kOp = "CrossEntropyForwardBackward";
   CheckCrossEntropyOperands(kOp, logits, targets, losses);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(logits)) {
+    cuda::CrossEntropyForwardBackward(CudaOrdinal(logits), logits.dtype(), logits.raw_data(),
+                                      targets.data<int32_t>(), logits.dim(0), logits.dim(1),
+                                      grad_scale, losses.data<float>());
+    return;
+  }
+#endif
   DispatchFloat(logits.dtype(), [&]<typename T>() {
     cpu::CrossEntropyForwardBackward<T>(logits.data<T>(), targets.data<int32_t>(), logits.dim(0),
                                         logits.dim(1), static_cast<T>(grad_scale),

@@ -7,7 +7,9 @@
 namespace aoetron::ops {
 
 // losses[t] = logsumexp(logits[t, :]) − logits[t, targets[t]].
-// logits: [N, V], targets: i32 [N], losses: [N]. A negative target means "ignore": loss 0.
+// logits: [N, V], targets: i32 [N], losses: [N] (logits' dtype; f32 when logits are bf16 on
+// CUDA). A negative target means "ignore": loss 0. On CUDA a target ≥ V is reported at the next
+// synchronisation instead of at the call (core/cuda/device_errors.h).
 void CrossEntropyForward(const Tensor& logits, const Tensor& targets, Tensor& losses);
 
 // Forward and backward in one pass over each row: writes losses as above, then OVERWRITES

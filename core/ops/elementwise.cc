@@ -4,6 +4,10 @@
 #include <cstring>
 
 #include "core/ops/cpu/kernels.h"
+#include "core/ops/cuda/kernels.h"
+#ifdef AOETRON_WITH_CUDA
+#include "core/cuda/device_context.h"
+#endif
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -11,7 +15,9 @@ namespace {
 
 using internal::CheckFloat;
 using internal::CheckOperands;
+using internal::CudaOrdinal;
 using internal::DispatchFloat;
+using internal::OnCuda;
 
 // f32 → bf16 keeping the upper 16 bits, rounded to nearest even (NaN stays a quiet NaN).
 BFloat16 ToBFloat16(float value) {
@@ -32,11 +38,46 @@ void CheckSameLayout(const char* op, const char* a_name, const Tensor& a, const 
       << " differ in element count: " << a.DebugString() << " vs " << b.DebugString();
 }
 
+#ifdef AOETRON_WITH_CUDA
+// The bytes of `value` as one element of `dtype` (converted as the CPU Fill converts it).
+uint64_t ElementBits(DType dtype, double value) {
+  uint64_t bits = 0;
+  auto store = [&bits](auto element) { std::memcpy(&bits, &element, sizeof(element)); };
+  switch (dtype) {
+    case DType::kF32:
+      store(static_cast<float>(value));
+      break;
+    case DType::kF64:
+      store(value);
+      break;
+    case DType::kBF16:
+      store(ToBFloat16(static_cast<float>(value)).bits);
+      break;
+    case DType::kI32:
+      store(static_cast<int32_t>(value));
+      break;
+    case DType::kI64:
+      store(static_cast<int64_t>(value));
+      break;
+    case DType::kU16:
+      store(static_cast<uint16_t>(value));
+      break;
+  }
+  return bits;
+}
+#endif
+
 }  // namespace
 
 void Fill(Tensor& t, double value) {
   CheckOperands("Fill", {{"t", &t}});
   const int64_t n = t.numel();
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(t)) {
+    cuda::Fill(CudaOrdinal(t), t.raw_data(), n, SizeOf(t.dtype()), ElementBits(t.dtype(), value));
+    return;
+  }
+#endif
   switch (t.dtype()) {
     case DType::kF32:
       cpu::Fill<float>(t.data<float>(), n, static_cast<float>(value));
@@ -64,6 +105,13 @@ void Copy(const Tensor& src, Tensor& dst) {
   CheckOperands("Copy", {{"src", &src}, {"dst", &dst}});
   CheckSameLayout("Copy", "src", src, "dst", dst);
   if (src.raw_data() == dst.raw_data()) return;
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(dst)) {
+    aoetron::cuda::CopyDeviceToDevice(CudaOrdinal(dst), src.raw_data(), dst.raw_data(),
+                                      src.nbytes());
+    return;
+  }
+#endif
   cpu::CopyBytes(src.raw_data(), dst.raw_data(), src.nbytes());
 }
 
@@ -71,6 +119,12 @@ void AddInto(const Tensor& src, Tensor& dst) {
   CheckOperands("AddInto", {{"src", &src}, {"dst", &dst}});
   CheckFloat("AddInto", "dst", dst);
   CheckSameLayout("AddInto", "src", src, "dst", dst);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(dst)) {
+    cuda::AddInto(CudaOrdinal(dst), dst.dtype(), src.raw_data(), dst.raw_data(), dst.numel());
+    return;
+  }
+#endif
   DispatchFloat(dst.dtype(),
                 [&]<typename T>() { cpu::AddInto<T>(src.data<T>(), dst.data<T>(), dst.numel()); });
 }
@@ -79,6 +133,13 @@ void Axpy(double alpha, const Tensor& x, Tensor& y) {
   CheckOperands("Axpy", {{"x", &x}, {"y", &y}});
   CheckFloat("Axpy", "y", y);
   CheckSameLayout("Axpy", "x", x, "y", y);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(y)) {
+    cuda::Axpy(CudaOrdinal(y), y.dtype(), static_cast<float>(alpha), x.raw_data(), y.raw_data(),
+               y.numel());
+    return;
+  }
+#endif
   DispatchFloat(y.dtype(), [&]<typename T>() {
     cpu::Axpy<T>(static_cast<T>(alpha), x.data<T>(), y.data<T>(), y.numel());
   });
@@ -87,6 +148,12 @@ void Axpy(double alpha, const Tensor& x, Tensor& y) {
 void Scale(Tensor& t, double alpha) {
   CheckOperands("Scale", {{"t", &t}});
   CheckFloat("Scale", "t", t);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(t)) {
+    cuda::Scale(CudaOrdinal(t), t.dtype(), t.raw_data(), t.numel(), static_cast<float>(alpha));
+    return;
+  }
+#endif
   DispatchFloat(t.dtype(), [&]<typename T>() {
     cpu::Scale<T>(t.data<T>(), t.numel(), static_cast<T>(alpha));
   });
@@ -95,6 +162,9 @@ void Scale(Tensor& t, double alpha) {
 double SumSquares(const Tensor& t) {
   CheckOperands("SumSquares", {{"t", &t}});
   CheckFloat("SumSquares", "t", t);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(t)) return cuda::SumSquares(CudaOrdinal(t), t.dtype(), t.raw_data(), t.numel());
+#endif
   double result = 0.0;
   DispatchFloat(t.dtype(),
                 [&]<typename T>() { result = cpu::SumSquares<T>(t.data<T>(), t.numel()); });

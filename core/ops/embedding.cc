@@ -1,6 +1,7 @@
 #include "core/ops/embedding.h"
 
 #include "core/ops/cpu/kernels.h"
+#include "core/ops/cuda/kernels.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -35,6 +36,13 @@ void EmbeddingForward(const Tensor& ids, const Tensor& table, Tensor& out) {
   constexpr const char* kOp = "EmbeddingForward";
   CheckOperands(kOp, {{"ids", &ids}, {"table", &table}, {"out", &out}});
   CheckEmbedding(kOp, ids, table, "out", out);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(table)) {  // ids are checked by the kernel (core/cuda/device_errors.h)
+    cuda::EmbeddingForward(CudaOrdinal(table), table.dtype(), ids.data<int32_t>(), ids.dim(0),
+                           table.raw_data(), table.dim(0), table.dim(1), out.raw_data());
+    return;
+  }
+#endif
   CheckIds(kOp, ids, table.dim(0));
   DispatchFloat(table.dtype(), [&]<typename T>() {
     cpu::EmbeddingForward<T>(ids.data<int32_t>(), ids.dim(0), table.data<T>(), table.dim(1),
@@ -46,6 +54,13 @@ void EmbeddingBackward(const Tensor& ids, const Tensor& dout, Tensor& dtable) {
   constexpr const char* kOp = "EmbeddingBackward";
   CheckOperands(kOp, {{"ids", &ids}, {"dout", &dout}, {"dtable", &dtable}});
   CheckEmbedding(kOp, ids, dtable, "dout", dout);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(dtable)) {
+    cuda::EmbeddingBackward(CudaOrdinal(dtable), dtable.dtype(), ids.data<int32_t>(), ids.dim(0),
+                            dout.raw_data(), dtable.dim(0), dtable.dim(1), dtable.raw_data());
+    return;
+  }
+#endif
   CheckIds(kOp, ids, dtable.dim(0));
   DispatchFloat(dtable.dtype(), [&]<typename T>() {
     cpu::EmbeddingBackward<T>(ids.data<int32_t>(), ids.dim(0), dout.data<T>(), dtable.dim(1),

@@ -3,6 +3,10 @@
 #include <vector>
 
 #include "core/ops/cpu/kernels.h"
+#include "core/ops/cuda/kernels.h"
+#ifdef AOETRON_WITH_CUDA
+#include "core/cuda/device_context.h"
+#endif
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -12,9 +16,12 @@ using namespace internal;  // NOLINT: the op_checks helpers
 
 // position: i32 [N, K], a bijection onto [0, N·K) — the kernels rely on every grouped row having
 // exactly one writer, so a malformed position is caught here rather than as a data race.
+// On CUDA the entries stay on the device: the kernels check their range as they read them, and
+// the bijection is a precondition (core/cuda/device_errors.h).
 void CheckPosition(const char* op, const Tensor& position) {
   CheckDType(op, "position", position, DType::kI32);
   CheckRank(op, "position", position, 2);
+  if (OnCuda(position)) return;
   const int64_t pairs = position.numel();
   const int32_t* pos = position.data<int32_t>();
   std::vector<char> seen(pairs, 0);
@@ -31,6 +38,7 @@ void CheckExpertIndex(const char* op, const Tensor& expert_index, const Shape& s
                       int64_t experts) {
   CheckDType(op, "expert_index", expert_index, DType::kI32);
   CheckShapeEq(op, "expert_index", expert_index, shape);
+  if (OnCuda(expert_index)) return;  // checked by the kernels as they read it
   const int32_t* index = expert_index.data<int32_t>();
   for (int64_t p = 0; p < expert_index.numel(); ++p) {
     AOETRON_CHECK(index[p] >= 0 && index[p] < experts)
@@ -82,6 +90,27 @@ ExpertLayout BuildExpertLayout(const Tensor& expert_index, int64_t num_experts) 
   layout.counts.resize(num_experts);
   layout.offsets.resize(num_experts + 1);
   layout.position = Tensor::Empty(expert_index.shape(), DType::kI32, expert_index.device());
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(expert_index)) {
+    // The counts must reach the host anyway (they size the expert GEMMs and the all-to-all), so
+    // the layout is built there: copy the N·K indices over (this synchronises the stream), run
+    // the CPU's counting sort, copy the positions back. Same layout as the CPU, bit for bit.
+    const int ordinal = CudaOrdinal(expert_index);
+    std::vector<int32_t> index(pairs), position(pairs);
+    aoetron::cuda::CopyDeviceToHost(ordinal, expert_index.raw_data(), index.data(),
+                                    sizeof(int32_t) * pairs);
+    for (int64_t p = 0; p < pairs; ++p) {
+      AOETRON_CHECK(index[p] >= 0 && index[p] < num_experts)
+          << kOp << ": expert_index entry " << p << " = " << index[p] << " is outside [0, "
+          << num_experts << ")";
+    }
+    cpu::BuildExpertLayout(index.data(), expert_index.dim(0), expert_index.dim(1), num_experts,
+                           layout.counts.data(), layout.offsets.data(), position.data());
+    aoetron::cuda::CopyHostToDevice(ordinal, position.data(), layout.position.raw_data(),
+                                    sizeof(int32_t) * pairs);
+    return layout;
+  }
+#endif
   cpu::BuildExpertLayout(expert_index.data<int32_t>(), expert_index.dim(0), expert_index.dim(1),
                          num_experts, layout.counts.data(), layout.offsets.data(),
                          layout.position.data<int32_t>());
@@ -97,6 +126,13 @@ void PermuteRows(const Tensor& x, const Tensor& position, Tensor& out) {
   const int64_t n = position.dim(0), k = position.dim(1), d = x.dim(1);
   CheckMatrix(kOp, "x", x, x.dtype(), n, d);
   CheckMatrix(kOp, "out", out, x.dtype(), n * k, d);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(x)) {
+    cuda::PermuteRows(CudaOrdinal(x), x.dtype(), x.raw_data(), position.data<int32_t>(), n, k, d,
+                      out.raw_data());
+    return;
+  }
+#endif
   DispatchFloat(x.dtype(), [&]<typename T>() {
     cpu::PermuteRows<T>(x.data<T>(), position.data<int32_t>(), n, k, d, out.data<T>());
   });
@@ -111,6 +147,13 @@ void PermuteRowsBackward(const Tensor& dout, const Tensor& position, Tensor& dx)
   const int64_t n = position.dim(0), k = position.dim(1), d = dx.dim(1);
   CheckMatrix(kOp, "dx", dx, dx.dtype(), n, d);
   CheckMatrix(kOp, "dout", dout, dx.dtype(), n * k, d);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(dx)) {
+    cuda::PermuteRowsBackward(CudaOrdinal(dx), dx.dtype(), dout.raw_data(),
+                              position.data<int32_t>(), n, k, d, dx.raw_data());
+    return;
+  }
+#endif
   DispatchFloat(dx.dtype(), [&]<typename T>() {
     cpu::PermuteRowsBackward<T>(dout.data<T>(), position.data<int32_t>(), n, k, d, dx.data<T>());
   });
@@ -122,6 +165,14 @@ void GatherExpertSlices(const Tensor& c, const Tensor& expert_index, const Tenso
   CheckOperands(
       kOp, {{"c", &c}, {"expert_index", &expert_index}, {"position", &position}, {"out", &out}});
   const int64_t experts = CheckExpertSlices(kOp, c, "c", expert_index, position, out, "out");
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(c)) {
+    cuda::GatherExpertSlices(CudaOrdinal(c), c.dtype(), c.raw_data(), expert_index.data<int32_t>(),
+                             position.data<int32_t>(), position.dim(0), position.dim(1), experts,
+                             out.dim(1), out.raw_data());
+    return;
+  }
+#endif
   DispatchFloat(c.dtype(), [&]<typename T>() {
     cpu::GatherExpertSlices<T>(c.data<T>(), expert_index.data<int32_t>(), position.data<int32_t>(),
                                position.dim(0), position.dim(1), experts, out.dim(1),
@@ -136,6 +187,15 @@ void GatherExpertSlicesBackward(const Tensor& dout, const Tensor& expert_index,
       kOp,
       {{"dout", &dout}, {"expert_index", &expert_index}, {"position", &position}, {"dc", &dc}});
   const int64_t experts = CheckExpertSlices(kOp, dc, "dc", expert_index, position, dout, "dout");
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(dc)) {
+    cuda::GatherExpertSlicesBackward(CudaOrdinal(dc), dc.dtype(), dout.raw_data(),
+                                     expert_index.data<int32_t>(), position.data<int32_t>(),
+                                     position.dim(0), position.dim(1), experts, dout.dim(1),
+                                     dc.raw_data());
+    return;
+  }
+#endif
   DispatchFloat(dc.dtype(), [&]<typename T>() {
     cpu::GatherExpertSlicesBackward<T>(dout.data<T>(), expert_index.data<int32_t>(),
                                        position.data<int32_t>(), position.dim(0), position.dim(1),
@@ -157,6 +217,13 @@ void CombineRows(const Tensor& expert_out, const Tensor& position, const Tensor&
   CheckMatrix(kOp, "expert_out", expert_out, dtype, n * k, d);
   CheckMatrix(kOp, "weights", weights, dtype, n, k);
   CheckMatrix(kOp, "y", y, dtype, n, d);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(y)) {
+    cuda::CombineRows(CudaOrdinal(y), dtype, expert_out.raw_data(), position.data<int32_t>(),
+                      weights.raw_data(), n, k, d, y.raw_data());
+    return;
+  }
+#endif
   DispatchFloat(dtype, [&]<typename T>() {
     cpu::CombineRows<T>(expert_out.data<T>(), position.data<int32_t>(), weights.data<T>(), n, k, d,
                         y.data<T>());
@@ -182,6 +249,14 @@ void CombineRowsBackward(const Tensor& dy, const Tensor& expert_out, const Tenso
   CheckMatrix(kOp, "weights", weights, dtype, n, k);
   CheckMatrix(kOp, "dweights", dweights, dtype, n, k);
   CheckMatrix(kOp, "dy", dy, dtype, n, d);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(dy)) {
+    cuda::CombineRowsBackward(CudaOrdinal(dy), dtype, dy.raw_data(), expert_out.raw_data(),
+                              position.data<int32_t>(), weights.raw_data(), n, k, d,
+                              d_expert_out.raw_data(), dweights.raw_data());
+    return;
+  }
+#endif
   DispatchFloat(dtype, [&]<typename T>() {
     cpu::CombineRowsBackward<T>(dy.data<T>(), expert_out.data<T>(), position.data<int32_t>(),
                                 weights.data<T>(), n, k, d, d_expert_out.data<T>(),

@@ -3,6 +3,7 @@
 #include <cstdint>
 
 #include "core/ops/cpu/gemm_cpu.h"
+#include "core/ops/cuda/kernels.h"
 
 namespace aoetron::ops {
 namespace {
@@ -45,8 +46,8 @@ void Gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& 
   AOETRON_CHECK(a.device() == b.device() && a.device() == c.device())
       << "Gemm: A, B and C must live on one device, got A " << a.DebugString() << ", B "
       << b.DebugString() << ", C " << c.DebugString();
-  AOETRON_CHECK(c.device().is_cpu())
-      << "Gemm: no CUDA kernel for Gemm in this build (C is " << c.DebugString() << ")";
+  AOETRON_CHECK(c.device().is_cpu() || CudaBackendBuilt())
+      << "no CUDA kernel for Gemm in this build (built without CUDA): C is " << c.DebugString();
 
   // op(A) is [M, K], op(B) is [K, N], C is [M, N].
   const int64_t m = trans_a ? a_shape.cols : a_shape.rows;
@@ -66,6 +67,15 @@ void Gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& 
       << "Gemm: C " << c.DebugString() << " overlaps an input (A " << a.DebugString() << ", B "
       << b.DebugString() << ")";
 
+#ifdef AOETRON_WITH_CUDA
+  if (c.device().kind == DeviceKind::kCuda) {
+    AOETRON_CHECK(c.dtype() == DType::kF32 || c.dtype() == DType::kBF16)
+        << "Gemm: dtype on CUDA must be f32 or bf16, got C " << c.DebugString();
+    cuda::Gemm(c.device().index, c.dtype(), trans_a, trans_b, m, n, k, alpha, a.raw_data(),
+               b.raw_data(), beta, c.raw_data());
+    return;
+  }
+#endif
   switch (c.dtype()) {
     case DType::kF32:
       cpu::GemmF32(trans_a, trans_b, m, n, k, alpha, a.data<float>(), b.data<float>(), beta,

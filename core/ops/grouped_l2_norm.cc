@@ -1,6 +1,7 @@
 #include "core/ops/grouped_l2_norm.h"
 
 #include "core/ops/cpu/kernels.h"
+#include "core/ops/cuda/kernels.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -26,6 +27,13 @@ void GroupedL2Norm(const Tensor& c, int64_t group_width, Tensor& norms) {
   const int64_t groups = CheckGroupedC(kOp, c, group_width);
   CheckDType(kOp, "norms", norms, c.dtype());
   CheckShapeEq(kOp, "norms", norms, {c.dim(0), groups});
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(c)) {
+    cuda::GroupedL2Norm(CudaOrdinal(c), c.dtype(), c.raw_data(), c.dim(0), groups, group_width,
+                        norms.raw_data());
+    return;
+  }
+#endif
   DispatchFloat(c.dtype(), [&]<typename T>() {
     cpu::GroupedL2Norm<T>(c.data<T>(), c.dim(0), groups, group_width, norms.data<T>());
   });
@@ -42,6 +50,13 @@ void GroupedL2NormBackward(const Tensor& dnorms, const Tensor& c, const Tensor& 
   CheckShapeEq(kOp, "dnorms", dnorms, {c.dim(0), groups});
   CheckDType(kOp, "dc", dc, c.dtype());
   CheckShapeEq(kOp, "dc", dc, c.shape());
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(c)) {
+    cuda::GroupedL2NormBackward(CudaOrdinal(c), c.dtype(), dnorms.raw_data(), c.raw_data(),
+                                norms.raw_data(), c.dim(0), groups, group_width, dc.raw_data());
+    return;
+  }
+#endif
   DispatchFloat(c.dtype(), [&]<typename T>() {
     cpu::GroupedL2NormBackward<T>(dnorms.data<T>(), c.data<T>(), norms.data<T>(), c.dim(0), groups,
                                   group_width, dc.data<T>());

@@ -15,8 +15,7 @@ struct Operand {
   const Tensor* tensor;
 };
 
-// All operands defined and on one device; and, since this build has CPU kernels only, that
-// device is the CPU.
+// All operands defined and on one device; a CUDA device only in a build with the CUDA backend.
 inline void CheckOperands(const char* op, std::initializer_list<Operand> operands) {
   const Operand* first = nullptr;
   for (const Operand& operand : operands) {
@@ -31,15 +30,30 @@ inline void CheckOperands(const char* op, std::initializer_list<Operand> operand
         << first->tensor->DebugString() << ", " << operand.name << " is "
         << operand.tensor->DebugString();
   }
-  AOETRON_CHECK(first == nullptr || first->tensor->device().is_cpu())
-      << "no CUDA kernel for " << op << " in this build (" << first->name << " is "
-      << first->tensor->DebugString() << ")";
+  AOETRON_CHECK(first == nullptr || first->tensor->device().is_cpu() || CudaBackendBuilt())
+      << "no CUDA kernel for " << op << " in this build (built without CUDA): " << first->name
+      << " is " << first->tensor->DebugString();
 }
 
-// f32 or f64: the float types every floating-point op accepts.
+inline bool OnCuda(const Tensor& t) { return t.device().kind == DeviceKind::kCuda; }
+
+// The float types of the floating-point ops: f32 or f64 on the CPU (f64 for the tests'
+// finite-difference reference), f32 or bf16 on CUDA (bf16 for mixed precision).
 inline void CheckFloat(const char* op, const char* name, const Tensor& t) {
+  if (OnCuda(t)) {
+    AOETRON_CHECK(t.dtype() == DType::kF32 || t.dtype() == DType::kBF16)
+        << op << ": " << name << " must be f32 or bf16 on CUDA, got " << t.DebugString();
+    return;
+  }
   AOETRON_CHECK(t.dtype() == DType::kF32 || t.dtype() == DType::kF64)
       << op << ": " << name << " must be f32 or f64, got " << t.DebugString();
+}
+
+// The dtype of what an op reduces into and saves: RMSNorm's rstd, attention's lse, the
+// cross-entropy losses. f32 for bf16 activations (reductions stay in fp32), else the
+// activations' own dtype.
+inline DType StatisticsDType(DType activations) {
+  return activations == DType::kBF16 ? DType::kF32 : activations;
 }
 
 inline void CheckDType(const char* op, const char* name, const Tensor& t, DType dtype) {
@@ -56,6 +70,9 @@ inline void CheckShapeEq(const char* op, const char* name, const Tensor& t, cons
   AOETRON_CHECK(t.shape() == shape) << op << ": " << name << " must have shape "
                                     << ShapeToString(shape) << ", got " << t.DebugString();
 }
+
+// The CUDA ordinal of a CUDA tensor (the dispatch passes it to core/ops/cuda/kernels.h).
+inline int CudaOrdinal(const Tensor& t) { return t.device().index; }
 
 // Calls f.template operator()<float>() or <double>() by dtype (a C++20 templated lambda), so a
 // dispatch function names the kernel once: DispatchFloat(x.dtype(), [&]<typename T>() {...}).

@@ -1,6 +1,7 @@
 #include "core/ops/rmsnorm.h"
 
 #include "core/ops/cpu/kernels.h"
+#include "core/ops/cuda/kernels.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -17,7 +18,7 @@ void CheckRmsNormOperands(const char* op, const Tensor& x, const Tensor& weight,
   AOETRON_CHECK(d >= 1) << op << ": x needs at least one column, got " << x.DebugString();
   CheckDType(op, "weight", weight, x.dtype());
   CheckShapeEq(op, "weight", weight, {d});
-  CheckDType(op, "rstd", rstd, x.dtype());
+  CheckDType(op, "rstd", rstd, StatisticsDType(x.dtype()));
   CheckShapeEq(op, "rstd", rstd, {n});
   for (const Operand& row : rows) {
     CheckDType(op, row.name, *row.tensor, x.dtype());
@@ -32,6 +33,13 @@ void RmsNormForward(const Tensor& x, const Tensor& weight, float eps, Tensor& y,
   CheckOperands(kOp, {{"x", &x}, {"weight", &weight}, {"y", &y}, {"rstd", &rstd}});
   CheckRmsNormOperands(kOp, x, weight, {{"y", &y}}, rstd);
   AOETRON_CHECK(eps >= 0.0f) << kOp << ": eps must be non-negative, got " << eps;
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(x)) {
+    cuda::RmsNormForward(CudaOrdinal(x), x.dtype(), x.raw_data(), weight.raw_data(), x.dim(0),
+                         x.dim(1), eps, y.raw_data(), rstd.data<float>());
+    return;
+  }
+#endif
   DispatchFloat(x.dtype(), [&]<typename T>() {
     cpu::RmsNormForward<T>(x.data<T>(), weight.data<T>(), x.dim(0), x.dim(1), static_cast<T>(eps),
                            y.data<T>(), rstd.data<T>());
@@ -50,6 +58,14 @@ void RmsNormBackward(const Tensor& dy, const Tensor& x, const Tensor& weight, co
   CheckRmsNormOperands(kOp, x, weight, {{"dy", &dy}, {"dx", &dx}}, rstd);
   CheckDType(kOp, "dweight", dweight, x.dtype());
   CheckShapeEq(kOp, "dweight", dweight, {x.dim(1)});
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(x)) {
+    cuda::RmsNormBackward(CudaOrdinal(x), x.dtype(), dy.raw_data(), x.raw_data(), weight.raw_data(),
+                          rstd.data<float>(), x.dim(0), x.dim(1), dx.raw_data(),
+                          dweight.raw_data());
+    return;
+  }
+#endif
   DispatchFloat(x.dtype(), [&]<typename T>() {
     cpu::RmsNormBackward<T>(dy.data<T>(), x.data<T>(), weight.data<T>(), rstd.data<T>(), x.dim(0),
                             x.dim(1), dx.data<T>(), dweight.data<T>());

@@ -5,7 +5,8 @@
 
 namespace aoetron::ops {
 
-// x: [N, d], weight: [d], y: [N, d], rstd: [N] saved for backward (rstd = 1 / rms(x)).
+// x: [N, d], weight: [d], y: [N, d], rstd: [N] saved for backward (rstd = 1 / rms(x)); rstd
+// has x's dtype, except f32 when x is bf16 (CUDA: statistics stay in fp32).
 void RmsNormForward(const Tensor& x, const Tensor& weight, float eps, Tensor& y, Tensor& rstd);
 
 // With x̂ = x · rstd and g = dy ⊙ w:

@@ -1,6 +1,7 @@
 #include "core/ops/rope.h"
 
 #include "core/ops/cpu/kernels.h"
+#include "core/ops/cuda/kernels.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -17,6 +18,13 @@ void RunRope(const char* op, const char* name, Tensor& qkv, float theta, bool in
   AOETRON_CHECK(qkv.dim(4) % 2 == 0)
       << op << ": head dimension must be even for rotate-half pairs, got " << qkv.DebugString();
   AOETRON_CHECK(theta > 0.0f) << op << ": theta must be positive, got " << theta;
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(qkv)) {
+    cuda::Rope(CudaOrdinal(qkv), qkv.dtype(), qkv.raw_data(), qkv.dim(0), qkv.dim(1), qkv.dim(3),
+               qkv.dim(4), theta, inverse);
+    return;
+  }
+#endif
   DispatchFloat(qkv.dtype(), [&]<typename T>() {
     cpu::Rope<T>(qkv.data<T>(), qkv.dim(0), qkv.dim(1), qkv.dim(3), qkv.dim(4), theta, inverse);
   });

@@ -1,6 +1,7 @@
 #include "core/ops/softmax.h"
 
 #include "core/ops/cpu/kernels.h"
+#include "core/ops/cuda/kernels.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -27,6 +28,13 @@ void RowSoftmaxForward(const Tensor& x, Tensor& y) {
   constexpr const char* kOp = "RowSoftmaxForward";
   CheckOperands(kOp, {{"x", &x}, {"y", &y}});
   CheckSoftmaxOperands(kOp, {"x", &x}, {{"y", &y}});
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(x)) {
+    cuda::RowSoftmaxForward(CudaOrdinal(x), x.dtype(), x.raw_data(), x.dim(0), x.dim(1),
+                            y.raw_data());
+    return;
+  }
+#endif
   DispatchFloat(x.dtype(), [&]<typename T>() {
     cpu::RowSoftmaxForward<T>(x.data<T>(), x.dim(0), x.dim(1), y.data<T>());
   });
@@ -36,6 +44,13 @@ void RowSoftmaxBackward(const Tensor& dy, const Tensor& y, Tensor& dx) {
   constexpr const char* kOp = "RowSoftmaxBackward";
   CheckOperands(kOp, {{"dy", &dy}, {"y", &y}, {"dx", &dx}});
   CheckSoftmaxOperands(kOp, {"y", &y}, {{"dy", &dy}, {"dx", &dx}});
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(y)) {
+    cuda::RowSoftmaxBackward(CudaOrdinal(y), y.dtype(), dy.raw_data(), y.raw_data(), y.dim(0),
+                             y.dim(1), dx.raw_data());
+    return;
+  }
+#endif
   DispatchFloat(y.dtype(), [&]<typename T>() {
     cpu::RowSoftmaxBackward<T>(dy.data<T>(), y.data<T>(), y.dim(0), y.dim(1), dx.data<T>());
   });

@@ -1,6 +1,7 @@
 #include "core/ops/swiglu.h"
 
 #include "core/ops/cpu/kernels.h"
+#include "core/ops/cuda/kernels.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -24,6 +25,13 @@ void SwiGluForward(const Tensor& gate, const Tensor& up, Tensor& out) {
   constexpr const char* kOp = "SwiGluForward";
   CheckOperands(kOp, {{"gate", &gate}, {"up", &up}, {"out", &out}});
   CheckSwiGluOperands(kOp, gate, {{"up", &up}, {"out", &out}});
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(gate)) {
+    cuda::SwiGluForward(CudaOrdinal(gate), gate.dtype(), gate.raw_data(), up.raw_data(),
+                        gate.numel(), out.raw_data());
+    return;
+  }
+#endif
   DispatchFloat(gate.dtype(), [&]<typename T>() {
     cpu::SwiGluForward<T>(gate.data<T>(), up.data<T>(), gate.numel(), out.data<T>());
   });
@@ -35,6 +43,13 @@ void SwiGluBackward(const Tensor& dout, const Tensor& gate, const Tensor& up, Te
   CheckOperands(kOp,
                 {{"dout", &dout}, {"gate", &gate}, {"up", &up}, {"dgate", &dgate}, {"dup", &dup}});
   CheckSwiGluOperands(kOp, gate, {{"dout", &dout}, {"up", &up}, {"dgate", &dgate}, {"dup", &dup}});
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(gate)) {
+    cuda::SwiGluBackward(CudaOrdinal(gate), gate.dtype(), dout.raw_data(), gate.raw_data(),
+                         up.raw_data(), gate.numel(), dgate.raw_data(), dup.raw_data());
+    return;
+  }
+#endif
   DispatchFloat(gate.dtype(), [&]<typename T>() {
     cpu::SwiGluBackward<T>(dout.data<T>(), gate.data<T>(), up.data<T>(), gate.numel(),
                            dgate.data<T>(), dup.data<T>());

@@ -1,6 +1,7 @@
 #include "core/ops/topk.h"
 
 #include "core/ops/cpu/kernels.h"
+#include "core/ops/cuda/kernels.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -22,6 +23,13 @@ void TopK(const Tensor& scores, int64_t k, Tensor& values, Tensor& indices) {
   CheckShapeEq(kOp, "values", values, {n, k});
   CheckDType(kOp, "indices", indices, DType::kI32);
   CheckShapeEq(kOp, "indices", indices, {n, k});
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(scores)) {  // a NaN score is reported by the kernel (core/cuda/device_errors.h)
+    cuda::TopK(CudaOrdinal(scores), scores.dtype(), scores.raw_data(), n, m, k, values.raw_data(),
+               indices.data<int32_t>());
+    return;
+  }
+#endif
   DispatchFloat(scores.dtype(), [&]<typename T>() {
     cpu::TopK<T>(scores.data<T>(), n, m, k, values.data<T>(), indices.data<int32_t>());
   });
@@ -41,6 +49,13 @@ void TopKBackward(const Tensor& dvalues, const Tensor& indices, Tensor& dscores)
   const int64_t k = indices.dim(1);
   CheckDType(kOp, "dvalues", dvalues, dscores.dtype());
   CheckShapeEq(kOp, "dvalues", dvalues, {n, k});
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(dscores)) {  // indices are checked by the kernel
+    cuda::TopKBackward(CudaOrdinal(dscores), dscores.dtype(), dvalues.raw_data(),
+                       indices.data<int32_t>(), n, m, k, dscores.raw_data());
+    return;
+  }
+#endif
   const int32_t* idx = indices.data<int32_t>();
   for (int64_t i = 0; i < n * k; ++i) {
     AOETRON_CHECK(idx[i] >= 0 && idx[i] < m) << kOp << ": indices[" << i / k << ", " << i % k

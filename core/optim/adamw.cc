@@ -3,14 +3,19 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "core/ops/cuda/kernels.h"
 
 namespace aoetron {
 namespace {
 
 void CheckAdamWOperand(const char* name, const Tensor& t, const Tensor& param) {
   AOETRON_CHECK(t.defined()) << "AdamWUpdate: " << name << " is an undefined tensor";
-  AOETRON_CHECK(t.device().is_cpu()) << "no CUDA kernel for AdamWUpdate in this build (" << name
-                                     << " is " << t.DebugString() << ")";
+  AOETRON_CHECK(t.device().is_cpu() || CudaBackendBuilt())
+      << "no CUDA kernel for AdamWUpdate in this build (built without CUDA): " << name << " is "
+      << t.DebugString();
+  AOETRON_CHECK(t.device() == param.device())
+      << "AdamWUpdate: " << name << " " << t.DebugString() << " is not on param's device "
+      << param.device().ToString();
   AOETRON_CHECK(t.dtype() == DType::kF32)
       << "AdamWUpdate: " << name << " must be f32, got " << t.DebugString();
   AOETRON_CHECK(t.shape() == param.shape())
@@ -37,6 +42,14 @@ void AdamWUpdate(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, float 
   const float beta1 = hp.beta1, one_minus_beta1 = 1.0f - hp.beta1;
   const float beta2 = hp.beta2, one_minus_beta2 = 1.0f - hp.beta2;
   const float eps = hp.eps;
+#ifdef AOETRON_WITH_CUDA
+  if (param.device().kind == DeviceKind::kCuda) {
+    ops::cuda::AdamW(param.device().index, param.data<float>(), grad.data<float>(), m.data<float>(),
+                     v.data<float>(), param.numel(), lr, weight_decay, beta1, beta2, eps,
+                     inv_bias_correction1, inv_bias_correction2);
+    return;
+  }
+#endif
 
   float* __restrict theta = param.data<float>();
   const float* __restrict g = grad.data<float>();

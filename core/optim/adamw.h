@@ -23,7 +23,8 @@ struct AdamWHyperParams {
 // One update of param (in place) and its moments m, v (f32, same shape as param).
 // `step` is the 1-based optimizer step, `lr` the learning rate for it. `weight_decay` is this
 // tensor's λ; hp.weight_decay is not read here (the caller resolves it per tensor).
-// CPU only (CUDA tensors are a CHECK failure); element-wise, so thread-count independent.
+// All four on one device: the CPU, or CUDA in a build with that backend (the same math per
+// element). Element-wise, so thread-count independent.
 void AdamWUpdate(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, float lr,
                  float weight_decay, const AdamWHyperParams& hp, int64_t step);
 

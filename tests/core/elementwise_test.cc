@@ -114,7 +114,9 @@ TEST(ElementwiseDeathTest, RejectsMismatches) {
   Tensor i = Tensor::Zeros({4}, DType::kI32);
   EXPECT_DEATH(ops::Scale(i, 2.0), "Scale: t must be f32 or f64");
   Tensor cuda = Tensor::Wrap(a.raw_data(), {4}, DType::kF32, Device::Cuda(0));
-  EXPECT_DEATH(ops::Fill(cuda, 1.0), "no CUDA kernel for Fill in this build");
+  if (!CudaBackendBuilt()) {  // with the backend, tests/cuda covers CUDA tensors
+    EXPECT_DEATH(ops::Fill(cuda, 1.0), "no CUDA kernel for Fill in this build");
+  }
   EXPECT_DEATH(ops::AddInto(a, cuda), "AddInto: operands on different devices");
 }
 

@@ -1,0 +1,116 @@
+// CUDA kernels behind the ops in core/ops/*.h (plain C++ declarations: no CUDA header needed).
+//
+// The dispatch layer (core/ops/<op>.cc) has checked shapes, dtypes and devices; these functions
+// trust their arguments, except that kernels reading an index operand (ids, targets, indices,
+// positions, expert indices) check each entry and report a bad one at the next synchronisation
+// (core/cuda/device_errors.h) instead of reading out of bounds.
+//
+// Every function enqueues its work on the compute stream of `device` (core/cuda/device_context.h)
+// and returns without waiting, unless it says it synchronises. Pointers are device pointers.
+// `dtype` names the element type of every `void*` float array: f32 or bf16. Statistics saved for
+// backward (rstd, lse) and losses are always f32 (`float*`): reductions stay in fp32 in bf16 mode.
+// The math, and "forward overwrites, backward accumulates", are those of the op headers; each
+// kernel file repeats the math beside the code.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace aoetron::ops::cuda {
+
+// ---- pointwise_kernels.cu -----------------------------------------------------------------------
+// x[0..n) = the element whose bytes are the low `element_bytes` bytes of `pattern` (2, 4 or 8).
+void Fill(int device, void* x, int64_t n, size_t element_bytes, uint64_t pattern);
+void AddInto(int device, DType dtype, const void* src, void* dst, int64_t n);
+void Axpy(int device, DType dtype, float alpha, const void* x, void* y, int64_t n);
+void Scale(int device, DType dtype, void* x, int64_t n, float alpha);
+// Σ x² in f64 over fixed chunks, combined in a fixed order. Synchronises (returns the value).
+double SumSquares(int device, DType dtype, const void* x, int64_t n);
+// dst = src converted (f32 ↔ bf16, or a copy when the dtypes match); bf16 rounds to nearest even.
+void Convert(int device, DType src_dtype, const void* src, DType dst_dtype, void* dst, int64_t n);
+
+void SwiGluForward(int device, DType dtype, const void* gate, const void* up, int64_t n, void* out);
+void SwiGluBackward(int device, DType dtype, const void* dout, const void* gate, const void* up,
+                    int64_t n, void* dgate, void* dup);
+
+// qkv: [batch, seq, 3, heads, head_dim], rotated in place (q and k), by −angle when inverse.
+void Rope(int device, DType dtype, void* qkv, int64_t batch, int64_t seq, int64_t heads,
+          int64_t head_dim, double theta, bool inverse);
+
+// ids: [n] in [0, vocab); table/dtable: [vocab, d]; out/dout: [n, d].
+void EmbeddingForward(int device, DType dtype, const int32_t* ids, int64_t n, const void* table,
+                      int64_t vocab, int64_t d, void* out);
+void EmbeddingBackward(int device, DType dtype, const int32_t* ids, int64_t n, const void* dout,
+                       int64_t vocab, int64_t d, void* dtable);
+
+// AdamW on f32 master weights (core/optim/adamw.h); inv_bias_correction{1,2} = 1 / (1 − β^s).
+void AdamW(int device, float* param, const float* grad, float* m, float* v, int64_t n, float lr,
+           float weight_decay, float beta1, float beta2, float eps, float inv_bias_correction1,
+           float inv_bias_correction2);
+
+// ---- row_kernels.cu -----------------------------------------------------------------------------
+void RmsNormForward(int device, DType dtype, const void* x, const void* weight, int64_t n,
+                    int64_t d, float eps, void* y, float* rstd);
+void RmsNormBackward(int device, DType dtype, const void* dy, const void* x, const void* weight,
+                     const float* rstd, int64_t n, int64_t d, void* dx, void* dweight);
+
+void RowSoftmaxForward(int device, DType dtype, const void* x, int64_t n, int64_t m, void* y);
+void RowSoftmaxBackward(int device, DType dtype, const void* dy, const void* y, int64_t n,
+                        int64_t m, void* dx);
+
+// targets: [n], negative = ignored, ≥ vocab = device error.
+void CrossEntropyForward(int device, DType dtype, const void* logits, const int32_t* targets,
+                         int64_t n, int64_t vocab, float* losses);
+void CrossEntropyForwardBackward(int device, DType dtype, void* logits, const int32_t* targets,
+                                 int64_t n, int64_t vocab, double grad_scale, float* losses);
+
+// ---- routing_kernels.cu -------------------------------------------------------------------------
+void TopK(int device, DType dtype, const void* scores, int64_t n, int64_t m, int64_t k,
+          void* values, int32_t* indices);
+void TopKBackward(int device, DType dtype, const void* dvalues, const int32_t* indices, int64_t n,
+                  int64_t m, int64_t k, void* dscores);
+
+void GroupedL2Norm(int device, DType dtype, const void* c, int64_t n, int64_t groups, int64_t width,
+                   void* norms);
+void GroupedL2NormBackward(int device, DType dtype, const void* dnorms, const void* c,
+                           const void* norms, int64_t n, int64_t groups, int64_t width, void* dc);
+// Fused AoE selection (core/ops/aoe_gate.h): norms, top-k of the norms, softmax over the top-k.
+void AoeGate(int device, DType dtype, const void* c, int64_t n, int64_t groups, int64_t width,
+             int64_t k, void* norms, void* top_values, int32_t* top_index, void* gate_weights);
+
+void PermuteRows(int device, DType dtype, const void* x, const int32_t* position, int64_t n,
+                 int64_t k, int64_t d, void* grouped);
+void PermuteRowsBackward(int device, DType dtype, const void* dgrouped, const int32_t* position,
+                         int64_t n, int64_t k, int64_t d, void* dx);
+void GatherExpertSlices(int device, DType dtype, const void* c, const int32_t* expert_index,
+                        const int32_t* position, int64_t n, int64_t k, int64_t experts, int64_t r,
+                        void* grouped);
+void GatherExpertSlicesBackward(int device, DType dtype, const void* dgrouped,
+                                const int32_t* expert_index, const int32_t* position, int64_t n,
+                                int64_t k, int64_t experts, int64_t r, void* dc);
+void CombineRows(int device, DType dtype, const void* expert_out, const int32_t* position,
+                 const void* weights, int64_t n, int64_t k, int64_t d, void* y);
+void CombineRowsBackward(int device, DType dtype, const void* dy, const void* expert_out,
+                         const int32_t* position, const void* weights, int64_t n, int64_t k,
+                         int64_t d, void* d_expert_out, void* dweights);
+
+// ---- attention_kernels.cu -----------------------------------------------------------------------
+// qkv: [batch, seq, 3, heads, head_dim], out/dout: [batch, seq, heads, head_dim],
+// lse: [batch, heads, seq] f32. head_dim ≤ kMaxAttentionHeadDim.
+constexpr int64_t kMaxAttentionHeadDim = 256;
+void CausalAttentionForward(int device, DType dtype, const void* qkv, int64_t batch, int64_t seq,
+                            int64_t heads, int64_t head_dim, void* out, float* lse);
+void CausalAttentionBackward(int device, DType dtype, const void* dout, const void* qkv,
+                             const void* out, const float* lse, int64_t batch, int64_t seq,
+                             int64_t heads, int64_t head_dim, void* dqkv);
+
+// ---- gemm_cublaslt.cc ---------------------------------------------------------------------------
+// Row-major C[M, N] = alpha · op(A) · op(B) + beta · C through cuBLASLt (core/ops/gemm.h).
+// f32: f32 operands, f32 compute (no TF32), for parity. bf16: bf16 operands and C, f32
+// accumulation and f32 alpha/beta.
+void Gemm(int device, DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+          float alpha, const void* a, const void* b, float beta, void* c);
+
+}  // namespace aoetron::ops::cuda
