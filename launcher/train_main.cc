@@ -14,6 +14,7 @@
 //    may be waiting in a collective.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
 #include <string>
@@ -111,6 +112,17 @@ int LauncherRank() {
   return 0;
 }
 
+// The job's size as the MPI launcher announces it, read before MPI starts; 1 when not launched
+// by one. Only for validating the config before MPI starts; the world communicator decides.
+int LauncherWorldSize() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}) {
+    if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
+      return std::max(1, std::atoi(value));
+    }
+  }
+  return 1;
+}
+
 int Fail(const std::string& message) {
   if (LauncherRank() == 0) std::cerr << "aoetron-train: " << message << std::endl;
   return 1;
@@ -197,7 +209,7 @@ int main(int argc, char** argv) {
   }
 
   absl::StatusOr<aoetron::config::TrainConfig> config =
-      aoetron::LoadTrainConfig(absl::GetFlag(FLAGS_config), overrides);
+      aoetron::LoadTrainConfig(absl::GetFlag(FLAGS_config), overrides, LauncherWorldSize());
   if (!config.ok()) return Fail(std::string(config.status().message()));
   if (absl::GetFlag(FLAGS_print_config)) {
     if (LauncherRank() == 0) std::cout << aoetron::ResolvedConfigText(*config);

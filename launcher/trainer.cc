@@ -158,17 +158,22 @@ void Trainer::LoadOptimizerState(const Tensor& flat_m, const Tensor& flat_v, int
 }
 
 // Step 3 of the loop: every rank learns the global batch's loss and whether any rank saw a
-// non-finite one, in one world all-reduce of [Σ loss, Σ aux, flag of rank 0, ..., flag of rank
-// W−1]. Only tp rank 0 adds its losses (a tp group computes the same loss on every member).
+// non-finite loss or gradient, in one world all-reduce of [Σ loss, Σ aux, flag of rank 0, ...,
+// flag of rank W−1] (flag 1: loss not finite, 2: loss finite but gradient not finite). Only tp
+// rank 0 adds its losses (a tp group computes the same loss on every member). Checking the
+// gradient before the sync is what lets the message name the rank: after the sum every rank's
+// gradient would be NaN.
 absl::Status Trainer::AgreeOnLoss(int64_t step, double local_loss_sum, double local_aux_sum,
                                   bool local_finite, StepResult& result) {
   const int world = world_->size();
   const bool counts = groups_->grid().tp_rank() == 0;
+  const bool grads_finite =
+      !local_finite || std::isfinite(ops::SumSquares(model_->parameters().flat_grads()));
   Tensor reduced = Tensor::Zeros({2 + world}, DType::kF64);
   double* v = reduced.data<double>();
   v[0] = counts ? local_loss_sum : 0.0;
   v[1] = counts ? local_aux_sum : 0.0;
-  v[2 + world_->world_rank()] = local_finite ? 0.0 : 1.0;
+  v[2 + world_->world_rank()] = !local_finite ? 1.0 : (grads_finite ? 0.0 : 2.0);
   if (world > 1) {
     parallel::CommTimer::Scope timed(&trainer_comm_);
     world_->AllReduce(reduced, parallel::ReduceOp::kSum);
@@ -176,16 +181,28 @@ absl::Status Trainer::AgreeOnLoss(int64_t step, double local_loss_sum, double lo
   const double micro_batches = static_cast<double>(batch_.micro_batches_per_step());
   result.loss = v[0] / micro_batches;
   result.aux_loss = v[1] / micro_batches;
-  std::vector<int> bad_ranks;
+  std::vector<int> bad_loss, bad_grad;
   for (int r = 0; r < world; ++r) {
-    if (v[2 + r] != 0.0) bad_ranks.push_back(r);
+    if (v[2 + r] == 1.0) bad_loss.push_back(r);
+    if (v[2 + r] == 2.0) bad_grad.push_back(r);
   }
-  if (bad_ranks.empty()) return absl::OkStatus();
-  return absl::InternalError(absl::StrFormat(
-      "step %d: the loss is not finite on rank%s %s (mean loss %g, aux_loss %g); stopping "
-      "(too large an optimizer.lr or model.init_std is the usual cause)",
-      step + 1, bad_ranks.size() > 1 ? "s" : "", absl::StrJoin(bad_ranks, ", "), result.loss,
-      result.aux_loss));
+  auto ranks = [](const std::vector<int>& list) {
+    return absl::StrCat(list.size() > 1 ? "ranks " : "rank ", absl::StrJoin(list, ", "));
+  };
+  if (!bad_loss.empty()) {
+    return absl::InternalError(absl::StrFormat(
+        "step %d: the loss is not finite on %s (mean loss %g, aux_loss %g); stopping (too large "
+        "an optimizer.lr or model.init_std is the usual cause)",
+        step + 1, ranks(bad_loss), result.loss, result.aux_loss));
+  }
+  if (!bad_grad.empty()) {
+    return absl::InternalError(absl::StrFormat(
+        "step %d: the gradient is not finite on %s (its loss is finite; mean loss %g); stopping "
+        "before the optimizer step (too large an optimizer.lr or model.init_std is the usual "
+        "cause)",
+        step + 1, ranks(bad_grad), result.loss));
+  }
+  return absl::OkStatus();
 }
 
 // The expert-load summary of the whole global batch: per layer, the token counts per expert

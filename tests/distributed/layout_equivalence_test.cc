@@ -1,0 +1,243 @@
+// The whole trainer on every parallel layout against the one-process run, under mpirun.
+//
+// For each layout of kLayouts whose world size is this job's (ctest runs the binary at np 1, 2
+// and 4), every rank
+//   1. trains the one-process reference in-process (SingleProcessGroups): the same config with
+//      micro-batch dp·B, so that each reference micro-batch holds exactly the samples of one
+//      micro-batch step of the dp ranks (the aux loss's balance statistics are taken over the dp
+//      group, i.e. over those same tokens);
+//   2. trains the layout itself (tp, ep, dp = world / tp, ZeRO-1 on or off) on the job's ranks;
+//   3. requires, at each of 5 steps, the loss, aux loss and gradient norm to match the reference,
+//      and after the 5 steps every parameter box this rank holds to match the same box of the
+//      reference's global parameter (Parameter::local_offset/local_shape, found by name);
+//   4. for ZeRO-1 layouts, trains the same layout without ZeRO-1 and requires bit-identical
+//      losses, norms and parameters, and that GatherOptimizerState gives AdamW's m and v bit for
+//      bit.
+// Tolerance (f32): relative 1e-5 for loss, aux loss and norm; for parameters the max |error| over
+// a tensor relative to its max |value|, 1e-5 (AdamW with ε = 1e-3, see LayoutConfig). Only
+// summation orders differ between layouts (the dp sum of micro-batch gradients, tp partial sums,
+// double-precision norm terms); measured errors are printed per layout.
+//
+// Adding a layout is one line in kLayouts.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "launcher/config_loader.h"
+#include "launcher/trainer.h"
+#include "parallel/process_groups.h"
+#include "tests/parallel/mpi_test_environment.h"
+#include "tests/tensor_parallel/compare.h"
+
+namespace aoetron {
+namespace {
+
+constexpr int kSteps = 5;
+constexpr double kTolerance = 1e-5;
+
+struct Layout {
+  const char* name;
+  int world;
+  int tp;
+  int ep;
+  bool zero1;
+  const char* ffn;  // dense | moe | aoe
+};
+
+// name, world, tp, ep, zero1, model. dp = world / tp.
+const Layout kLayouts[] = {
+    {"dense_dp1_zero1", 1, 1, 1, true, "dense"},
+    {"aoe_dp1_zero1", 1, 1, 1, true, "aoe"},
+    {"dense_dp2", 2, 1, 1, false, "dense"},
+    {"dense_dp2_zero1", 2, 1, 1, true, "dense"},
+    {"aoe_dp2", 2, 1, 1, false, "aoe"},
+    {"moe_dp2_zero1", 2, 1, 1, true, "moe"},
+    {"dense_dp4", 4, 1, 1, false, "dense"},
+    {"dense_dp4_zero1", 4, 1, 1, true, "dense"},
+    {"aoe_dp4_zero1", 4, 1, 1, true, "aoe"},
+    {"dense_tp2", 2, 2, 1, false, "dense"},
+    {"moe_tp2", 2, 2, 1, false, "moe"},
+    {"aoe_tp2", 2, 2, 1, false, "aoe"},
+    {"moe_ep2", 2, 1, 2, false, "moe"},
+    {"aoe_ep2", 2, 1, 2, false, "aoe"},
+    {"aoe_ep2_zero1", 2, 1, 2, true, "aoe"},
+    {"moe_ep4", 4, 1, 4, false, "moe"},
+    {"aoe_ep4", 4, 1, 4, false, "aoe"},
+    {"aoe_tp2_ep2", 4, 2, 2, false, "aoe"},
+    {"moe_tp2_ep2_zero1", 4, 2, 2, true, "moe"},
+    {"dense_tp2_dp2", 4, 2, 1, false, "dense"},
+    {"dense_tp2_dp2_zero1", 4, 2, 1, true, "dense"},
+    {"aoe_ep2_dp2", 4, 1, 2, false, "aoe"},
+    {"aoe_ep2_dp2_zero1", 4, 1, 2, true, "aoe"},
+    {"moe_ep2_dp2", 4, 1, 2, false, "moe"},
+};
+
+parallel::DistributedContext& Ctx() { return parallel::mpi_test::Context(); }
+
+// Micro-batch B = 2, global batch 8: dp 1 runs 4 micro-batches, dp 2 two, dp 4 one.
+// `reference`: the one-process run (tp = ep = 1).
+config::TrainConfig LayoutConfig(const Layout& layout, int micro_batch, bool zero1,
+                                 bool reference = false) {
+  const std::vector<std::string> overrides = {
+      "model.vocab_size=64",
+      "model.d_model=32",
+      "model.n_layers=2",
+      "model.n_heads=4",
+      "model.seq_len=16",
+      "model.d_ffn=48",
+      absl::StrCat("model.ffn=", layout.ffn),
+      "model.n_experts=4",
+      "model.top_k=2",
+      "model.d_low=8",
+      "model.aux_loss_coeff=0.01",
+      "optimizer.lr=3e-3",
+      "optimizer.min_lr=3e-4",
+      "optimizer.grad_clip=0.5",  // clips on some steps: the clip path is compared too
+      // A well-conditioned ε (as the parity tests): with 1e-8, AdamW's m̂/√v̂ ≈ ±1 for a
+      // gradient element that is pure summation-order noise, and the layouts' parameters then
+      // differ by up to ~lr in such elements (measured 1–3e-5 of a tensor's max after 5 steps).
+      "optimizer.eps=1e-3",
+      "schedule.warmup_steps=1",
+      absl::StrCat("train.steps=", kSteps),
+      absl::StrCat("train.micro_batch_size=", micro_batch),
+      "train.global_batch_size=8",
+      "train.eval_interval=0",
+      "data.source=synthetic",
+      absl::StrCat("data.seed=", parallel::mpi_test::TestSeed() % 100000),
+      absl::StrCat("train.seed=", parallel::mpi_test::TestSeed() % 77777),
+      "parallel.threads=1",
+      // Small buckets, so that parameters span buckets and buckets mix parameters.
+      "parallel.grad_bucket_mb=0.01",
+      absl::StrCat("parallel.zero1=", zero1 ? "true" : "false"),
+  };
+  absl::StatusOr<config::TrainConfig> config = LoadTrainConfig("", overrides);
+  AOETRON_CHECK(config.ok()) << config.status();
+  // The layout last: LoadTrainConfig validates for a world of one.
+  config->mutable_parallel()->set_tp(reference ? 1 : layout.tp);
+  config->mutable_parallel()->set_ep(reference ? 1 : layout.ep);
+  return *config;
+}
+
+struct TrainedRun {
+  std::vector<StepResult> steps;
+  std::unique_ptr<Trainer> trainer;
+};
+
+TrainedRun Train(const config::TrainConfig& config, TrainerParallelism parallelism) {
+  static std::ostringstream sink;
+  TrainedRun run;
+  absl::StatusOr<std::unique_ptr<Trainer>> trainer =
+      Trainer::Create(config, TrainerIo{&sink, &sink, false}, parallelism);
+  AOETRON_CHECK(trainer.ok()) << trainer.status();
+  run.trainer = *std::move(trainer);
+  for (int s = 0; s < kSteps; ++s) {
+    absl::StatusOr<StepResult> step = run.trainer->RunStep(s);
+    AOETRON_CHECK(step.ok()) << step.status();
+    run.steps.push_back(*step);
+  }
+  return run;
+}
+
+double Relative(double actual, double expected) {
+  return std::abs(actual - expected) / std::max(std::abs(expected), 1e-30);
+}
+
+class LayoutEquivalenceTest : public ::testing::TestWithParam<Layout> {};
+
+TEST_P(LayoutEquivalenceTest, MatchesTheOneProcessRun) {
+  const Layout& layout = GetParam();
+  if (layout.world != Ctx().world_size()) {
+    GTEST_SKIP() << "needs " << layout.world << " ranks";
+  }
+  const int dp = layout.world / layout.tp;
+  const int micro_batch = 2;
+
+  // 1. The reference, in this process.
+  const TrainedRun reference =
+      Train(LayoutConfig(layout, micro_batch * dp, /*zero1=*/false, /*reference=*/true), {});
+
+  // 2. The layout on the job's ranks.
+  absl::StatusOr<parallel::ProcessGrid> grid =
+      parallel::ProcessGrid::Create(Ctx().world_size(), Ctx().world_rank(), layout.tp, layout.ep);
+  ASSERT_TRUE(grid.ok()) << grid.status();
+  absl::StatusOr<parallel::ProcessGroups> groups =
+      parallel::CreateProcessGroups(*grid, Ctx().world());
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  TrainerParallelism parallelism{&*groups, &Ctx().world(), nullptr};
+  const TrainedRun run = Train(LayoutConfig(layout, micro_batch, layout.zero1), parallelism);
+
+  // 3. Step by step, then the parameters.
+  double worst_step = 0.0, worst_param = 0.0;
+  for (int s = 0; s < kSteps; ++s) {
+    const StepResult& a = run.steps[s];
+    const StepResult& e = reference.steps[s];
+    EXPECT_LE(Relative(a.loss, e.loss), kTolerance) << "step " << s + 1 << " loss";
+    EXPECT_LE(Relative(a.grad_norm, e.grad_norm), kTolerance) << "step " << s + 1 << " norm";
+    if (e.aux_loss != 0.0) {
+      EXPECT_LE(Relative(a.aux_loss, e.aux_loss), kTolerance) << "step " << s + 1 << " aux";
+    } else {
+      EXPECT_EQ(a.aux_loss, 0.0);
+    }
+    worst_step = std::max({worst_step, Relative(a.loss, e.loss), Relative(a.grad_norm, e.grad_norm),
+                           e.aux_loss != 0.0 ? Relative(a.aux_loss, e.aux_loss) : 0.0});
+  }
+  ParameterSet& reference_params = reference.trainer->model().parameters();
+  for (const Parameter& p : run.trainer->model().parameters().all()) {
+    Parameter* whole = reference_params.Find(p.name);
+    ASSERT_NE(whole, nullptr) << p.name;
+    const Tensor box = tp_test::Box(whole->value, p.local_offset, p.local_shape);
+    const double error = tp_test::RelativeMaxError(p.value, box);
+    EXPECT_LE(error, kTolerance) << p.name;
+    worst_param = std::max(worst_param, error);
+  }
+  if (Ctx().world_rank() == 0) {
+    std::cout << "layout " << layout.name << ": worst relative error, per-step values "
+              << worst_step << ", parameters after " << kSteps << " steps " << worst_param
+              << std::endl;
+  }
+
+  // 4. ZeRO-1 against the same layout without it: bit for bit.
+  if (!layout.zero1) return;
+  const TrainedRun plain = Train(LayoutConfig(layout, micro_batch, /*zero1=*/false), parallelism);
+  for (int s = 0; s < kSteps; ++s) {
+    EXPECT_EQ(run.steps[s].loss, plain.steps[s].loss) << "step " << s + 1;
+    EXPECT_EQ(run.steps[s].grad_norm, plain.steps[s].grad_norm) << "step " << s + 1;
+  }
+  ParameterSet& zero_params = run.trainer->model().parameters();
+  ParameterSet& plain_params = plain.trainer->model().parameters();
+  EXPECT_TRUE(tp_test::BitwiseEqual(zero_params.flat_values(), plain_params.flat_values()))
+      << "parameters after ZeRO-1 differ from plain AdamW";
+  const int64_t n = zero_params.num_elements();
+  Tensor zero_m = Tensor::Empty({n}, DType::kF32), zero_v = Tensor::Empty({n}, DType::kF32);
+  Tensor plain_m = Tensor::Empty({n}, DType::kF32), plain_v = Tensor::Empty({n}, DType::kF32);
+  run.trainer->GatherOptimizerState(zero_m, zero_v);
+  plain.trainer->GatherOptimizerState(plain_m, plain_v);
+  EXPECT_TRUE(tp_test::BitwiseEqual(zero_m, plain_m)) << "AdamW m";
+  EXPECT_TRUE(tp_test::BitwiseEqual(zero_v, plain_v)) << "AdamW v";
+  EXPECT_EQ(run.trainer->optimizer_steps(), kSteps);
+  // The shards this rank holds are views of the same moments.
+  int64_t held = 0;
+  for (const parallel::OptimizerStatePiece& piece :
+       run.trainer->distributed_optimizer()->LocalStatePieces()) {
+    const int64_t offset = zero_params.all()[piece.segment].value.data<float>() -
+                           zero_params.flat_values().data<float>();
+    const Tensor expected = plain_m.Rows(offset + piece.segment_begin, offset + piece.segment_end);
+    EXPECT_TRUE(tp_test::BitwiseEqual(piece.m, expected)) << "piece of segment " << piece.segment;
+    held += piece.segment_end - piece.segment_begin;
+  }
+  EXPECT_GT(held, 0);
+  EXPECT_LT(held, dp > 1 ? n : n + 1);  // a shard, not the whole replica, when dp > 1
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, LayoutEquivalenceTest, ::testing::ValuesIn(kLayouts),
+                         [](const ::testing::TestParamInfo<Layout>& info) {
+                           return std::string(info.param.name);
+                         });
+
+}  // namespace
+}  // namespace aoetron
