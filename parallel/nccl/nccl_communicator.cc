@@ -1,0 +1,333 @@
+#include "parallel/nccl/nccl_communicator.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "absl/strings/str_cat.h"
+#include "core/cuda/device_context.h"
+#include "core/cuda/device_memory.h"
+#include "core/cuda/rank_order_reduce.h"
+#include "parallel/abort.h"
+#include "parallel/rank_order_reduction.h"
+
+namespace aoetron::parallel {
+namespace {
+
+// Scratch on the current device for one collective. Freed when the call returns: the caching
+// allocator hands the block out again only to work that the compute stream orders after this
+// collective (it waits for the communication stream before the call returns).
+class Scratch {
+ public:
+  explicit Scratch(size_t bytes) : data_(static_cast<char*>(cuda::AllocateDeviceMemory(bytes))) {}
+  ~Scratch() { cuda::FreeDeviceMemory(data_); }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  char* get() const { return data_; }
+
+ private:
+  char* data_;
+};
+
+int64_t RowWidth(const Tensor& t) {
+  int64_t width = 1;
+  for (int i = 1; i < t.rank(); ++i) width *= t.shape()[i];
+  return width;
+}
+
+}  // namespace
+
+int DeviceForLocalRank(int local_rank) {
+  const int visible = cuda::VisibleDeviceCount();
+  AOETRON_CHECK(visible > 0) << "no CUDA device visible for local rank " << local_rank << ": "
+                             << cuda::NoDeviceReason();
+  return local_rank % visible;
+}
+
+std::unique_ptr<NcclCommunicator> NcclCommunicator::Create(Communicator& bootstrap) {
+  return std::unique_ptr<NcclCommunicator>(new NcclCommunicator(bootstrap, nullptr));
+}
+
+NcclCommunicator::NcclCommunicator(Communicator& bootstrap,
+                                   std::unique_ptr<Communicator> owned_bootstrap)
+    : owned_bootstrap_(std::move(owned_bootstrap)),
+      bootstrap_(&bootstrap),
+      name_(bootstrap.name()),
+      rank_(bootstrap.rank()),
+      size_(bootstrap.size()),
+      world_rank_(bootstrap.world_rank()) {
+  CheckCuda(cudaGetDevice(&device_), "cudaGetDevice");
+  // 1. Rank 0 draws the id; every rank receives it over the CPU communicator (128 bytes moved
+  //    as 16 i64 words).
+  ncclUniqueId id;
+  static_assert(sizeof(id) % sizeof(int64_t) == 0);
+  if (rank_ == 0) CheckNccl(ncclGetUniqueId(&id), "ncclGetUniqueId");
+  bootstrap_->Broadcast(
+      Tensor::Wrap(&id, {static_cast<int64_t>(sizeof(id) / sizeof(int64_t))}, DType::kI64), 0);
+  // 2. Join the group on this device.
+  CheckNccl(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
+  // 3. The communication stream and the two events that order it against compute.
+  CheckCuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  CheckCuda(cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming), "cudaEventCreate");
+  CheckCuda(cudaEventCreateWithFlags(&communication_done_, cudaEventDisableTiming),
+            "cudaEventCreate");
+}
+
+NcclCommunicator::~NcclCommunicator() {
+  // Outstanding work first: destroying the communicator under a running collective is undefined.
+  if (stream_ != nullptr) cudaStreamSynchronize(stream_);
+  if (comm_ != nullptr) ncclCommDestroy(comm_);
+  if (compute_done_ != nullptr) cudaEventDestroy(compute_done_);
+  if (communication_done_ != nullptr) cudaEventDestroy(communication_done_);
+  if (stream_ != nullptr) cudaStreamDestroy(stream_);
+}
+
+void NcclCommunicator::Fail(const std::string& call, const std::string& cause) const {
+  AbortAllWithMessage(
+      absl::StrCat("rank ", world_rank_, " (group ", name_, "): ", call, " failed: ", cause));
+}
+
+void NcclCommunicator::CheckNccl(ncclResult_t result, const char* nccl_call) const {
+  if (result == ncclSuccess) return;
+  const char* last = ncclGetLastError(comm_);
+  Fail(nccl_call, absl::StrCat(ncclGetErrorString(result), last != nullptr ? " (" : "",
+                               last != nullptr ? last : "", last != nullptr ? ")" : ""));
+}
+
+void NcclCommunicator::CheckCuda(cudaError_t result, const char* cuda_call) const {
+  if (result == cudaSuccess) return;
+  Fail(cuda_call, absl::StrCat(cudaGetErrorName(result), " (", cudaGetErrorString(result), ")"));
+}
+
+void NcclCommunicator::CheckTensor(const std::string& call, const Tensor& tensor, const char* what,
+                                   bool reduction) const {
+  if (!tensor.defined()) Fail(call, absl::StrCat(what, " is an undefined tensor"));
+  if (tensor.device() != Device::Cuda(device_)) {
+    Fail(call, absl::StrCat(what, " ", tensor.DebugString(), " is not on cuda:", device_,
+                            " (the NCCL backend moves tensors of this process's GPU)"));
+  }
+  if (reduction && !IsReducible(tensor.dtype())) {
+    Fail(call,
+         absl::StrCat(what, " ", tensor.DebugString(), ": reductions take f32, f64, i32 or i64"));
+  }
+}
+
+void NcclCommunicator::CommunicationWaitsForCompute() {
+  cudaStream_t compute = cuda::DeviceContext::Get(device_).stream();
+  CheckCuda(cudaEventRecord(compute_done_, compute), "cudaEventRecord");
+  CheckCuda(cudaStreamWaitEvent(stream_, compute_done_, 0), "cudaStreamWaitEvent");
+}
+
+void NcclCommunicator::ComputeWaitsForCommunication() {
+  cudaStream_t compute = cuda::DeviceContext::Get(device_).stream();
+  CheckCuda(cudaEventRecord(communication_done_, stream_), "cudaEventRecord");
+  CheckCuda(cudaStreamWaitEvent(compute, communication_done_, 0), "cudaStreamWaitEvent");
+}
+
+void NcclCommunicator::Exchange(const std::vector<Range>& ranges, const char* call) {
+  const Range& own = ranges[rank_];
+  if (own.send_bytes != own.recv_bytes) {
+    Fail(call, absl::StrCat("this rank sends ", own.send_bytes, " bytes to itself but expects ",
+                            own.recv_bytes));
+  }
+  if (own.send_bytes > 0 && own.send != own.recv) {
+    CheckCuda(
+        cudaMemcpyAsync(own.recv, own.send, own.send_bytes, cudaMemcpyDeviceToDevice, stream_),
+        "cudaMemcpyAsync");
+  }
+  CheckNccl(ncclGroupStart(), "ncclGroupStart");
+  for (int peer = 0; peer < size_; ++peer) {
+    if (peer == rank_) continue;
+    const Range& range = ranges[peer];
+    if (range.send_bytes > 0) {
+      CheckNccl(ncclSend(range.send, range.send_bytes, ncclUint8, peer, comm_, stream_),
+                "ncclSend");
+    }
+    if (range.recv_bytes > 0) {
+      CheckNccl(ncclRecv(range.recv, range.recv_bytes, ncclUint8, peer, comm_, stream_),
+                "ncclRecv");
+    }
+  }
+  CheckNccl(ncclGroupEnd(), "ncclGroupEnd");
+}
+
+void NcclCommunicator::AllReduce(Tensor tensor, ReduceOp op) {
+  const std::string call = absl::StrCat("AllReduce(", ReduceOpName(op), ")");
+  CheckTensor(call, tensor, "tensor", /*reduction=*/true);
+  const int64_t numel = tensor.numel();
+  if (size_ == 1 || numel == 0) return;
+  const size_t word = SizeOf(tensor.dtype());
+  const int p = size_;
+  char* base = static_cast<char*>(tensor.raw_data());
+  // Block r = elements [numel·r/p, numel·(r+1)/p) is reduced by rank r.
+  std::vector<int64_t> begin(p + 1);
+  for (int r = 0; r <= p; ++r) begin[r] = numel * r / p;
+  const int64_t own = begin[rank_ + 1] - begin[rank_];
+  Scratch stacked(static_cast<size_t>(p) * std::max<int64_t>(own, 1) * word);
+  CommunicationWaitsForCompute();
+  // 1. Everyone's copy of my block, stacked in rank order.
+  std::vector<Range> gather(p);
+  for (int r = 0; r < p; ++r) {
+    gather[r].send = base + begin[r] * word;
+    gather[r].send_bytes = static_cast<size_t>(begin[r + 1] - begin[r]) * word;
+    gather[r].recv = stacked.get() + static_cast<size_t>(r) * own * word;
+    gather[r].recv_bytes = static_cast<size_t>(own) * word;
+  }
+  Exchange(gather, "AllReduce: block exchange");
+  // 2. Combine in rank order into my block of the tensor.
+  cuda::ReduceInRankOrder(op == ReduceOp::kSum ? cuda::RankOrderOp::kSum : cuda::RankOrderOp::kMax,
+                          tensor.dtype(), stacked.get(), p, own, base + begin[rank_] * word,
+                          stream_);
+  // 3. Spread the reduced blocks.
+  std::vector<Range> spread(p);
+  for (int r = 0; r < p; ++r) {
+    spread[r].send = base + begin[rank_] * word;
+    spread[r].send_bytes = static_cast<size_t>(own) * word;
+    spread[r].recv = base + begin[r] * word;
+    spread[r].recv_bytes = static_cast<size_t>(begin[r + 1] - begin[r]) * word;
+  }
+  Exchange(spread, "AllReduce: all-gather");
+  ComputeWaitsForCommunication();
+}
+
+void NcclCommunicator::ReduceScatter(const Tensor& input, Tensor output) {
+  const std::string call = "ReduceScatter(sum)";
+  CheckTensor(call, input, "input", /*reduction=*/true);
+  CheckTensor(call, output, "output", /*reduction=*/true);
+  if (input.dtype() != output.dtype()) {
+    Fail(call, absl::StrCat("input ", input.DebugString(), " and output ", output.DebugString(),
+                            " differ in dtype"));
+  }
+  const int64_t n = output.numel();
+  if (input.numel() != size_ * n) {
+    Fail(call, absl::StrCat("input ", input.DebugString(), " must hold group size ", size_,
+                            " x output ", output.DebugString(), " elements"));
+  }
+  const size_t word = SizeOf(input.dtype());
+  const char* in = static_cast<const char*>(input.raw_data());
+  char* out = static_cast<char*>(output.raw_data());
+  if (n == 0) return;
+  CommunicationWaitsForCompute();
+  if (size_ == 1) {
+    if (in != out) {
+      CheckCuda(cudaMemcpyAsync(out, in, n * word, cudaMemcpyDeviceToDevice, stream_),
+                "cudaMemcpyAsync");
+    }
+    ComputeWaitsForCommunication();
+    return;
+  }
+  Scratch stacked(static_cast<size_t>(size_) * n * word);
+  std::vector<Range> gather(size_);
+  for (int r = 0; r < size_; ++r) {
+    gather[r].send = in + static_cast<size_t>(r) * n * word;
+    gather[r].send_bytes = static_cast<size_t>(n) * word;
+    gather[r].recv = stacked.get() + static_cast<size_t>(r) * n * word;
+    gather[r].recv_bytes = static_cast<size_t>(n) * word;
+  }
+  Exchange(gather, "ReduceScatter: block exchange");
+  cuda::ReduceInRankOrder(cuda::RankOrderOp::kSum, input.dtype(), stacked.get(), size_, n, out,
+                          stream_);
+  ComputeWaitsForCommunication();
+}
+
+void NcclCommunicator::AllGather(const Tensor& input, Tensor output) {
+  const std::string call = "AllGather";
+  CheckTensor(call, input, "input", /*reduction=*/false);
+  CheckTensor(call, output, "output", /*reduction=*/false);
+  if (input.dtype() != output.dtype()) {
+    Fail(call, absl::StrCat("input ", input.DebugString(), " and output ", output.DebugString(),
+                            " differ in dtype"));
+  }
+  const int64_t n = input.numel();
+  if (output.numel() != size_ * n) {
+    Fail(call, absl::StrCat("output ", output.DebugString(), " must hold group size ", size_,
+                            " x input ", input.DebugString(), " elements"));
+  }
+  if (n == 0) return;
+  const size_t bytes = static_cast<size_t>(n) * SizeOf(input.dtype());
+  CommunicationWaitsForCompute();
+  // NCCL's in-place form is input == the output's own block.
+  CheckNccl(ncclAllGather(input.raw_data(), output.raw_data(), bytes, ncclUint8, comm_, stream_),
+            "ncclAllGather");
+  ComputeWaitsForCommunication();
+}
+
+void NcclCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> send_rows,
+                                 Tensor recv, std::span<const int64_t> recv_rows) {
+  const std::string call = "AllToAllV";
+  CheckTensor(call, send, "send", /*reduction=*/false);
+  CheckTensor(call, recv, "recv", /*reduction=*/false);
+  if (send.rank() < 1 || recv.rank() < 1) {
+    Fail(call, absl::StrCat("send ", send.DebugString(), " and recv ", recv.DebugString(),
+                            " must have a row dimension"));
+  }
+  if (send.dtype() != recv.dtype()) {
+    Fail(call, absl::StrCat("send ", send.DebugString(), " and recv ", recv.DebugString(),
+                            " differ in dtype"));
+  }
+  const int64_t width = RowWidth(send);
+  if (RowWidth(recv) != width) {
+    Fail(call, absl::StrCat("send ", send.DebugString(), " and recv ", recv.DebugString(),
+                            " differ in row width"));
+  }
+  if (static_cast<int>(send_rows.size()) != size_ || static_cast<int>(recv_rows.size()) != size_) {
+    Fail(call, absl::StrCat("send_rows has ", send_rows.size(), " and recv_rows ", recv_rows.size(),
+                            " counts; the group has ", size_, " ranks"));
+  }
+  int64_t send_total = 0, recv_total = 0;
+  for (int r = 0; r < size_; ++r) {
+    if (send_rows[r] < 0 || recv_rows[r] < 0) {
+      Fail(call, absl::StrCat("negative row count for peer ", r));
+    }
+    send_total += send_rows[r];
+    recv_total += recv_rows[r];
+  }
+  if (send_total != send.dim(0)) {
+    Fail(call,
+         absl::StrCat("send_rows sums to ", send_total, " but send has ", send.dim(0), " rows"));
+  }
+  if (recv_total != recv.dim(0)) {
+    Fail(call,
+         absl::StrCat("recv_rows sums to ", recv_total, " but recv has ", recv.dim(0), " rows"));
+  }
+  const size_t row_bytes = static_cast<size_t>(width) * SizeOf(send.dtype());
+  if (row_bytes == 0) return;
+  std::vector<Range> ranges(size_);
+  const char* send_base = static_cast<const char*>(send.raw_data());
+  char* recv_base = static_cast<char*>(recv.raw_data());
+  int64_t send_offset = 0, recv_offset = 0;
+  for (int r = 0; r < size_; ++r) {
+    ranges[r].send = send_base + send_offset * row_bytes;
+    ranges[r].send_bytes = static_cast<size_t>(send_rows[r]) * row_bytes;
+    ranges[r].recv = recv_base + recv_offset * row_bytes;
+    ranges[r].recv_bytes = static_cast<size_t>(recv_rows[r]) * row_bytes;
+    send_offset += send_rows[r];
+    recv_offset += recv_rows[r];
+  }
+  CommunicationWaitsForCompute();
+  Exchange(ranges, "AllToAllV");
+  ComputeWaitsForCommunication();
+}
+
+void NcclCommunicator::Broadcast(Tensor tensor, int root) {
+  const std::string call = "Broadcast";
+  CheckTensor(call, tensor, "tensor", /*reduction=*/false);
+  if (root < 0 || root >= size_) {
+    Fail(call, absl::StrCat("root ", root, " is outside the group of ", size_));
+  }
+  if (size_ == 1 || tensor.numel() == 0) return;
+  CommunicationWaitsForCompute();
+  CheckNccl(ncclBroadcast(tensor.raw_data(), tensor.raw_data(), tensor.nbytes(), ncclUint8, root,
+                          comm_, stream_),
+            "ncclBroadcast");
+  ComputeWaitsForCommunication();
+}
+
+void NcclCommunicator::Barrier() { bootstrap_->Barrier(); }
+
+std::unique_ptr<Communicator> NcclCommunicator::Split(int color, int key, std::string name) {
+  std::unique_ptr<Communicator> part = bootstrap_->Split(color, key, std::move(name));
+  Communicator& part_ref = *part;
+  return std::unique_ptr<Communicator>(new NcclCommunicator(part_ref, std::move(part)));
+}
+
+}  // namespace aoetron::parallel
