@@ -4,6 +4,7 @@
 #include <ctime>
 #include <filesystem>
 #include <map>
+#include <set>
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
@@ -39,7 +40,11 @@ absl::StatusOr<pb::Manifest> BuildManifest(int64_t step, const pb::TrainingState
   *manifest.mutable_state() = state;
   manifest.set_created_unix_seconds(static_cast<int64_t>(std::time(nullptr)));
   manifest.set_writer(absl::StrCat("aoetron checkpoint format ", kFormatVersion));
+  std::map<std::string, std::vector<int>> held_not_written;  // tensor → ranks
   for (pb::ShardReport& report : reports) {
+    for (const pb::TensorRecord& held : report.held_not_written()) {
+      held_not_written[held.name()].push_back(report.rank());
+    }
     if (!report.ok()) {
       return absl::InternalError(absl::StrCat("rank ", report.rank(), ": ", report.error()));
     }
@@ -50,6 +55,17 @@ absl::StatusOr<pb::Manifest> BuildManifest(int64_t step, const pb::TrainingState
     rank_state->set_rank(report.rank());
   }
   const std::string where = JoinPath(TemporaryDirectory("<root>", step), kManifestFileName);
+  // A tensor every holder left to another replica would be silently missing from the checkpoint.
+  std::set<std::string> written;
+  for (const pb::TensorRecord& t : manifest.tensors()) written.insert(t.name());
+  for (const auto& [name, ranks] : held_not_written) {
+    if (written.count(name)) continue;
+    std::string holders;
+    for (int r : ranks) absl::StrAppend(&holders, holders.empty() ? "" : ", ", r);
+    return absl::DataLossError(absl::StrCat(where, ": tensor '", name, "' is held by rank(s) ",
+                                            holders,
+                                            " but no rank wrote it (replica write flags)"));
+  }
   if (absl::Status s = ValidateManifest(manifest, where); !s.ok()) return s;
   return manifest;
 }

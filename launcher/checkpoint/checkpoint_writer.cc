@@ -84,10 +84,14 @@ absl::Status ShardSnapshot::Snapshot(const std::vector<SaveItem>& items, int ran
   rank_ = rank;
   // 1. Lay the records out.
   records_.clear();
+  held_not_written_.clear();
   uint64_t end = 0;
   std::vector<const SaveItem*> sources;
   for (const SaveItem& item : items) {
-    if (!item.write) continue;
+    if (!item.write) {
+      held_not_written_.push_back(Record{item.box, item.kind, 0, 0});
+      continue;
+    }
     const uint64_t offset = AlignUp(end, kRecordAlignment);
     const uint64_t length = item.values.nbytes();
     records_.push_back(Record{item.box, item.kind, offset, length});
@@ -137,6 +141,16 @@ absl::StatusOr<pb::ShardReport> ShardSnapshot::WriteShard(const std::string& dir
                                                           uint64_t chunk_bytes) const {
   pb::ShardReport report;
   report.set_rank(rank_);
+  for (const Record& held : held_not_written_) {
+    pb::TensorRecord* t = report.add_held_not_written();
+    t->set_name(held.box.name);
+    t->set_dtype(DTypeString(held.box.dtype));
+    t->set_kind(held.kind);
+    for (int64_t d : held.box.global_shape) t->add_global_shape(d);
+    for (int64_t d : held.box.region.offset) t->add_offset(d);
+    for (int64_t d : held.box.region.shape) t->add_shape(d);
+    t->set_writer_rank(rank_);
+  }
   if (records_.empty()) {
     report.set_ok(true);
     return report;

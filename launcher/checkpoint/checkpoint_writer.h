@@ -54,7 +54,8 @@ class ShardSnapshot {
 
   // Writes the snapshot to `path` (create/truncate, fsync), computing the CRC-32C of every
   // `chunk_bytes` piece of every record. Returns the records and the file (names relative to
-  // the step directory: `file_name`). Writes no file when the snapshot holds no record.
+  // the step directory: `file_name`), and the boxes held but not written. Writes no file when
+  // the snapshot holds no record.
   // Errors name the path and, for data errors, the tensor.
   absl::StatusOr<pb::ShardReport> WriteShard(const std::string& directory,
                                              const std::string& file_name,
@@ -79,6 +80,7 @@ class ShardSnapshot {
   uint64_t file_bytes_ = 0;
   int rank_ = 0;
   std::vector<Record> records_;
+  std::vector<Record> held_not_written_;  // byte fields unused
 };
 
 }  // namespace aoetron::checkpoint
