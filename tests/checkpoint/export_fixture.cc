@@ -1,0 +1,162 @@
+// export_fixture: saves a tiny GptModel with the checkpoint library and records what PyTorch
+// must reproduce from its export (tests/checkpoint/check_export.py).
+//
+//   export_fixture --root=DIR --bundle=FILE [--ffn=aoe|moe|dense]
+//
+// Builds the model in one process (init seed 1, init_std 0.2 so routing is decisive), computes
+// GptModel::Forward on a fixed batch, and saves step 3 into DIR with CheckpointManager: every
+// parameter as two row boxes where it has ≥ 2 rows (so the export must assemble boxes), plus
+// AdamW-like ".adam_m"/".adam_v" state (which the export must leave out). The bundle
+// (core/tensor_bundle.h) holds config.<field> as tests/parity/parity_dump.cc writes them, the
+// batch (tokens, targets) and the loss and aux loss of Forward.
+#include <cstring>
+#include <iostream>
+#include <string>
+
+#include "absl/strings/str_cat.h"
+#include "core/arena.h"
+#include "core/rng.h"
+#include "core/tensor_bundle.h"
+#include "launcher/checkpoint/checkpoint_manager.h"
+#include "launcher/checkpoint/parameter_checkpoint.h"
+#include "models/gpt_model.h"
+#include "parallel/single_process_communicator.h"
+
+namespace aoetron::checkpoint {
+namespace {
+
+Tensor ScalarI64(int64_t v) {
+  Tensor t = Tensor::Empty({}, DType::kI64);
+  *t.data<int64_t>() = v;
+  return t;
+}
+
+Tensor ScalarF64(double v) {
+  Tensor t = Tensor::Empty({}, DType::kF64);
+  *t.data<double>() = v;
+  return t;
+}
+
+Tensor RandomTokens(const std::string& stream, int64_t batch, int64_t seq, int64_t vocab) {
+  Tensor t = Tensor::Empty({batch, seq}, DType::kI32);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    t.data<int32_t>()[i] = static_cast<int32_t>(UniformIntAt(2, StableHash(stream), i, vocab));
+  }
+  return t;
+}
+
+int Main(int argc, char** argv) {
+  std::string root, bundle, ffn = "aoe";
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg.rfind("--root=", 0) == 0)
+      root = arg.substr(7);
+    else if (arg.rfind("--bundle=", 0) == 0)
+      bundle = arg.substr(9);
+    else if (arg.rfind("--ffn=", 0) == 0)
+      ffn = arg.substr(6);
+    else {
+      std::cerr << "export_fixture: unknown argument " << arg << "\n";
+      return 2;
+    }
+  }
+  if (root.empty() || bundle.empty()) {
+    std::cerr << "usage: export_fixture --root=DIR --bundle=FILE [--ffn=aoe|moe|dense]\n";
+    return 2;
+  }
+  ModelConfig c;
+  c.vocab_size = 64;
+  c.d_model = 32;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.seq_len = 16;
+  c.d_ffn = 48;
+  c.n_experts = 4;
+  c.top_k = 2;
+  c.d_low = 8;
+  c.init_std = 0.2;
+  c.ffn = ffn == "dense" ? FfnKind::kDense : ffn == "moe" ? FfnKind::kRouterMoe : FfnKind::kAoe;
+  GptModel model(c);
+  ParameterSet& params = model.parameters();
+  params.Initialize(1);
+
+  const Tensor tokens = RandomTokens("export.tokens", 2, c.seq_len, c.vocab_size);
+  const Tensor targets = RandomTokens("export.targets", 2, c.seq_len, c.vocab_size);
+  ActivationArena arena;
+  const StepOutputs out = model.Forward(tokens, targets, arena);
+
+  // Optimizer-like state that must not be exported.
+  Tensor m = Tensor::Empty({params.num_elements()}, DType::kF32);
+  Tensor v = Tensor::Empty({params.num_elements()}, DType::kF32);
+  for (int64_t i = 0; i < m.numel(); ++i) {
+    m.data<float>()[i] = 1e-3f * static_cast<float>(i % 17);
+    v.data<float>()[i] = 1e-6f * static_cast<float>(i % 5);
+  }
+  absl::StatusOr<parallel::ProcessGrid> grid = parallel::ProcessGrid::Create(1, 0, 1, 1);
+  std::vector<SaveItem> whole = ParameterSaveItems(params, *grid, {{".adam_m", m}, {".adam_v", v}});
+  std::vector<SaveItem> items;
+  for (const SaveItem& item : whole) {
+    const Shape& shape = item.box.region.shape;
+    if (shape.size() < 1 || shape[0] < 2) {
+      items.push_back(item);
+      continue;
+    }
+    const int64_t half = shape[0] / 2;
+    for (auto [begin, end] : {std::pair<int64_t, int64_t>{0, half}, {half, shape[0]}}) {
+      SaveItem part = item;
+      part.box.region.offset[0] += begin;
+      part.box.region.shape[0] = end - begin;
+      part.values = item.values.Reshape(shape).Rows(begin, end);
+      items.push_back(part);
+    }
+  }
+  parallel::SingleProcessCommunicator world;
+  absl::StatusOr<std::unique_ptr<CheckpointManager>> manager =
+      CheckpointManager::Create({.root = root, .retention = {}, .async = false}, world);
+  if (!manager.ok()) {
+    std::cerr << manager.status() << "\n";
+    return 1;
+  }
+  pb::TrainingState state;
+  state.set_step(3);
+  if (absl::Status s = (*manager)->Save(3, items, state); !s.ok()) {
+    std::cerr << "export_fixture: " << s << "\n";
+    return 1;
+  }
+
+  NamedTensors record;
+  record.emplace_back("config.vocab_size", ScalarI64(c.vocab_size));
+  record.emplace_back("config.d_model", ScalarI64(c.d_model));
+  record.emplace_back("config.n_layers", ScalarI64(c.n_layers));
+  record.emplace_back("config.n_heads", ScalarI64(c.n_heads));
+  record.emplace_back("config.seq_len", ScalarI64(c.seq_len));
+  record.emplace_back("config.d_ffn", ScalarI64(c.d_ffn));
+  record.emplace_back("config.ffn", ScalarI64(static_cast<int64_t>(ffn == "dense" ? 0
+                                                                   : ffn == "moe" ? 1
+                                                                                  : 2)));
+  record.emplace_back("config.n_experts", ScalarI64(c.n_experts));
+  record.emplace_back("config.top_k", ScalarI64(c.top_k));
+  record.emplace_back("config.d_low", ScalarI64(c.d_low));
+  record.emplace_back("config.d_wide", ScalarI64(c.d_wide));
+  record.emplace_back("config.aoe_gate", ScalarI64(c.aoe_gate == AoeGateVariant::kPaper ? 0 : 1));
+  record.emplace_back("config.aux_loss_coeff", ScalarF64(c.aux_loss_coeff));
+  record.emplace_back("config.rope_theta", ScalarF64(c.rope_theta));
+  record.emplace_back("config.norm_eps", ScalarF64(c.norm_eps));
+  record.emplace_back("config.init_std", ScalarF64(c.init_std));
+  record.emplace_back("tokens", tokens);
+  record.emplace_back("targets", targets);
+  record.emplace_back("loss", ScalarF64(out.loss));
+  record.emplace_back("aux_loss", ScalarF64(out.aux_loss));
+  if (absl::Status s = WriteTensorBundle(bundle, record); !s.ok()) {
+    std::cerr << "export_fixture: " << s << "\n";
+    return 1;
+  }
+  std::cout << "export_fixture: " << ffn << " model, " << params.size() << " parameters saved in "
+            << items.size() << " boxes; loss " << out.loss << ", aux loss " << out.aux_loss << "\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace aoetron::checkpoint
+
+int main(int argc, char** argv) { return aoetron::checkpoint::Main(argc, argv); }
