@@ -167,8 +167,9 @@ absl::Status Trainer::AgreeOnLoss(int64_t step, double local_loss_sum, double lo
                                   bool local_finite, StepResult& result) {
   const int world = world_->size();
   const bool counts = groups_->grid().tp_rank() == 0;
-  const bool grads_finite =
-      !local_finite || std::isfinite(ops::SumSquares(model_->parameters().flat_grads()));
+  // One pass over the local gradient (~1.5% of a bench step); alone, the norm check suffices.
+  const bool grads_finite = !local_finite || world == 1 ||
+                            std::isfinite(ops::SumSquares(model_->parameters().flat_grads()));
   Tensor reduced = Tensor::Zeros({2 + world}, DType::kF64);
   double* v = reduced.data<double>();
   v[0] = counts ? local_loss_sum : 0.0;

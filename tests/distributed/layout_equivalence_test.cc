@@ -10,6 +10,7 @@
 //   3. requires, at each of 5 steps, the loss, aux loss and gradient norm to match the reference,
 //      and after the 5 steps every parameter box this rank holds to match the same box of the
 //      reference's global parameter (Parameter::local_offset/local_shape, found by name);
+//      and the held-out loss (3 micro-batches spread over the dp ranks) to match;
 //   4. for ZeRO-1 layouts, trains the same layout without ZeRO-1 and requires bit-identical
 //      losses, norms and parameters, and that GatherOptimizerState gives AdamW's m and v bit for
 //      bit.
@@ -28,6 +29,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/ops/elementwise.h"
 #include "launcher/config_loader.h"
 #include "launcher/trainer.h"
 #include "parallel/process_groups.h"
@@ -77,6 +79,8 @@ const Layout kLayouts[] = {
     {"moe_ep2_dp2", 4, 1, 2, false, "moe"},
 };
 
+void PrintTo(const Layout& layout, std::ostream* os) { *os << layout.name; }
+
 parallel::DistributedContext& Ctx() { return parallel::mpi_test::Context(); }
 
 // Micro-batch B = 2, global batch 8: dp 1 runs 4 micro-batches, dp 2 two, dp 4 one.
@@ -106,7 +110,9 @@ config::TrainConfig LayoutConfig(const Layout& layout, int micro_batch, bool zer
       absl::StrCat("train.steps=", kSteps),
       absl::StrCat("train.micro_batch_size=", micro_batch),
       "train.global_batch_size=8",
-      "train.eval_interval=0",
+      // Evaluation (called directly): 3 held-out micro-batches, so dp 2 and 4 pad a round.
+      "train.eval_interval=5",
+      "train.eval_steps=3",
       "data.source=synthetic",
       absl::StrCat("data.seed=", parallel::mpi_test::TestSeed() % 100000),
       absl::StrCat("train.seed=", parallel::mpi_test::TestSeed() % 77777),
@@ -199,6 +205,21 @@ TEST_P(LayoutEquivalenceTest, MatchesTheOneProcessRun) {
     std::cout << "layout " << layout.name << ": worst relative error, per-step values "
               << worst_step << ", parameters after " << kSteps << " steps " << worst_param
               << std::endl;
+  }
+
+  // The held-out loss: the layout's ranks share micro-batches of B; the reference evaluates the
+  // same micro-batches of B with its trained parameters copied into a one-process trainer.
+  {
+    static std::ostringstream sink;
+    absl::StatusOr<std::unique_ptr<Trainer>> trainer = Trainer::Create(
+        LayoutConfig(layout, micro_batch, false, /*reference=*/true), TrainerIo{&sink, &sink});
+    ASSERT_TRUE(trainer.ok()) << trainer.status();
+    Tensor values = (*trainer)->model().parameters().flat_values();
+    ops::Copy(reference_params.flat_values(), values);
+    absl::StatusOr<double> expected = (*trainer)->Evaluate();
+    absl::StatusOr<double> actual = run.trainer->Evaluate();
+    ASSERT_TRUE(expected.ok() && actual.ok());
+    EXPECT_LE(Relative(*actual, *expected), kTolerance) << "val_loss";
   }
 
   // 4. ZeRO-1 against the same layout without it: bit for bit.
