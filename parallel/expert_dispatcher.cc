@@ -304,6 +304,8 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
   stats_.kept_pairs = kept;
   stats_.dropped_pairs = layout_.dropped_pairs();
   stats_.received_pairs = received;
+  stats_.peer_pairs = PeerSum(layout_.send_pairs, self, 1);
+  stats_.peer_token_rows = PeerSum(layout_.send_tokens, self, 1);
   stats_.forward_payload_bytes = PeerSum(send_units_, self, unit_ * element_bytes);
   stats_.forward_metadata_bytes = PeerSum(std::vector<int64_t>(ep, 1), self, 2 * sizeof(int64_t)) +
                                   PeerSum(layout_.send_pairs, self, 2 * sizeof(int32_t));

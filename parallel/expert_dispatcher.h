@@ -54,9 +54,11 @@ namespace aoetron::parallel {
 // bytes this rank handed to OTHER ranks of the ep group (its own share is a local copy).
 // Backward moves the mirror image of forward, so its byte counts are known at Dispatch.
 struct DispatchStats {
-  int64_t kept_pairs = 0;      // pairs this rank dispatched (all its pairs, unless dropped)
-  int64_t dropped_pairs = 0;   // pairs over capacity on this rank (global rule, see layout)
-  int64_t received_pairs = 0;  // pairs this rank's experts computed (its expert-side load)
+  int64_t kept_pairs = 0;       // pairs this rank dispatched (all its pairs, unless dropped)
+  int64_t dropped_pairs = 0;    // pairs over capacity on this rank (global rule, see layout)
+  int64_t received_pairs = 0;   // pairs this rank's experts computed (its expert-side load)
+  int64_t peer_pairs = 0;       // kept pairs sent to other ranks
+  int64_t peer_token_rows = 0;  // x rows sent to other ranks: distinct (token, peer) pairs
   // Forward, source side: x rows (d per distinct (token, peer)) + gate rows (g per pair).
   int64_t forward_payload_bytes = 0;
   // Forward metadata: counts (2 × i64 per peer) + pair metadata (2 × i32 per pair).

@@ -85,6 +85,8 @@ TEST_P(DispatcherMpiTest, TokenWithTwoExpertsOnOneRankSendsXOnce) {
   // Two x rows (tokens 0 and 1) and three gate rows (0, 0, 1) leave this rank, to p.
   const int64_t bytes = (2 * r.d + 3 * g()) * 8;
   EXPECT_EQ(probe.stats().forward_payload_bytes, bytes);
+  EXPECT_EQ(probe.stats().peer_token_rows, 2);
+  EXPECT_EQ(probe.stats().peer_pairs, 3);
   EXPECT_EQ(probe.layout().send_tokens[p], 2);
   EXPECT_EQ(probe.layout().send_pairs[p], 3);
   EXPECT_EQ(probe.stats().forward_return_bytes, 3 * r.d * 8);
