@@ -1,5 +1,8 @@
 #include "launcher/checkpoint/checkpoint_manager.h"
 
+#include <pthread.h>
+#include <sched.h>
+
 #include <chrono>
 #include <cstring>
 #include <iostream>
@@ -96,25 +99,61 @@ absl::Status CheckpointManager::Wait() {
   return std::exchange(worker_status_, absl::OkStatus());
 }
 
+void CheckpointManager::AwaitSnapshot() {
+  std::unique_lock<std::mutex> lock(snapshot_mutex_);
+  snapshot_taken_.wait(lock, [this] { return !snapshot_pending_; });
+}
+
 absl::Status CheckpointManager::Save(int64_t step, const std::vector<SaveItem>& items,
                                      const pb::TrainingState& state,
                                      const pb::RankState& rank_state) {
   if (absl::Status previous = Wait(); !previous.ok()) return previous;
   SaveStats stats;
   stats.step = step;
+  const int rank = comm_->world_rank();
   const auto start = std::chrono::steady_clock::now();
   absl::Status local = step < 0 ? absl::InvalidArgumentError(absl::StrCat(
                                       "checkpoint manager: step ", step, " is negative"))
-                                : snapshot_.Snapshot(items, comm_->world_rank());
+                                : absl::OkStatus();
+  const bool background_copy = options_.async && options_.snapshot_in_background;
+  if (local.ok()) {
+    local = background_copy ? ValidateSaveItems(items, rank) : snapshot_.Snapshot(items, rank);
+  }
   stats.snapshot_seconds = SecondsSince(start);
   if (!options_.async) {
     absl::Status status = WriteAndCommit(step, state, rank_state, local, stats);
     last_stats_ = worker_stats_;
     return status;
   }
-  worker_ = std::thread([this, step, state, rank_state, local, stats] {
-    worker_status_ = WriteAndCommit(step, state, rank_state, local, stats);
-  });
+  if (background_copy && local.ok()) {
+    std::lock_guard<std::mutex> lock(snapshot_mutex_);
+    snapshot_pending_ = true;
+  }
+  // The items (tensor handles) are copied into the thread; their elements are read only until
+  // the snapshot is taken.
+  worker_ = std::thread(
+      [this, step, state, rank_state, local, stats, background_copy, rank,
+       items = background_copy && local.ok() ? items : std::vector<SaveItem>()]() mutable {
+        if (background_copy && local.ok()) {
+          const auto copy_start = std::chrono::steady_clock::now();
+          local = snapshot_.Snapshot(items, rank, /*threads=*/1);
+          stats.snapshot_seconds += SecondsSince(copy_start);
+          items.clear();
+          {
+            std::lock_guard<std::mutex> lock(snapshot_mutex_);
+            snapshot_pending_ = false;
+          }
+          snapshot_taken_.notify_all();
+        }
+        // The copy ran at normal priority (the trainer waits for it); the writer then yields the
+        // CPU to training: under SCHED_IDLE it runs only on otherwise idle cores, so the compute
+        // threads (an OpenMP team waits for its slowest member) are not preempted by it.
+        if (options_.background_priority_idle) {
+          sched_param idle{};
+          pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle);
+        }
+        worker_status_ = WriteAndCommit(step, state, rank_state, local, stats);
+      });
   return absl::OkStatus();
 }
 

@@ -43,8 +43,10 @@
 // written twice) fails the save instead of producing a checkpoint that cannot be loaded.
 #pragma once
 
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -64,6 +66,14 @@ struct CheckpointManagerOptions {
   std::string root;  // created if missing; one job per root
   RetentionPolicy retention;
   bool async = true;
+  // Async only: Save returns before the copy; the background thread copies first (on one
+  // thread), then writes. The caller must call AwaitSnapshot() before it changes any saved
+  // tensor — in a trainer, before the next optimizer step (forward and backward only read the
+  // weights, so the copy hides behind them). See docs/checkpoint.md for the measured stall.
+  bool snapshot_in_background = false;
+  // Async only: run the background thread under SCHED_IDLE (Linux), so that it takes only CPU
+  // time the training threads leave idle (measured effect in docs/checkpoint.md).
+  bool background_priority_idle = true;
   uint64_t chunk_bytes = kDefaultChunkBytes;  // CRC piece size
 };
 
@@ -92,6 +102,10 @@ class CheckpointManager {
   absl::Status Save(int64_t step, const std::vector<SaveItem>& items,
                     const pb::TrainingState& state, const pb::RankState& rank_state = {});
 
+  // Returns when the save in flight (if any) no longer reads the caller's tensors. Only needed
+  // with snapshot_in_background; otherwise Save has copied them already. Local (no collective).
+  void AwaitSnapshot();
+
   // Joins a save in flight and returns its status (OK if none). Same status on every rank.
   absl::Status Wait();
   bool save_in_flight() const { return worker_.joinable(); }
@@ -111,6 +125,10 @@ class CheckpointManager {
   std::unique_ptr<parallel::Communicator> comm_;
   ShardSnapshot snapshot_;
   std::thread worker_;
+  // Set by the worker once its snapshot is taken (snapshot_in_background).
+  std::mutex snapshot_mutex_;
+  std::condition_variable snapshot_taken_;
+  bool snapshot_pending_ = false;
   absl::Status worker_status_;
   SaveStats worker_stats_;
   SaveStats last_stats_;

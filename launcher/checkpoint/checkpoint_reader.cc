@@ -216,12 +216,28 @@ absl::Status CheckpointReader::Read(std::span<const ReadRequest> requests,
           ": saved boxes cover ", covered, " of ", RegionElements(box.region), " elements"));
     }
   }
-  // 2. Where the elements go first.
+  // 2. Where the elements go first: the destinations, or views of one staging buffer (huge
+  //    pages: first-touch faults would otherwise cost as much as the copy).
   std::vector<Tensor> targets(requests.size());
-  for (size_t i = 0; i < requests.size(); ++i) {
-    targets[i] = options.staging
-                     ? Tensor::Empty(requests[i].destination.shape(), requests[i].box.dtype)
-                     : requests[i].destination;
+  HostBuffer staging;
+  if (options.staging) {
+    uint64_t total = 0;
+    std::vector<uint64_t> offsets(requests.size());
+    for (size_t i = 0; i < requests.size(); ++i) {
+      offsets[i] = total;
+      total += (requests[i].destination.nbytes() + 63) / 64 * 64;
+    }
+    staging = AllocateHostBuffer(total);
+    if (staging == nullptr) {
+      return absl::ResourceExhaustedError(absl::StrCat(directory_, ": cannot allocate ", total,
+                                                       " bytes of staging memory for the read"));
+    }
+    for (size_t i = 0; i < requests.size(); ++i) {
+      targets[i] = Tensor::Wrap(staging.get() + offsets[i], requests[i].destination.shape(),
+                                requests[i].box.dtype);
+    }
+  } else {
+    for (size_t i = 0; i < requests.size(); ++i) targets[i] = requests[i].destination;
   }
   // 3. Read each needed record (only the CRC pieces the requests touch), check, scatter.
   std::vector<int> records;
@@ -230,8 +246,27 @@ absl::Status CheckpointReader::Read(std::span<const ReadRequest> requests,
     const pb::TensorRecord& record = manifest_.tensors(r);
     const Region record_region = RecordRegion(record);
     const size_t element = SizeOf(ParseDType(record.dtype()).value());
+    const std::vector<Piece>& pieces = pieces_of_record[r];
+    // Fast path: the whole record lands in one request as a contiguous run of its elements
+    // (same box, or whole rows of it): read straight into the target, check the CRCs there.
+    if (pieces.size() == 1 && pieces[0].region == record_region) {
+      const Region& into = requests[pieces[0].request].box.region;
+      bool contiguous = true;
+      for (size_t d = 1; d < into.shape.size(); ++d) {
+        contiguous = contiguous && into.offset[d] == record_region.offset[d] &&
+                     into.shape[d] == record_region.shape[d];
+      }
+      if (contiguous) {
+        uint8_t* target = static_cast<uint8_t*>(targets[pieces[0].request].raw_data()) +
+                          FlatIndex(into, record_region.offset) * element;
+        if (absl::Status s = ReadRecordRange(r, 0, record.byte_length(), target); !s.ok()) {
+          return s;
+        }
+        continue;
+      }
+    }
     uint64_t first = record.byte_length(), last = 0;  // bytes [first, last) are needed
-    for (const Piece& p : pieces_of_record[r]) {
+    for (const Piece& p : pieces) {
       Shape end(p.region.offset);
       for (size_t d = 0; d < end.size(); ++d) end[d] += p.region.shape[d] - 1;
       first = std::min<uint64_t>(first, FlatIndex(record_region, p.region.offset) * element);
@@ -240,7 +275,7 @@ absl::Status CheckpointReader::Read(std::span<const ReadRequest> requests,
     // The whole record's address range; only the pages read are ever touched.
     std::unique_ptr<uint8_t[]> buffer(new uint8_t[std::max<uint64_t>(record.byte_length(), 1)]);
     if (absl::Status s = ReadRecordRange(r, first, last - first, buffer.get()); !s.ok()) return s;
-    for (const Piece& p : pieces_of_record[r]) {
+    for (const Piece& p : pieces) {
       CopyRegion(buffer.get(), record_region, targets[p.request].raw_data(),
                  requests[p.request].box.region, p.region, element);
     }

@@ -19,7 +19,7 @@ uint64_t AlignUp(uint64_t n, uint64_t alignment) {
   return (n + alignment - 1) / alignment * alignment;
 }
 
-// Buffers are page aligned: whole pages per record start, friendly to O_DIRECT and huge copies.
+// Snapshot sizes round up to whole pages.
 constexpr uint64_t kBufferAlignment = 4096;
 // The writer hands the kernel this much per write() call and checksums it just before.
 constexpr uint64_t kWriteWindowBytes = uint64_t{64} << 20;
@@ -77,9 +77,7 @@ absl::Status ValidateSaveItems(const std::vector<SaveItem>& items, int rank) {
   return absl::OkStatus();
 }
 
-void ShardSnapshot::FreeAligned::operator()(uint8_t* p) const { std::free(p); }
-
-absl::Status ShardSnapshot::Snapshot(const std::vector<SaveItem>& items, int rank) {
+absl::Status ShardSnapshot::Snapshot(const std::vector<SaveItem>& items, int rank, int threads) {
   if (absl::Status s = ValidateSaveItems(items, rank); !s.ok()) return s;
   rank_ = rank;
   // 1. Lay the records out.
@@ -102,12 +100,13 @@ absl::Status ShardSnapshot::Snapshot(const std::vector<SaveItem>& items, int ran
   // 2. Grow the buffer only when needed (its pages are then faulted in once, by the copy).
   if (file_bytes_ > capacity_) {
     const uint64_t capacity = AlignUp(std::max<uint64_t>(file_bytes_, 1), kBufferAlignment);
-    auto* p = static_cast<uint8_t*>(std::aligned_alloc(kBufferAlignment, capacity));
-    if (p == nullptr) {
+    buffer_.reset();
+    buffer_ = AllocateHostBuffer(capacity);
+    if (buffer_ == nullptr) {
+      capacity_ = 0;
       return absl::ResourceExhaustedError(absl::StrCat(
           "rank ", rank, ": cannot allocate ", capacity, " bytes for the checkpoint snapshot"));
     }
-    buffer_.reset(p);
     capacity_ = capacity;
   }
   // 3. Copy, in pieces of ≤ 8 MiB spread over the threads (one memcpy stream cannot fill the
@@ -129,7 +128,8 @@ absl::Status ShardSnapshot::Snapshot(const std::vector<SaveItem>& items, int ran
     }
     previous_end = records_[r].byte_offset + records_[r].byte_length;
   }
-#pragma omp parallel for schedule(dynamic, 1)
+  const int team = threads > 0 ? threads : omp_get_max_threads();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(team)
   for (int64_t i = 0; i < static_cast<int64_t>(pieces.size()); ++i) {
     std::memcpy(pieces[i].to, pieces[i].from, pieces[i].bytes);
   }

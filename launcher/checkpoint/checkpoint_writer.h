@@ -17,6 +17,7 @@
 #include "absl/status/statusor.h"
 #include "core/tensor.h"
 #include "launcher/checkpoint/checkpoint.pb.h"
+#include "launcher/checkpoint/durable_file.h"
 #include "launcher/checkpoint/sharded_tensor.h"
 
 namespace aoetron::checkpoint {
@@ -49,8 +50,9 @@ class ShardSnapshot {
   ShardSnapshot& operator=(const ShardSnapshot&) = delete;
 
   // Validates `items` (ValidateSaveItems) and copies the written ones into the buffer (memcpy,
-  // spread over the OpenMP threads). After it returns the caller may change its tensors.
-  absl::Status Snapshot(const std::vector<SaveItem>& items, int rank);
+  // spread over `threads` OpenMP threads; 0: all of them). After it returns the caller may
+  // change its tensors.
+  absl::Status Snapshot(const std::vector<SaveItem>& items, int rank, int threads = 0);
 
   // Writes the snapshot to `path` (create/truncate, fsync), computing the CRC-32C of every
   // `chunk_bytes` piece of every record. Returns the records and the file (names relative to
@@ -72,10 +74,7 @@ class ShardSnapshot {
     uint64_t byte_offset;
     uint64_t byte_length;
   };
-  struct FreeAligned {
-    void operator()(uint8_t* p) const;
-  };
-  std::unique_ptr<uint8_t[], FreeAligned> buffer_;
+  HostBuffer buffer_;
   uint64_t capacity_ = 0;
   uint64_t file_bytes_ = 0;
   int rank_ = 0;

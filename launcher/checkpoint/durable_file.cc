@@ -1,10 +1,13 @@
 #include "launcher/checkpoint/durable_file.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
@@ -177,6 +180,17 @@ std::string JoinPath(std::string_view directory, std::string_view name) {
   std::string path(directory);
   if (directory.back() != '/') path += '/';
   return path.append(name);
+}
+
+void FreeHostBuffer::operator()(uint8_t* p) const { std::free(p); }
+
+HostBuffer AllocateHostBuffer(uint64_t bytes) {
+  constexpr uint64_t kHugePage = uint64_t{2} << 20;
+  const uint64_t size =
+      std::max<uint64_t>(kHugePage, (bytes + kHugePage - 1) / kHugePage * kHugePage);
+  auto* p = static_cast<uint8_t*>(std::aligned_alloc(kHugePage, size));
+  if (p != nullptr) ::madvise(p, size, MADV_HUGEPAGE);  // advice only; failure is harmless
+  return HostBuffer(p);
 }
 
 }  // namespace aoetron::checkpoint

@@ -244,6 +244,34 @@ TEST(Checkpoint, AsyncSaveSnapshotsAndReportsErrorsOnTheNextCall) {
   EXPECT_EQ(testing::ReadFile(dir.path() + "/latest"), "step_6\n");
 }
 
+TEST(Checkpoint, BackgroundSnapshotIsCompleteAfterAwaitSnapshot) {
+  ScratchDirectory dir("background");
+  parallel::SingleProcessCommunicator world;
+  absl::StatusOr<std::unique_ptr<CheckpointManager>> manager = CheckpointManager::Create(
+      {.root = dir.path(), .retention = {}, .async = true, .snapshot_in_background = true}, world);
+  ASSERT_TRUE(manager.ok());
+  std::vector<SaveItem> items = SyntheticItems(8);
+  ASSERT_TRUE((*manager)->Save(8, items, SomeState(8)).ok());
+  (*manager)->AwaitSnapshot();
+  for (SaveItem& item : items) std::memset(item.values.raw_data(), 0xCD, item.values.nbytes());
+  ASSERT_TRUE((*manager)->Wait().ok());
+  absl::StatusOr<CheckpointReader> reader = CheckpointReader::Open(StepDirectory(dir.path(), 8));
+  ASSERT_TRUE(reader.ok());
+  for (const SaveItem& item : SyntheticItems(8)) {
+    absl::StatusOr<Tensor> t = ReadBox(*reader, item.box);
+    ASSERT_TRUE(t.ok());
+    EXPECT_TRUE(HoldsBox(*t, item.box, 8));
+  }
+  // A bad item: in async mode its error reaches every rank through the collective part, so it
+  // surfaces on the next call.
+  std::vector<SaveItem> bad = SyntheticItems(9);
+  bad[0].values = Tensor::Zeros({2}, DType::kF32);
+  ASSERT_TRUE((*manager)->Save(9, bad, SomeState(9)).ok());
+  const absl::Status s = (*manager)->Wait();
+  ASSERT_FALSE(s.ok());
+  EXPECT_STATUS_MENTIONS(s, "save item 'w'");
+}
+
 TEST(Checkpoint, RetentionKeepsTheLastKAndEveryMth) {
   ScratchDirectory dir("retention");
   Saver saver(dir.path(), true, RetentionPolicy{.keep_last = 2, .keep_every = 4});
