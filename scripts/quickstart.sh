@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The quickstart: installs what the build needs, builds aoetron, prepares the KJV corpus
 # (scripts/setup.sh), then trains a small Autonomy-of-Experts model on it with two data-parallel
-# ranks (configs/quickstart_aoe.textproto: ~200 steps, about 2–3 minutes on two cores) and
+# ranks (configs/quickstart_aoe.textproto: 200 steps, about 2 minutes on two cores) and
 # prints the loss curve's ends and the validation loss.
 #
 #   scripts/quickstart.sh                       # everything

@@ -232,6 +232,16 @@ TEST(IndexedTrainingTest, AMissingDatasetIsAnErrorNamingIt) {
   EXPECT_THAT(std::string(trainer.status().message()), HasSubstr("data.datasets"));
 }
 
+TEST(QuickstartConfigTest, IsValidForOneAndTwoRanks) {
+  const std::string path = std::string(AOETRON_SOURCE_DIR) + "/configs/quickstart_aoe.textproto";
+  for (int world : {1, 2}) {
+    absl::StatusOr<config::TrainConfig> config = LoadTrainConfig(path, {}, world);
+    ASSERT_TRUE(config.ok()) << "world " << world << ": " << config.status();
+    EXPECT_EQ(config->data().source(), config::DataSection::indexed);
+    EXPECT_EQ(ResolveBatchLayout(*config, world).global_batch_size, 16);
+  }
+}
+
 // The prepared corpus (scripts/prepare_corpus.sh --kjv-only), as the quickstart uses it.
 TEST(IndexedTrainingTest, PreparedKjvCorpusTrains) {
   const std::string root = AOETRON_SOURCE_DIR;
