@@ -257,6 +257,8 @@ absl::Status ValidateTrainConfig(const config::TrainConfig& config, int world_si
   RETURN_IF_ERROR(ValidateParallelSection(config, world_size));
   RETURN_IF_ERROR(ValidateGlobalBatch(config, world_size));
   RETURN_IF_ERROR(AtLeast("checkpoint.interval", config.checkpoint().interval(), 0));
+  RETURN_IF_ERROR(AtLeast("checkpoint.keep_last", config.checkpoint().keep_last(), 1));
+  RETURN_IF_ERROR(AtLeast("checkpoint.keep_every", config.checkpoint().keep_every(), 0));
   RETURN_IF_ERROR(AtLeast("logging.interval", config.logging().interval(), 1));
   // The model's own checks, for anything it requires beyond the above.
   return ValidateModelConfig(ModelConfigFromConfig(config));

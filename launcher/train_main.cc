@@ -1,9 +1,10 @@
 // aoetron-train: trains a model from a config, or measures its throughput (--bench), in one
 // process or as every rank of an MPI job (mpirun -np N aoetron-train ...; docs/training.md).
 //
-// Exit status: 0 on success; 1 for a bad command line or config, or a run that stopped on an
-// error (the message on stderr names the cause, the field or the step, and in a multi-rank job
-// the rank).
+// Exit status: 0 on success (also after SIGTERM/SIGINT: every rank finishes the current step, a
+// checkpoint is saved when checkpoint.dir is set, and the run ends); 1 for a bad command line or
+// config, or a run that stopped on an error (the message on stderr names the cause, the field or
+// the step, and in a multi-rank job the rank).
 //
 // Failure in a multi-rank job:
 //  - Problems every rank finds alike (command line, config, an impossible tp × ep layout for
@@ -12,6 +13,7 @@
 //    detects at the same step) ends the whole job through parallel::AbortAll: "rank R: cause",
 //    every rank gone within seconds (docs/parallel.md). Never a plain return while other ranks
 //    may be waiting in a collective.
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,6 +30,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "launcher/bench.h"
+#include "launcher/checkpoint/checkpoint_manager.h"
 #include "launcher/config_loader.h"
 #include "launcher/config_validation.h"
 #include "launcher/trainer.h"
@@ -53,10 +56,65 @@ ABSL_FLAG(int64_t, bench_steps, 10, "Timed optimizer steps in --bench mode.");
 ABSL_FLAG(int64_t, bench_warmup_steps, 2, "Untimed warm-up steps in --bench mode.");
 ABSL_FLAG(bool, print_config, false,
           "Print the resolved config (every field, defaults included) as text format and exit.");
+ABSL_FLAG(int64_t, stop_after_step, 0,
+          "Stop after this step as SIGTERM would (save a checkpoint when checkpoint.dir is set, "
+          "exit 0); the schedule still spans train.steps, so --resume auto continues the same "
+          "run. 0: run to train.steps.");
 ABSL_FLAG(std::string, resume, "",
-          "Reserved: resume from a checkpoint directory. Not available in this build.");
+          "Continue a run from a checkpoint: 'auto' = the newest complete checkpoint under "
+          "checkpoint.dir (none: start fresh, with a note), or a path: a step directory "
+          "(<dir>/step_<N>) or a checkpoint root (its newest complete one). The run continues at "
+          "step N+1 on the same data; any parallel layout may load it (docs/training.md).");
 
 namespace {
+
+// Set by SIGTERM / SIGINT; the trainer checks it once per step (agreed over every rank), saves a
+// checkpoint and returns, and the process exits 0.
+volatile std::sig_atomic_t g_stop_requested = 0;
+
+void RequestStop(int) { g_stop_requested = 1; }
+
+void InstallStopHandlers() {
+  struct sigaction action = {};
+  action.sa_handler = RequestStop;
+  sigemptyset(&action.sa_mask);
+  sigaction(SIGTERM, &action, nullptr);
+  sigaction(SIGINT, &action, nullptr);
+}
+
+// --resume: "" → no resume; "auto" → the newest complete checkpoint under checkpoint.dir
+// (NotFound → fresh start, with a note); a step directory (has a COMMITTED marker) → itself;
+// another directory → its newest complete checkpoint. Collective (rank 0 looks, all agree).
+absl::StatusOr<std::string> ResolveResume(aoetron::parallel::DistributedContext& context,
+                                          const aoetron::config::TrainConfig& config,
+                                          const std::string& flag) {
+  if (flag.empty()) return std::string();
+  std::string root = flag;
+  if (flag == "auto") {
+    if (config.checkpoint().dir().empty()) {
+      return absl::InvalidArgumentError("--resume auto needs checkpoint.dir");
+    }
+    root = config.checkpoint().dir();
+  } else if (access((flag + "/COMMITTED").c_str(), F_OK) == 0) {
+    return flag;
+  }
+  std::vector<std::string> warnings;
+  absl::StatusOr<std::string> latest =
+      aoetron::checkpoint::AgreeOnLatestComplete(context.world(), root, &warnings);
+  if (context.world_rank() == 0) {
+    for (const std::string& warning : warnings) {
+      std::cerr << "aoetron-train: note: " << warning << std::endl;
+    }
+  }
+  if (!latest.ok() && flag == "auto" && absl::IsNotFound(latest.status())) {
+    if (context.world_rank() == 0) {
+      std::cerr << "aoetron-train: note: --resume auto: no complete checkpoint under " << root
+                << "; starting fresh" << std::endl;
+    }
+    return std::string();
+  }
+  return latest;
+}
 
 constexpr char kUsage[] =
     "trains a Mixture-of-Experts (dense, router MoE or Autonomy-of-Experts) GPT model.\n"
@@ -170,8 +228,25 @@ int Run(aoetron::parallel::DistributedContext& context,
   } else {
     aoetron::TrainerIo io;
     io.out_is_terminal = isatty(STDOUT_FILENO) == 1;
+    aoetron::TrainerOptions options;
+    absl::StatusOr<std::string> resume =
+        ResolveResume(context, config, absl::GetFlag(FLAGS_resume));
+    if (!resume.ok()) return FailRun(context, resume.status());
+    options.resume_from = *resume;
+    options.stop_requested = &g_stop_requested;
+    options.stop_after_step = absl::GetFlag(FLAGS_stop_after_step);
+    aoetron::config::TrainConfig run_config = config;
+    if (run_config.checkpoint().async() && context.world_size() > 1 &&
+        context.thread_level() != "MPI_THREAD_MULTIPLE") {
+      // Background saves make MPI calls from a second thread.
+      if (context.world_rank() == 0) {
+        std::cerr << "aoetron-train: note: MPI granted " << context.thread_level()
+                  << ", not MPI_THREAD_MULTIPLE; checkpoints are saved synchronously" << std::endl;
+      }
+      run_config.mutable_checkpoint()->set_async(false);
+    }
     absl::StatusOr<std::unique_ptr<aoetron::Trainer>> trainer =
-        aoetron::Trainer::Create(config, io, parallelism);
+        aoetron::Trainer::Create(run_config, io, parallelism, options);
     if (!trainer.ok()) return FailRun(context, trainer.status());
     absl::StatusOr<aoetron::TrainSummary> summary = (*trainer)->Train();
     if (!summary.ok()) return FailRun(context, summary.status());
@@ -204,9 +279,6 @@ int main(int argc, char** argv) {
     return Fail(absl::StrCat("unexpected argument \"", positional[1],
                              "\"; the config is given with --config FILE (see --help)"));
   }
-  if (!absl::GetFlag(FLAGS_resume).empty()) {
-    return Fail("--resume is reserved: loading checkpoints is not available in this build");
-  }
 
   absl::StatusOr<aoetron::config::TrainConfig> config =
       aoetron::LoadTrainConfig(absl::GetFlag(FLAGS_config), overrides, LauncherWorldSize());
@@ -221,6 +293,7 @@ int main(int argc, char** argv) {
   absl::StatusOr<aoetron::parallel::DistributedContext> context =
       aoetron::parallel::InitializeDistributed(&argc, &argv, options);
   if (!context.ok()) return Fail(std::string(context.status().message()));
+  InstallStopHandlers();
   // Groups and the trainer live inside Run, so they are gone before Finalize.
   const int status = Run(*context, *config);
   const bool finalized = context->Finalize().ok();

@@ -11,6 +11,8 @@
 #include "absl/time/time.h"
 #include "core/ops/elementwise.h"
 #include "core/optim/grad_clip.h"
+#include "google/protobuf/text_format.h"
+#include "launcher/checkpoint/parameter_checkpoint.h"
 #include "launcher/config_validation.h"
 #include "launcher/metrics_logger.h"
 #include "models/flop_count.h"
@@ -89,18 +91,34 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::TrainConf
   const BatchLayout batch = ResolveBatchLayout(config, grid.dp_size());
   trainer->batch_ = batch;
   const int64_t step_samples = batch.micro_batch_size * batch.dp;
-  if (options.consumed_samples < 0 || options.consumed_samples % step_samples != 0) {
+
+  // Resume: the checkpoint decides the data position (and, below, the weights and moments).
+  std::optional<checkpoint::CheckpointReader> resume_reader;
+  int64_t consumed_samples = options.consumed_samples;
+  if (!options.resume_from.empty()) {
+    absl::StatusOr<checkpoint::CheckpointReader> opened =
+        checkpoint::CheckpointReader::Open(options.resume_from);
+    if (!opened.ok()) {
+      return absl::Status(opened.status().code(),
+                          absl::StrCat("resuming: ", opened.status().message()));
+    }
+    resume_reader.emplace(*std::move(opened));
+    consumed_samples = resume_reader->manifest().state().consumed_samples();
+  }
+  if (consumed_samples < 0 || consumed_samples % step_samples != 0) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "consumed samples %d must be a non-negative multiple of train.micro_batch_size (%d) × "
         "the data-parallel size (%d)",
-        options.consumed_samples, batch.micro_batch_size, batch.dp));
+        consumed_samples, batch.micro_batch_size, batch.dp));
   }
+  trainer->stop_requested_ = options.stop_requested;
+  trainer->stop_after_step_ = options.stop_after_step;
 
   DataParallelPosition position;
   position.dp_rank = grid.dp_rank();
   position.dp_size = grid.dp_size();
   position.build_indices = world->world_rank() == 0;
-  position.consumed_samples = options.consumed_samples;
+  position.consumed_samples = consumed_samples;
   absl::StatusOr<DataStreams> data = OpenDataStreams(config, position);
   if (!data.ok()) return data.status();
   trainer->data_ = *std::move(data);
@@ -130,7 +148,92 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::TrainConf
   trainer->targets_ = Tensor::Empty({batch.micro_batch_size, seq}, DType::kI32);
   trainer->tokens_per_step_ = batch.global_batch_size * seq;
   trainer->flops_per_step_ = TrainingFlopsPerStep(model_config, trainer->tokens_per_step_);
+
+  // Checkpoints: the moments' staging buffers, the manager (collective), then the resume.
+  if (!config.checkpoint().dir().empty() || resume_reader.has_value()) {
+    trainer->checkpoint_m_ = Tensor::Zeros({params.num_elements()}, DType::kF32);
+    trainer->checkpoint_v_ = Tensor::Zeros({params.num_elements()}, DType::kF32);
+  }
+  if (!config.checkpoint().dir().empty()) {
+    checkpoint::CheckpointManagerOptions manager_options;
+    manager_options.root = config.checkpoint().dir();
+    manager_options.retention.keep_last = static_cast<int>(config.checkpoint().keep_last());
+    manager_options.retention.keep_every = static_cast<int>(config.checkpoint().keep_every());
+    manager_options.async = config.checkpoint().async();
+    absl::StatusOr<std::unique_ptr<checkpoint::CheckpointManager>> manager =
+        checkpoint::CheckpointManager::Create(manager_options, *world);
+    if (!manager.ok()) return manager.status();
+    trainer->checkpoints_ = *std::move(manager);
+  }
+  if (resume_reader.has_value()) {
+    if (absl::Status restored = trainer->RestoreFrom(*resume_reader); !restored.ok()) {
+      return absl::Status(restored.code(), absl::StrCat("resuming: ", restored.message()));
+    }
+  }
   return trainer;
+}
+
+// Resume: every rank reads its own boxes of the parameters and the whole replica's m and v
+// (ParameterReadRequests: the reader assembles them from whatever boxes the saving layout wrote,
+// and refuses a global shape that differs, naming the tensor); LoadOptimizerState keeps what
+// this rank's optimizer holds (its ZeRO-1 shards, or everything). All or nothing: Read stages
+// and verifies every byte before it writes a destination.
+absl::Status Trainer::RestoreFrom(const checkpoint::CheckpointReader& reader) {
+  const checkpoint::pb::TrainingState& state = reader.manifest().state();
+  ParameterSet& params = model_->parameters();
+  const std::vector<checkpoint::ShadowState> shadows = {{".adam_m", checkpoint_m_},
+                                                        {".adam_v", checkpoint_v_}};
+  std::vector<checkpoint::ReadRequest> requests =
+      checkpoint::ParameterReadRequests(params, shadows);
+  if (absl::Status read = reader.Read(requests); !read.ok()) return read;
+  LoadOptimizerState(checkpoint_m_, checkpoint_v_, state.step());
+  start_step_ = state.step();
+  resumed_from_ = reader.directory();
+  if (state.seed() != config_.train().seed()) {
+    *io_.err << absl::StrFormat(
+        "note: the checkpoint was trained with train.seed=%d, this run sets %d; the seed only "
+        "initialises, so the loaded weights decide\n",
+        state.seed(), config_.train().seed());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Trainer::SaveCheckpoint(int64_t step) {
+  AOETRON_CHECK(checkpoints_ != nullptr) << "SaveCheckpoint without checkpoint.dir";
+  // Whole-replica moments (collective with ZeRO-1: an all-gather over dp/edp). Saving the
+  // shards themselves (FlatShardSaveItems) would skip that all-gather; see docs/checkpoint.md.
+  GatherOptimizerState(checkpoint_m_, checkpoint_v_);
+  const ParameterSet& params = model_->parameters();
+  const parallel::ProcessGrid& grid = groups_->grid();
+  const std::vector<checkpoint::SaveItem> items = checkpoint::ParameterSaveItems(
+      params, grid, {{".adam_m", checkpoint_m_}, {".adam_v", checkpoint_v_}});
+  checkpoint::pb::TrainingState state;
+  state.set_step(step);
+  state.set_consumed_samples(consumed_samples());
+  state.set_schedule_step(step);
+  state.set_seed(config_.train().seed());
+  state.set_data_position(consumed_samples() / batch_.micro_batch_size);
+  std::string text;
+  google::protobuf::TextFormat::PrintToString(config_, &text);
+  state.set_config_text(text);
+  checkpoint::pb::Layout* layout = state.mutable_layout();
+  layout->set_world_size(grid.world_size());
+  layout->set_tp(grid.tp_size());
+  layout->set_ep(grid.ep_size());
+  layout->set_dp(grid.dp_size());
+  layout->set_zero1(config_.parallel().zero1());
+  state.mutable_counters()->insert({"optimizer_steps", optimizer_steps()});
+  return checkpoints_->Save(step, items, state);
+}
+
+bool Trainer::AgreeOnStop() {
+  Tensor flag = Tensor::Zeros({1}, DType::kF64);
+  flag.data<double>()[0] = (stop_requested_ != nullptr && *stop_requested_ != 0) ? 1.0 : 0.0;
+  if (world_->size() > 1) {
+    parallel::CommTimer::Scope timed(&trainer_comm_);
+    world_->AllReduce(flag, parallel::ReduceOp::kMax);
+  }
+  return flag.data<double>()[0] != 0.0;
 }
 
 int64_t Trainer::optimizer_steps() const {
@@ -365,10 +468,6 @@ absl::StatusOr<TrainSummary> Trainer::Train() {
     if (!opened.ok()) return opened.status();
     logger = *std::move(opened);
   }
-  if (config_.checkpoint().interval() > 0 || !config_.checkpoint().dir().empty()) {
-    *io_.err << "note: checkpointing is not implemented in this build; checkpoint.dir and "
-                "checkpoint.interval are accepted but no checkpoint will be written\n";
-  }
   const ParameterSet& params = model_->parameters();
   const parallel::ProcessGrid& grid = groups_->grid();
   *io_.err << absl::StrFormat(
@@ -383,9 +482,21 @@ absl::StatusOr<TrainSummary> Trainer::Train() {
 
   TrainSummary summary;
   summary.metrics_path = metrics_path;
+  summary.first_step = start_step_ + 1;
+  if (!resumed_from_.empty()) {
+    *io_.err << absl::StrFormat(
+        "aoetron-train: resumed from step %d (%s, %d samples consumed); continuing at step %d\n",
+        start_step_, resumed_from_, consumed_samples(), start_step_ + 1);
+  }
+  if (start_step_ >= train.steps()) {
+    *io_.err << absl::StrFormat(
+        "aoetron-train: the checkpoint is at step %d and train.steps is %d: nothing to do\n",
+        start_step_, train.steps());
+    return summary;
+  }
   double window_seconds = 0.0, window_comm_seconds = 0.0;
   int64_t window_steps = 0;
-  for (int64_t s = 0; s < train.steps(); ++s) {
+  for (int64_t s = start_step_; s < train.steps(); ++s) {
     const int64_t step = s + 1;
     const bool last = step == train.steps();
     const bool evaluates = train.eval_interval() > 0 && (step % train.eval_interval() == 0 || last);
@@ -409,6 +520,21 @@ absl::StatusOr<TrainSummary> Trainer::Train() {
       val_loss = *evaluated;
       summary.final_val_loss = val_loss;
     }
+    // A stop request on any rank ends the run on every rank after this same step.
+    const bool stop =
+        ((stop_requested_ != nullptr && AgreeOnStop()) || step == stop_after_step_) && !last;
+    const int64_t interval = config_.checkpoint().interval();
+    if (checkpoints_ != nullptr && (last || stop || (interval > 0 && step % interval == 0))) {
+      if (absl::Status saved = SaveCheckpoint(step); !saved.ok()) {
+        return absl::Status(
+            saved.code(), absl::StrCat("step ", step, ": saving a checkpoint: ", saved.message()));
+      }
+      summary.last_saved_step = step;
+    }
+    if (stop) {
+      summary.stopped_on_request = true;
+      if (!logged) break;
+    }
     if (!logged) continue;
     StepMetrics metrics;
     metrics.step = step;
@@ -430,6 +556,21 @@ absl::StatusOr<TrainSummary> Trainer::Train() {
     window_seconds = 0.0;
     window_comm_seconds = 0.0;
     window_steps = 0;
+    if (stop) break;
+  }
+  if (checkpoints_ != nullptr) {
+    if (absl::Status waited = checkpoints_->Wait(); !waited.ok()) {
+      return absl::Status(waited.code(),
+                          absl::StrCat("saving the last checkpoint: ", waited.message()));
+    }
+  }
+  if (summary.stopped_on_request) {
+    *io_.err << absl::StrFormat(
+        "aoetron-train: stopped on request after step %d%s\n", summary.steps,
+        summary.last_saved_step == summary.steps
+            ? absl::StrFormat("; checkpoint %s/step_%d saved (resume with --resume auto)",
+                              config_.checkpoint().dir(), summary.steps)
+            : std::string("; no checkpoint (checkpoint.dir is empty)"));
   }
   *io_.err << absl::StrFormat("aoetron-train: done, %d steps, final loss %.4f%s\n", summary.steps,
                               summary.losses.back(),

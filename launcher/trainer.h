@@ -33,6 +33,7 @@
 // do not depend on timing. Not thread-safe; kernels use the OpenMP threads set by Create.
 #pragma once
 
+#include <csignal>
 #include <cstdint>
 #include <iostream>
 #include <memory>
@@ -45,6 +46,7 @@
 #include "core/optim/lr_schedule.h"
 #include "launcher/adamw_optimizer.h"
 #include "launcher/batch_source.h"
+#include "launcher/checkpoint/checkpoint_manager.h"
 #include "launcher/config.pb.h"
 #include "launcher/config_conversion.h"
 #include "launcher/step_metrics.h"
@@ -74,7 +76,21 @@ struct TrainerParallelism {
 
 struct TrainerOptions {
   // Samples of the training stream consumed before this run (resume; all dp ranks together).
+  // Ignored when resume_from is set (the checkpoint's value is used).
   int64_t consumed_samples = 0;
+  // A committed checkpoint step directory (<checkpoint.dir>/step_<N>) to continue from: Create
+  // loads parameters, AdamW m and v and the step counter from it (whatever layout saved it;
+  // launcher/checkpoint/checkpoint_reader.h reshards), positions the training stream at its
+  // consumed samples, and Train continues at step N + 1. Every rank must pass the same one.
+  // A model shape that differs from the checkpoint's is an error naming the tensor.
+  std::string resume_from;
+  // Stop request (a signal handler sets it non-zero; may be null). Checked once per step and
+  // agreed over the world (all-reduce max), so every rank stops after the same step; Train then
+  // saves a checkpoint (when checkpoint.dir is set) and returns normally.
+  const volatile std::sig_atomic_t* stop_requested = nullptr;
+  // > 0: stop after this step as if a stop had been requested (a planned preemption: the
+  // schedule still spans train.steps, so a resumed run continues the same trajectory).
+  int64_t stop_after_step = 0;
 };
 
 struct StepResult {
@@ -94,6 +110,9 @@ struct TrainSummary {
   std::vector<double> grad_norms;  // per step
   std::optional<double> final_val_loss;
   std::string metrics_path;
+  int64_t first_step = 1;           // 1 + the resumed checkpoint's step (1 for a fresh run)
+  bool stopped_on_request = false;  // a signal stopped the run before train.steps
+  int64_t last_saved_step = -1;     // the newest checkpoint this run committed (-1: none)
 };
 
 class Trainer {
@@ -146,11 +165,23 @@ class Trainer {
   // With parallel.zero1: the moments this rank holds, per parameter piece (segment i is
   // parameter i); null otherwise (use GatherOptimizerState or the full AdamWOptimizer buffers).
   parallel::DistributedOptimizer* distributed_optimizer() { return zero_.get(); }
+  // Optimizer steps already taken when Train starts (the resumed checkpoint's step, else 0).
+  int64_t start_step() const { return start_step_; }
+
+  // Collective: saves <checkpoint.dir>/step_<step> (parameters, AdamW m and v as
+  // "<name>.adam_m"/".adam_v", step, consumed samples, schedule step, seed, config text and
+  // layout). With checkpoint.async the write and commit run on a background thread after the
+  // snapshot; Train waits for the last one before it returns. Requires checkpoint.dir.
+  absl::Status SaveCheckpoint(int64_t step);
 
  private:
   Trainer(const config::TrainConfig& config, TrainerIo io);
   absl::Status AgreeOnLoss(int64_t step, double local_loss_sum, double local_aux_sum,
                            bool local_finite, StepResult& result);
+  // Loads a checkpoint step directory into the model and optimizer (Create, resume_from).
+  absl::Status RestoreFrom(const checkpoint::CheckpointReader& reader);
+  // Collective: whether any rank's stop_requested is set (all-reduce max over the world).
+  bool AgreeOnStop();
   std::vector<LayerLoadSummary> SummariseAcrossRanks(
       const std::vector<std::vector<ExpertLoadStats>>& local);
 
@@ -175,6 +206,13 @@ class Trainer {
   Tensor tokens_, targets_;  // i32 [micro_batch_size, seq_len], refilled per micro-batch
   int64_t tokens_per_step_ = 0;
   double flops_per_step_ = 0.0;
+  // Checkpoints.
+  int64_t start_step_ = 0;
+  std::string resumed_from_;
+  const volatile std::sig_atomic_t* stop_requested_ = nullptr;
+  int64_t stop_after_step_ = 0;
+  std::unique_ptr<checkpoint::CheckpointManager> checkpoints_;  // null without checkpoint.dir
+  Tensor checkpoint_m_, checkpoint_v_;  // f32 [num_elements]: the replica's m and v to save
 };
 
 }  // namespace aoetron
