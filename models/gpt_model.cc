@@ -119,11 +119,17 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
     for (int64_t t = 0; t < n; ++t) loss_sum += loss_values[t];
   });
   out.loss = loss_sum * inv_count;
-  for (auto& block : blocks_) {
-    out.aux_loss += block->ffn().aux_loss();
-    if (const ExpertLoadStats* stats = block->ffn().stats()) out.layer_stats.push_back(*stats);
+  for (auto& block : blocks_) out.aux_loss += block->ffn().aux_loss();
+  // Routing statistics are copied after backward, which adds its exchange time to them.
+  auto copy_layer_stats = [&] {
+    for (auto& block : blocks_) {
+      if (const ExpertLoadStats* stats = block->ffn().stats()) out.layer_stats.push_back(*stats);
+    }
+  };
+  if (!backward) {
+    copy_layer_stats();
+    return out;
   }
-  if (!backward) return out;
 
   // Backward, from the logits down the residual stream. The LM head is column-parallel over the
   // vocabulary: dW_lm is local, d final_hidden is summed over tp.
@@ -145,6 +151,7 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
     std::swap(dx, dx_below);
   }
   parallel::VocabParallelEmbeddingBackward(flat_tokens, dx, vocab_begin, embedding.grad);
+  copy_layer_stats();
   return out;
 }
 

@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <numeric>
@@ -47,6 +48,12 @@ int64_t PeerSum(const std::vector<int64_t>& counts, int self, int64_t weight) {
     if (p != self) total += counts[p] * weight;
   }
   return total;
+}
+
+// The bytes of `bytes` from `from` to `to` (either may be null when bytes is 0): the i32 pair
+// metadata travels inside the float payload as raw bytes, never converted.
+void CopyBytes(const void* from, int64_t bytes, void* to) {
+  std::copy_n(static_cast<const char*>(from), bytes, static_cast<char*>(to));
 }
 
 std::vector<int64_t> PrefixSum(const std::vector<int64_t>& counts) {
@@ -174,7 +181,8 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
   CountMinimumPayload(expert_index, element_bytes);
   const int64_t kept = layout_.kept_pairs();
 
-  // D2. counts: (distinct tokens, pairs) for every peer, both ways.
+  // D2. counts: (distinct tokens, pairs) for every peer, both ways. (The only exchange before
+  //     the payload: everything else a receiver needs travels inside the payload.)
   std::vector<int64_t> send_counts(2 * ep), recv_counts(2 * ep);
   for (int p = 0; p < ep; ++p) {
     send_counts[2 * p] = layout_.send_tokens[p];
@@ -190,27 +198,42 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
   recv_pairs_.resize(ep);
   send_units_.resize(ep);
   recv_units_.resize(ep);
+  std::vector<int64_t> send_forward_units(ep), recv_forward_units(ep);
   for (int p = 0; p < ep; ++p) {
     recv_tokens_[p] = recv_counts[2 * p];
     recv_pairs_[p] = recv_counts[2 * p + 1];
     send_units_[p] = PayloadElements(layout_.send_tokens[p], layout_.send_pairs[p]) / unit_;
     recv_units_[p] = PayloadElements(recv_tokens_[p], recv_pairs_[p]) / unit_;
+    send_forward_units[p] = MetadataUnits(layout_.send_pairs[p], element_bytes) + send_units_[p];
+    recv_forward_units[p] = MetadataUnits(recv_pairs_[p], element_bytes) + recv_units_[p];
   }
   recv_token_offset_ = PrefixSum(recv_tokens_);
   recv_pair_offset_ = PrefixSum(recv_pairs_);
   send_unit_offset_ = PrefixSum(send_units_);
   recv_unit_offset_ = PrefixSum(recv_units_);
+  const std::vector<int64_t> send_forward_offset = PrefixSum(send_forward_units);
+  const std::vector<int64_t> recv_forward_offset = PrefixSum(recv_forward_units);
   const int64_t received = recv_pair_offset_.back();
 
-  // D3. permute into the send payload: per peer p, its distinct tokens' x rows, then its pairs'
-  //     gate rows. The metadata goes as the layout holds it (no copy).
-  Tensor send_payload = arena.Allocate({send_unit_offset_.back(), unit_}, x.dtype());
-  Tensor recv_payload = arena.Allocate({recv_unit_offset_.back(), unit_}, x.dtype());
+  // D3. permute into the send payload: per peer p, the pair metadata (i32 pairs, their bytes
+  //     padded to whole payload rows), its distinct tokens' x rows, then its pairs' gate rows:
+  //       [metadata: ceil(8·pairs_p / (unit·b)) rows][x: tokens_p · d][gate: pairs_p · g]
+  //     One exchange carries all three; the bytes are moved, never converted, so the i32 values
+  //     arrive intact.
+  Tensor send_payload = arena.Allocate({send_forward_offset.back(), unit_}, x.dtype());
+  Tensor recv_payload = arena.Allocate({recv_forward_offset.back(), unit_}, x.dtype());
   ForFloatType(x.dtype(), [&]<typename T>() {
     const T* xs = x.data<T>();
     T* out = send_payload.data<T>();
     for (int p = 0; p < ep; ++p) {
-      T* block = out + send_unit_offset_[p] * unit_;
+      T* metadata = out + send_forward_offset[p] * unit_;
+      CopyBytes(layout_.slot_metadata.data() + 2 * layout_.send_pair_offset[p],
+                sizeof(int32_t) * 2 * layout_.send_pairs[p], metadata);
+      T* block = metadata + MetadataUnits(layout_.send_pairs[p], element_bytes) * unit_;
+      // The padding after the metadata is zeroed, so the bytes sent are defined.
+      char* padding =
+          reinterpret_cast<char*>(metadata) + sizeof(int32_t) * 2 * layout_.send_pairs[p];
+      std::fill(padding, reinterpret_cast<char*>(block), char{0});
       const int32_t* tokens = layout_.sent_token.data() + layout_.send_token_offset[p];
       const int64_t rows = layout_.send_tokens[p];
 #pragma omp parallel for schedule(static) if (rows * d >= kParallelMinElements)
@@ -230,15 +253,19 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
     }
   });
 
-  // D4. exchange: metadata (i32) and payload.
-  recv_metadata_.resize(2 * received);
+  // D4. exchange: metadata and payload in one AllToAllV.
   {
     ScopedSeconds timer(&stats_.forward_exchange_seconds);
-    ep_->AllToAllV(Tensor::Wrap(layout_.slot_metadata.data(), {kept, 2}, DType::kI32),
-                   layout_.send_pairs,
-                   Tensor::Wrap(recv_metadata_.data(), {received, 2}, DType::kI32), recv_pairs_);
-    ep_->AllToAllV(send_payload, send_units_, recv_payload, recv_units_);
+    ep_->AllToAllV(send_payload, send_forward_units, recv_payload, recv_forward_units);
   }
+  recv_metadata_.resize(2 * received);
+  ForFloatType(x.dtype(), [&]<typename T>() {
+    const T* in = recv_payload.data<T>();
+    for (int s = 0; s < ep; ++s) {
+      CopyBytes(in + recv_forward_offset[s] * unit_, sizeof(int32_t) * 2 * recv_pairs_[s],
+                recv_metadata_.data() + 2 * recv_pair_offset_[s]);
+    }
+  });
 
   // D5. regroup by local expert: a stable counting sort of the received pairs (source rank,
   //     then token, then j: global token order inside each expert block).
@@ -288,7 +315,8 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
     T* xs = batch_.x.data<T>();
     T* gates = g > 0 ? batch_.gate.data<T>() : nullptr;
     for (int s = 0; s < ep; ++s) {
-      const T* block = in + recv_unit_offset_[s] * unit_;
+      const T* block =
+          in + (recv_forward_offset[s] + MetadataUnits(recv_pairs_[s], element_bytes)) * unit_;
       const T* gate_rows = block + recv_tokens_[s] * d;
       const int64_t first = recv_pair_offset_[s], count = recv_pairs_[s];
 #pragma omp parallel for schedule(static) if (count * (d + g) >= kParallelMinElements)
@@ -307,8 +335,10 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
   stats_.peer_pairs = PeerSum(layout_.send_pairs, self, 1);
   stats_.peer_token_rows = PeerSum(layout_.send_tokens, self, 1);
   stats_.forward_payload_bytes = PeerSum(send_units_, self, unit_ * element_bytes);
+  // Counts, then the metadata rows at the head of each peer's payload (padding included).
   stats_.forward_metadata_bytes = PeerSum(std::vector<int64_t>(ep, 1), self, 2 * sizeof(int64_t)) +
-                                  PeerSum(layout_.send_pairs, self, 2 * sizeof(int32_t));
+                                  PeerSum(send_forward_units, self, unit_ * element_bytes) -
+                                  PeerSum(send_units_, self, unit_ * element_bytes);
   stats_.forward_return_bytes = PeerSum(recv_pairs_, self, d * element_bytes);
   stats_.backward_bytes = PeerSum(layout_.send_pairs, self, d * element_bytes) +
                           PeerSum(recv_units_, self, unit_ * element_bytes);

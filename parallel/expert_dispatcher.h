@@ -7,11 +7,13 @@
 // Forward (source rank = the rank holding the tokens; expert rank = the rank holding the expert):
 //   D1 layout     per pair its destination ep rank; per destination the distinct tokens
 //                 (DispatchLayout, parallel/dispatch_layout.h). No communication.
-//   D2 counts     ExchangeCounts: (tokens, pairs) per peer, so every rank sizes its receives.
+//   D2 counts     one AllToAllV of (tokens, pairs) per peer, so every rank sizes its receives.
 //   D3 permute    send payload, grouped by destination rank p:
-//                   [distinct tokens for p: x rows (d)] [kept pairs for p: gate rows (g)]
-//                 and the pair metadata (local expert id, token row) as i32.
-//   D4 exchange   one AllToAllV of the metadata (i32), one AllToAllV of the payload.
+//                   [pair metadata for p: (local expert id, token row) as i32, padded to whole
+//                    payload rows] [distinct tokens for p: x rows (d)] [kept pairs for p: gate
+//                    rows (g)]
+//   D4 exchange   one AllToAllV of the payload (metadata included: 3 collectives per forward,
+//                 counts, payload, return).
 //   D5 regroup    expert rank: pairs sorted by local expert (stable: source rank, token, j —
 //                 global token order), x rows gathered by token row, gate rows copied:
 //                 contiguous per-expert blocks for the grouped expert GEMMs.
@@ -61,7 +63,8 @@ struct DispatchStats {
   int64_t peer_token_rows = 0;  // x rows sent to other ranks: distinct (token, peer) pairs
   // Forward, source side: x rows (d per distinct (token, peer)) + gate rows (g per pair).
   int64_t forward_payload_bytes = 0;
-  // Forward metadata: counts (2 × i64 per peer) + pair metadata (2 × i32 per pair).
+  // Forward metadata: counts (2 × i64 per peer) + pair metadata (2 × i32 per pair, carried at
+  // the head of each peer's payload and padded to whole payload rows).
   int64_t forward_metadata_bytes = 0;
   // Forward, expert side: output rows (d per received pair) returned to their sources.
   int64_t forward_return_bytes = 0;
@@ -145,6 +148,12 @@ class ExpertDispatcher {
   // Payload elements per peer: x rows then gate rows (source view: send; expert view: recv).
   int64_t PayloadElements(int64_t tokens, int64_t pairs) const {
     return tokens * d_model_ + pairs * gate_width_;
+  }
+  // Payload rows that hold `pairs` metadata entries (2 × i32 each) at the head of a peer's
+  // forward payload: ceil(8 · pairs / (unit · element_bytes)).
+  int64_t MetadataUnits(int64_t pairs, int64_t element_bytes) const {
+    const int64_t row_bytes = unit_ * element_bytes;
+    return (pairs * 2 * static_cast<int64_t>(sizeof(int32_t)) + row_bytes - 1) / row_bytes;
   }
 
   Communicator* ep_;

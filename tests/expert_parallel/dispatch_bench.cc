@@ -83,7 +83,7 @@ int Run(parallel::DistributedContext& ctx, const Options& o) {
   std::uniform_int_distribution<int32_t> token(0, static_cast<int32_t>(c.vocab_size - 1));
   std::vector<int32_t> tokens(o.batch * c.seq_len), targets(o.batch * c.seq_len);
   ActivationArena arena;
-  double step_seconds = 0.0, exchange_seconds = 0.0;
+  double step_seconds = 0.0, exchange_seconds = 0.0, backward_exchange_seconds = 0.0;
   // payload, minimum, metadata, return, backward, received pairs, per-pair-copy payload
   int64_t bytes[7] = {};
   double load_max_over_mean = 0.0;
@@ -112,8 +112,8 @@ int Run(parallel::DistributedContext& ctx, const Options& o) {
       bytes[5] += d.received_pairs;
       // What a dispatcher sending x once per PAIR (Megatron's all-to-all) would move.
       bytes[6] += d.peer_pairs * (c.d_model + (c.ffn == FfnKind::kAoe ? c.d_low : 0)) * 4;
-      // Forward only here: StepOutputs copies the stats before backward runs.
       exchange_seconds += d.forward_exchange_seconds;
+      backward_exchange_seconds += d.backward_exchange_seconds;
       load_max_over_mean += s.ep_load_max_over_mean / out.layer_stats.size();
     }
   }
@@ -123,19 +123,19 @@ int Run(parallel::DistributedContext& ctx, const Options& o) {
   if (ctx.world_rank() == 0) {
     std::printf(
         "{\"world\":%d,\"ep\":%d,\"ffn\":\"%s\",\"threads\":%d,\"tokens_per_rank\":%lld,"
-        "\"step_s\":%.4f,\"forward_exchange_s\":%.4f,"
+        "\"step_s\":%.4f,\"forward_exchange_s\":%.4f,\"backward_exchange_s\":%.4f,"
         "\"rank0_bytes_per_step\":{\"payload\":%lld,\"analytic_minimum\":%lld,\"metadata\":%lld,"
         "\"return\":%lld,\"backward\":%lld,\"x_per_pair_payload\":%lld},"
         "\"all_ranks_payload_bytes_per_step\":%lld,\"all_ranks_minimum_bytes_per_step\":%lld,"
         "\"rank0_expert_pairs_per_step\":%lld,\"ep_load_max_over_mean\":%.3f}\n",
         ctx.world_size(), o.ep, o.ffn.c_str(), omp_get_max_threads(),
         static_cast<long long>(o.batch * c.seq_len), step_seconds / o.steps,
-        exchange_seconds / o.steps, static_cast<long long>(per_step_payload),
-        static_cast<long long>(per_step_minimum), static_cast<long long>(bytes[2] / o.steps),
-        static_cast<long long>(bytes[3] / o.steps), static_cast<long long>(bytes[4] / o.steps),
-        static_cast<long long>(bytes[6] / o.steps), static_cast<long long>(totals[0]),
-        static_cast<long long>(totals[1]), static_cast<long long>(bytes[5] / o.steps),
-        load_max_over_mean / o.steps);
+        exchange_seconds / o.steps, backward_exchange_seconds / o.steps,
+        static_cast<long long>(per_step_payload), static_cast<long long>(per_step_minimum),
+        static_cast<long long>(bytes[2] / o.steps), static_cast<long long>(bytes[3] / o.steps),
+        static_cast<long long>(bytes[4] / o.steps), static_cast<long long>(bytes[6] / o.steps),
+        static_cast<long long>(totals[0]), static_cast<long long>(totals[1]),
+        static_cast<long long>(bytes[5] / o.steps), load_max_over_mean / o.steps);
   }
   return 0;
 }
