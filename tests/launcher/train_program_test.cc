@@ -58,7 +58,7 @@ TEST(TrainProgramTest, BadValuesExitNonZeroNamingTheField) {
   EXPECT_THAT(run.output, HasSubstr("/no/such/config.textproto"));
   run = RunTrain("--resume /tmp/somewhere");
   EXPECT_EQ(run.exit_code, 1);
-  EXPECT_THAT(run.output, HasSubstr("--resume is reserved"));
+  EXPECT_THAT(run.output, HasSubstr("/tmp/somewhere: no such checkpoint directory"));
 }
 
 TEST(TrainProgramTest, RepeatedSetLastOneWinsAndCommasSurvive) {
