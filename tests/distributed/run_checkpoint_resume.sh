@@ -10,6 +10,8 @@
 #             newest complete checkpoint to step 30. Every step's loss and grad norm (metrics
 #             JSON, 9 significant digits) must equal run A's, and the final checkpoints' shard
 #             files (parameters, AdamW m and v) must be identical byte for byte.
+#   exact_zero1  the same with dp2 and ZeRO-1 (np 2): the moments are all-gathered to save and
+#             each rank keeps its shards on load.
 #   sigterm   ep2·dp2 (np 4): SIGTERM to one rank mid-run → every rank stops after the same
 #             step, step_<N> is committed, mpirun exits 0; --resume auto then finishes the run.
 #   reshard   tp2·ep2 (np 4) saves step_4 and runs to 8; one process resumes from step_4: its
@@ -75,25 +77,28 @@ rank_pid() {
 }
 
 case $scenario in
-exact)
-  layout=(--set parallel.ep=2 --set train.steps=30)
-  "${mpirun[@]}" -np 4 "$train" "${common[@]}" "${layout[@]}" --set "checkpoint.dir=$work/a" \
+exact | exact_zero1)
+  np=4 layout=(--set parallel.ep=2 --set train.steps=30)
+  if [[ $scenario == exact_zero1 ]]; then
+    np=2 layout=(--set parallel.zero1=true --set train.steps=30)
+  fi
+  "${mpirun[@]}" -np $np "$train" "${common[@]}" "${layout[@]}" --set "checkpoint.dir=$work/a" \
       --set "logging.metrics_file=$work/a.jsonl" > "$work/a.log" 2>&1 ||
     { cat "$work/a.log"; fail "the uninterrupted run failed"; }
   b=(--set "checkpoint.dir=$work/b" --set checkpoint.interval=5
      --set "logging.metrics_file=$work/b.jsonl")
-  "${mpirun[@]}" -np 4 "$train" "${common[@]}" "${layout[@]}" "${b[@]}" > "$work/b1.log" 2>&1 &
+  "${mpirun[@]}" -np $np "$train" "${common[@]}" "${layout[@]}" "${b[@]}" > "$work/b1.log" 2>&1 &
   mpirun_pid=$!
   wait_for "$work/b/step_5/COMMITTED" 60 || { cat "$work/b1.log"; fail "no step_5 checkpoint"; }
-  victim=$(rank_pid "$work/b" 2) || fail "rank 2 not found"
+  victim=$(rank_pid "$work/b" $((np - 1))) || fail "rank $((np - 1)) not found"
   kill -9 "$victim"
   wait "$mpirun_pid" && fail "run B was not interrupted (it finished before the kill)"
   [[ -e $work/b/step_30 ]] && fail "run B reached step 30 before the kill"
-  "${mpirun[@]}" -np 4 "$train" "${common[@]}" "${layout[@]}" "${b[@]}" --resume auto \
+  "${mpirun[@]}" -np $np "$train" "${common[@]}" "${layout[@]}" "${b[@]}" --resume auto \
       > "$work/b2.log" 2>&1 || { cat "$work/b2.log"; fail "the resumed run failed"; }
   resumed=$(grep -o "resumed from step [0-9]*" "$work/b2.log") ||
     { cat "$work/b2.log"; fail "no 'resumed from step N'"; }
-  echo "killed rank 2 (pid $victim) after step_5 was committed; $resumed"
+  echo "killed rank $((np - 1)) (pid $victim) after step_5 was committed; $resumed"
   diff <(losses "$work/a.jsonl") <(losses "$work/b.jsonl") ||
     fail "the per-step losses differ from the uninterrupted run"
   [[ $(losses "$work/b.jsonl" | wc -l) -eq 30 ]] || fail "not 30 logged steps"
