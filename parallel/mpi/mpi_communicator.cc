@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "parallel/abort.h"
+#include "parallel/collective_arguments.h"
 #include "parallel/rank_order_reduction.h"
 #include "parallel/watchdog.h"
 
@@ -25,13 +26,6 @@ MPI_Datatype WordType(DType dtype) {
     default:
       return MPI_BYTE;
   }
-}
-
-// Product of all dimensions but the first: the elements of one row.
-int64_t RowWidth(const Tensor& t) {
-  int64_t width = 1;
-  for (int i = 1; i < t.rank(); ++i) width *= t.shape()[i];
-  return width;
 }
 
 // A call's identity for the agreement check: FNV-1a over the fields that must match.
@@ -284,40 +278,12 @@ void MpiCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> sen
   const std::string call = "AllToAllV";
   CheckTensor(call, send, "send", /*reduction=*/false);
   CheckTensor(call, recv, "recv", /*reduction=*/false);
-  if (send.rank() < 1 || recv.rank() < 1) {
-    Fail(call, absl::StrCat("send ", send.DebugString(), " and recv ", recv.DebugString(),
-                            " must have a row dimension"));
-  }
-  if (send.dtype() != recv.dtype()) {
-    Fail(call, absl::StrCat("send ", send.DebugString(), " and recv ", recv.DebugString(),
-                            " differ in dtype"));
+  if (const std::string error = AllToAllVArgumentError(send, send_rows, recv, recv_rows, size_);
+      !error.empty()) {
+    Fail(call, error);
   }
   const int64_t width = RowWidth(send);
-  if (RowWidth(recv) != width) {
-    Fail(call, absl::StrCat("send ", send.DebugString(), " and recv ", recv.DebugString(),
-                            " differ in row width"));
-  }
-  if (static_cast<int>(send_rows.size()) != size_ || static_cast<int>(recv_rows.size()) != size_) {
-    Fail(call, absl::StrCat("send_rows has ", send_rows.size(), " and recv_rows ", recv_rows.size(),
-                            " counts; the group has ", size_, " ranks"));
-  }
-  int64_t send_total = 0;
-  int64_t recv_total = 0;
-  for (int r = 0; r < size_; ++r) {
-    if (send_rows[r] < 0 || recv_rows[r] < 0) {
-      Fail(call, absl::StrCat("negative row count for peer ", r));
-    }
-    send_total += send_rows[r];
-    recv_total += recv_rows[r];
-  }
-  if (send_total != send.dim(0)) {
-    Fail(call,
-         absl::StrCat("send_rows sums to ", send_total, " but send has ", send.dim(0), " rows"));
-  }
-  if (recv_total != recv.dim(0)) {
-    Fail(call,
-         absl::StrCat("recv_rows sums to ", recv_total, " but recv has ", recv.dim(0), " rows"));
-  }
+  const int64_t send_total = send.dim(0), recv_total = recv.dim(0);
   if (send_total > INT_MAX || recv_total > INT_MAX || width > INT_MAX) {
     Fail(call, "row counts or the row width exceed 2^31 - 1");
   }

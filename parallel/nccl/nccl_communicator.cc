@@ -8,6 +8,8 @@
 #include "core/cuda/device_memory.h"
 #include "core/cuda/rank_order_reduce.h"
 #include "parallel/abort.h"
+#include "parallel/collective_arguments.h"
+#include "parallel/collective_arguments.h"
 #include "parallel/rank_order_reduction.h"
 
 namespace aoetron::parallel {
@@ -27,12 +29,6 @@ class Scratch {
  private:
   char* data_;
 };
-
-int64_t RowWidth(const Tensor& t) {
-  int64_t width = 1;
-  for (int i = 1; i < t.rank(); ++i) width *= t.shape()[i];
-  return width;
-}
 
 }  // namespace
 
@@ -256,40 +252,11 @@ void NcclCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> se
   const std::string call = "AllToAllV";
   CheckTensor(call, send, "send", /*reduction=*/false);
   CheckTensor(call, recv, "recv", /*reduction=*/false);
-  if (send.rank() < 1 || recv.rank() < 1) {
-    Fail(call, absl::StrCat("send ", send.DebugString(), " and recv ", recv.DebugString(),
-                            " must have a row dimension"));
+  if (const std::string error = AllToAllVArgumentError(send, send_rows, recv, recv_rows, size_);
+      !error.empty()) {
+    Fail(call, error);
   }
-  if (send.dtype() != recv.dtype()) {
-    Fail(call, absl::StrCat("send ", send.DebugString(), " and recv ", recv.DebugString(),
-                            " differ in dtype"));
-  }
-  const int64_t width = RowWidth(send);
-  if (RowWidth(recv) != width) {
-    Fail(call, absl::StrCat("send ", send.DebugString(), " and recv ", recv.DebugString(),
-                            " differ in row width"));
-  }
-  if (static_cast<int>(send_rows.size()) != size_ || static_cast<int>(recv_rows.size()) != size_) {
-    Fail(call, absl::StrCat("send_rows has ", send_rows.size(), " and recv_rows ", recv_rows.size(),
-                            " counts; the group has ", size_, " ranks"));
-  }
-  int64_t send_total = 0, recv_total = 0;
-  for (int r = 0; r < size_; ++r) {
-    if (send_rows[r] < 0 || recv_rows[r] < 0) {
-      Fail(call, absl::StrCat("negative row count for peer ", r));
-    }
-    send_total += send_rows[r];
-    recv_total += recv_rows[r];
-  }
-  if (send_total != send.dim(0)) {
-    Fail(call,
-         absl::StrCat("send_rows sums to ", send_total, " but send has ", send.dim(0), " rows"));
-  }
-  if (recv_total != recv.dim(0)) {
-    Fail(call,
-         absl::StrCat("recv_rows sums to ", recv_total, " but recv has ", recv.dim(0), " rows"));
-  }
-  const size_t row_bytes = static_cast<size_t>(width) * SizeOf(send.dtype());
+  const size_t row_bytes = static_cast<size_t>(RowWidth(send)) * SizeOf(send.dtype());
   if (row_bytes == 0) return;
   std::vector<Range> ranges(size_);
   const char* send_base = static_cast<const char*>(send.raw_data());
