@@ -8,6 +8,11 @@ namespace aoetron {
 namespace {
 constexpr size_t kAlignment = 64;
 constexpr size_t kMinBlockBytes = size_t{1} << 20;
+// Headroom of the consolidated block over the peak, as a fraction (1/8). Expert parallelism makes
+// a step's footprint data dependent (the pairs a rank receives vary by several percent from step
+// to step), and every new peak without headroom would replace the block: hundreds of MB of fresh
+// pages faulted in by one rank while the others wait for it in the next all-to-all.
+constexpr size_t kHeadroomDivisor = 8;
 size_t AlignUp(size_t n) { return (n + kAlignment - 1) / kAlignment * kAlignment; }
 }  // namespace
 
@@ -54,7 +59,7 @@ void ActivationArena::Reset() {
   if (blocks_.size() > 1) {
     for (Block& b : blocks_) AllocatorFor(device_.kind).Free(b.data);
     blocks_.clear();
-    AddBlock(peak_);
+    AddBlock(peak_ + peak_ / kHeadroomDivisor);
   }
   current_ = 0;
   block_offset_ = 0;

@@ -2,8 +2,9 @@
 //
 // Every activation a step needs (layer outputs, what backward saves, scratch) comes from here.
 // Allocate() is a pointer bump; Reset() at the start of the next step releases everything at
-// once. After the first step the arena holds one block the size of the peak, so steady-state
-// steps do no heap allocation at all.
+// once. After the first step the arena holds one block of the peak plus 1/8 headroom, so
+// steady-state steps do no heap allocation at all, even when the footprint varies a little from
+// step to step (expert parallelism: the pairs a rank receives depend on the routing).
 //
 // Tensors returned by Allocate() are borrowed views: they are valid until the next Reset() and
 // must not be used after it. Mark()/Rewind() release, stack-fashion, everything allocated after
@@ -28,7 +29,7 @@ class ActivationArena {
   // Uninitialised storage for `shape`, 64-byte aligned.
   Tensor Allocate(Shape shape, DType dtype = DType::kF32);
   // Invalidates every tensor handed out so far. If the step needed more than one block, the
-  // blocks are replaced by a single block of the peak size.
+  // blocks are replaced by a single block of the peak size plus 1/8.
   void Reset();
 
   // A position in the arena. Rewind(mark) invalidates every tensor allocated after Mark()
