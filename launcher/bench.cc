@@ -38,13 +38,13 @@ absl::StatusOr<BenchResult> RunBench(config::TrainConfig config, const BenchOpti
   // Ranks start the timed steps together.
   if (parallelism.world != nullptr) parallelism.world->Barrier();
   const auto start = std::chrono::steady_clock::now();
-  double comm_seconds = 0.0;
+  CommSeconds comm;
   for (int64_t s = 0; s < options.timed_steps; ++s) {
     absl::StatusOr<StepResult> step =
         (*trainer)->RunStep(options.warmup_steps + s, /*summarise_experts=*/false);
     if (!step.ok()) return step.status();
     result.final_loss = step->loss;
-    comm_seconds += step->comm_seconds;
+    comm += step->comm;
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -52,7 +52,7 @@ absl::StatusOr<BenchResult> RunBench(config::TrainConfig config, const BenchOpti
   result.warmup_steps = options.warmup_steps;
   result.timed_steps = options.timed_steps;
   result.step_s = seconds / static_cast<double>(options.timed_steps);
-  result.comm_s = comm_seconds / static_cast<double>(options.timed_steps);
+  result.comm = comm / static_cast<double>(options.timed_steps);
   result.ranks = parallelism.world != nullptr ? parallelism.world->size() : 1;
   result.tokens_per_step = (*trainer)->tokens_per_step();
   result.flops_per_step = (*trainer)->flops_per_step();
@@ -72,7 +72,12 @@ std::string BenchResultJson(const BenchResult& r) {
   return JsonObjectWriter()
       .Number("tokens_per_s", r.tokens_per_s)
       .Number("step_s", r.step_s)
-      .Number("comm_s", r.comm_s)
+      .Number("comm_s", r.comm.total())
+      .Number("comm_tp_s", r.comm.tp)
+      .Number("comm_ep_s", r.comm.ep)
+      .Number("comm_dp_s", r.comm.dp)
+      .Number("comm_edp_s", r.comm.edp)
+      .Number("comm_world_s", r.comm.world)
       .Integer("ranks", r.ranks)
       .Number("model_flops_per_s", r.model_flops_per_s)
       .Integer("peak_rss_bytes", r.peak_rss_bytes)

@@ -25,7 +25,7 @@ struct BenchResult {
   int64_t warmup_steps = 0;
   int64_t timed_steps = 0;
   double step_s = 0.0;             // mean wall time of a timed step
-  double comm_s = 0.0;             // of which in the trainer's collectives (rank 0's view)
+  CommSeconds comm;                // of which inside collectives, by group (rank 0's view)
   int ranks = 1;                   // processes in the job (tokens count the global batch)
   double tokens_per_s = 0.0;       // tokens_per_step / step_s
   double model_flops_per_s = 0.0;  // flops_per_step / step_s (models/flop_count.h)
@@ -45,7 +45,8 @@ struct BenchResult {
 absl::StatusOr<BenchResult> RunBench(config::TrainConfig config, const BenchOptions& options,
                                      TrainerParallelism parallelism = {});
 
-// {"tokens_per_s":…,"step_s":…,"comm_s":…,"ranks":…,"model_flops_per_s":…,"peak_rss_bytes":…,"threads":…,
+// {"tokens_per_s":…,"step_s":…,"comm_s":…,"comm_tp_s":…,"comm_ep_s":…,"comm_dp_s":…,
+//  "comm_edp_s":…,"comm_world_s":…,"ranks":…,"model_flops_per_s":…,"peak_rss_bytes":…,"threads":…,
 //  "timed_steps":…,"warmup_steps":…,"tokens_per_step":…,"flops_per_step":…,"parameters":…,
 //  "active_matmul_parameters":…,"final_loss":…,"config":{…every field…}}
 std::string BenchResultJson(const BenchResult& result);

@@ -3,6 +3,7 @@
 //
 // JSON keys (docs/training.md defines each):
 //   step, loss, aux_loss, grad_norm, lr, tokens, tokens_per_s, model_tflops, step_ms, comm_ms,
+//   comm_tp_ms, comm_ep_ms, comm_dp_ms, comm_edp_ms, comm_world_ms,
 //   val_loss (only on steps that evaluated),
 //   load_min, load_max, ent_load, ent_conf, layer_aux_loss (arrays, one entry per layer;
 //   empty for a dense model).
@@ -17,6 +18,24 @@
 #include "models/expert_stats.h"
 
 namespace aoetron {
+
+// Wall seconds one rank spent inside collectives, per process group (Communicator::
+// seconds_in_collectives differences). tp and ep are the model's own exchanges (tensor-parallel
+// all-reduces and gathers, the expert dispatch and return all-to-alls, forward and backward);
+// dp and edp the gradient sync (and ZeRO-1's parameter all-gather); world the trainer's loss,
+// norm and stop agreements. Time waiting for a slower peer counts: it is time not computing.
+struct CommSeconds {
+  double tp = 0.0, ep = 0.0, dp = 0.0, edp = 0.0, world = 0.0;
+  double total() const { return tp + ep + dp + edp + world; }
+  CommSeconds& operator+=(const CommSeconds& o) {
+    tp += o.tp, ep += o.ep, dp += o.dp, edp += o.edp, world += o.world;
+    return *this;
+  }
+  CommSeconds operator-(const CommSeconds& o) const {
+    return {tp - o.tp, ep - o.ep, dp - o.dp, edp - o.edp, world - o.world};
+  }
+  CommSeconds operator/(double d) const { return {tp / d, ep / d, dp / d, edp / d, world / d}; }
+};
 
 // One layer's expert load over a whole optimizer step (all its micro-batches).
 struct LayerLoadSummary {
@@ -44,7 +63,7 @@ struct StepMetrics {
   int64_t tokens = 0;       // tokens trained so far, this step included
   // Over the steps since the previous logged step (evaluation time excluded):
   double step_seconds = 0.0;       // mean wall time per optimizer step
-  double comm_seconds = 0.0;       // of which in the trainer's collectives (mean per step)
+  CommSeconds comm;                // of which inside collectives, by group (mean per step)
   double tokens_per_s = 0.0;       // tokens trained per second
   double model_flops_per_s = 0.0;  // model FLOPs (models/flop_count.h) per second
   std::optional<double> val_loss;  // mean held-out loss, on steps that evaluated

@@ -231,13 +231,19 @@ absl::Status Trainer::SaveCheckpoint(int64_t step) {
   return checkpoints_->Save(step, items, state);
 }
 
+CommSeconds Trainer::CollectiveSeconds() {
+  using parallel::GroupKind;
+  return {groups_->Get(GroupKind::kTensorParallel).seconds_in_collectives(),
+          groups_->Get(GroupKind::kExpertParallel).seconds_in_collectives(),
+          groups_->Get(GroupKind::kDataParallel).seconds_in_collectives(),
+          groups_->Get(GroupKind::kExpertDataParallel).seconds_in_collectives(),
+          world_->seconds_in_collectives()};
+}
+
 bool Trainer::AgreeOnStop() {
   Tensor flag = Tensor::Zeros({1}, DType::kF64);
   flag.data<double>()[0] = (stop_requested_ != nullptr && *stop_requested_ != 0) ? 1.0 : 0.0;
-  if (world_->size() > 1) {
-    parallel::CommTimer::Scope timed(&trainer_comm_);
-    world_->AllReduce(flag, parallel::ReduceOp::kMax);
-  }
+  if (world_->size() > 1) world_->AllReduce(flag, parallel::ReduceOp::kMax);
   return flag.data<double>()[0] != 0.0;
 }
 
@@ -283,10 +289,7 @@ absl::Status Trainer::AgreeOnLoss(int64_t step, double local_loss_sum, double lo
   v[0] = counts ? local_loss_sum : 0.0;
   v[1] = counts ? local_aux_sum : 0.0;
   v[2 + world_->world_rank()] = !local_finite ? 1.0 : (grads_finite ? 0.0 : 2.0);
-  if (world > 1) {
-    parallel::CommTimer::Scope timed(&trainer_comm_);
-    world_->AllReduce(reduced, parallel::ReduceOp::kSum);
-  }
+  if (world > 1) world_->AllReduce(reduced, parallel::ReduceOp::kSum);
   const double micro_batches = static_cast<double>(batch_.micro_batches_per_step());
   result.loss = v[0] / micro_batches;
   result.aux_loss = v[1] / micro_batches;
@@ -337,7 +340,6 @@ std::vector<LayerLoadSummary> Trainer::SummariseAcrossRanks(
     }
   }
   if (groups_->grid().dp_size() > 1) {
-    parallel::CommTimer::Scope timed(&trainer_comm_);
     groups_->data_parallel().AllReduce(reduced, parallel::ReduceOp::kSum);
   }
   const double micro_batches = static_cast<double>(batch_.micro_batches_per_step());
@@ -364,6 +366,7 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
                      absl::Seconds(config_.parallel().step_timeout_s()));
   }
   const auto start = std::chrono::steady_clock::now();
+  const CommSeconds comm_at_start = CollectiveSeconds();
   const int64_t micro_batches = batch_.micro_batches_per_rank;
   // Each micro-batch's mean loss counts 1/(M·dp) of the global batch's mean.
   const double loss_scale = 1.0 / static_cast<double>(batch_.micro_batches_per_step());
@@ -401,10 +404,7 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
   }
   Tensor squares = Tensor::Zeros({1}, DType::kF64);
   squares.data<double>()[0] = local_squares;
-  if (world_->size() > 1) {
-    parallel::CommTimer::Scope timed(&trainer_comm_);
-    world_->AllReduce(squares, parallel::ReduceOp::kSum);
-  }
+  if (world_->size() > 1) world_->AllReduce(squares, parallel::ReduceOp::kSum);
   result.grad_norm = std::sqrt(squares.data<double>()[0]);
   if (!std::isfinite(result.grad_norm)) {
     return absl::InternalError(absl::StrFormat(
@@ -431,8 +431,7 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
     optimizer_->Step(result.lr);
   }
   if (summarise_experts) result.layers = SummariseAcrossRanks(layer_stats);
-  result.comm_seconds = trainer_comm_.Take() +
-                        (zero_ != nullptr ? zero_->timer().Take() : grad_sync_->timer().Take());
+  result.comm = CollectiveSeconds() - comm_at_start;
   result.seconds = SecondsSince(start);
   return result;
 }
@@ -499,7 +498,8 @@ absl::StatusOr<TrainSummary> Trainer::Train() {
         start_step_, train.steps());
     return summary;
   }
-  double window_seconds = 0.0, window_comm_seconds = 0.0;
+  double window_seconds = 0.0;
+  CommSeconds window_comm;
   int64_t window_steps = 0;
   for (int64_t s = start_step_; s < train.steps(); ++s) {
     const int64_t step = s + 1;
@@ -512,7 +512,7 @@ absl::StatusOr<TrainSummary> Trainer::Train() {
     summary.losses.push_back(result->loss);
     summary.grad_norms.push_back(result->grad_norm);
     window_seconds += result->seconds;
-    window_comm_seconds += result->comm_seconds;
+    window_comm += result->comm;
     ++window_steps;
 
     std::optional<double> val_loss;
@@ -550,7 +550,7 @@ absl::StatusOr<TrainSummary> Trainer::Train() {
     metrics.lr = result->lr;
     metrics.tokens = step * tokens_per_step_;
     metrics.step_seconds = window_seconds / static_cast<double>(window_steps);
-    metrics.comm_seconds = window_comm_seconds / static_cast<double>(window_steps);
+    metrics.comm = window_comm / static_cast<double>(window_steps);
     metrics.tokens_per_s = static_cast<double>(tokens_per_step_) / metrics.step_seconds;
     metrics.model_flops_per_s = flops_per_step_ / metrics.step_seconds;
     metrics.val_loss = val_loss;
@@ -559,7 +559,7 @@ absl::StatusOr<TrainSummary> Trainer::Train() {
       if (absl::Status logged_ok = logger->Log(metrics); !logged_ok.ok()) return logged_ok;
     }
     window_seconds = 0.0;
-    window_comm_seconds = 0.0;
+    window_comm = {};
     window_steps = 0;
     if (stop) break;
   }

@@ -98,9 +98,9 @@ struct StepResult {
   double aux_loss = 0.0;   // mean over the global batch's micro-batches
   double grad_norm = 0.0;  // before clipping
   double lr = 0.0;
-  double seconds = 0.0;       // wall time of the whole step
-  double comm_seconds = 0.0;  // of which in the trainer's collectives (loss, gradients, norm,
-                              // parameter all-gather)
+  double seconds = 0.0;                  // wall time of the whole step
+  CommSeconds comm;                      // of which inside collectives, by group (the model's tp/ep
+                                         // exchanges included)
   std::vector<LayerLoadSummary> layers;  // only on steps RunStep was asked to summarise
 };
 
@@ -182,6 +182,8 @@ class Trainer {
   absl::Status RestoreFrom(const checkpoint::CheckpointReader& reader);
   // Collective: whether any rank's stop_requested is set (all-reduce max over the world).
   bool AgreeOnStop();
+  // This rank's seconds inside each group's collectives so far (differences give a step's).
+  CommSeconds CollectiveSeconds();
   std::vector<LayerLoadSummary> SummariseAcrossRanks(
       const std::vector<std::vector<ExpertLoadStats>>& local);
 
@@ -199,7 +201,6 @@ class Trainer {
   std::unique_ptr<parallel::GradientSync> grad_sync_;
   std::unique_ptr<parallel::DistributedOptimizer> zero_;  // parallel.zero1 true
   std::vector<Tensor> grads_;                             // views of every parameter gradient
-  parallel::CommTimer trainer_comm_;                      // loss/norm/stat reductions
   LrSchedule schedule_;
   DataStreams data_;
   ActivationArena arena_;

@@ -31,6 +31,7 @@
 //    MPI_THREAD_MULTIPLE; the context records the level).
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -107,8 +108,45 @@ class Communicator {
   // AllToAllV's receive counts are learned.
   std::vector<int64_t> ExchangeCounts(std::span<const int64_t> counts_for_peer);
 
+  // ---- Accounting ---------------------------------------------------------------------------
+
+  // Wall seconds this rank has spent inside this group's collectives since the communicator was
+  // created: from entry to return of every call above except Split, waiting for slower peers
+  // included (a rank that arrives first waits; that is time it did not compute). Monotone;
+  // callers take differences (the trainer logs them per step and per group). With a GPU
+  // backend a call returns once the work is enqueued, so this counts host-side time only.
+  double seconds_in_collectives() const { return seconds_in_collectives_; }
+
  protected:
   Communicator() = default;
+
+  // Backends open one at the top of every collective. Nested scopes (a collective built on
+  // another) count once, at the outermost.
+  class CollectiveTimer {
+   public:
+    explicit CollectiveTimer(Communicator* comm)
+        : comm_(comm), outermost_(comm->timer_depth_++ == 0) {
+      if (outermost_) start_ = std::chrono::steady_clock::now();
+    }
+    ~CollectiveTimer() {
+      --comm_->timer_depth_;
+      if (outermost_) {
+        comm_->seconds_in_collectives_ +=
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      }
+    }
+    CollectiveTimer(const CollectiveTimer&) = delete;
+    CollectiveTimer& operator=(const CollectiveTimer&) = delete;
+
+   private:
+    Communicator* comm_;
+    bool outermost_;
+    std::chrono::steady_clock::time_point start_;
+  };
+
+ private:
+  double seconds_in_collectives_ = 0.0;
+  int timer_depth_ = 0;
 };
 
 }  // namespace aoetron::parallel

@@ -56,7 +56,6 @@ void DistributedOptimizer::ReduceScatterGradients() {
     const int64_t padded = b.shard_size * b.group_size;
     std::memcpy(staging, grads + b.begin, b.numel() * sizeof(float));
     std::fill(staging + b.numel(), staging + padded, 0.0f);
-    CommTimer::Scope timed(&timer_);
     GroupOf(b).ReduceScatter(staging_.Rows(0, padded), shard);
   }
 }
@@ -106,11 +105,8 @@ void DistributedOptimizer::GatherShards(const Tensor& shards, Tensor flat) {
     }
     const int64_t padded = b.shard_size * b.group_size;
     // Padding of a short last shard travels but is dropped on arrival.
-    {
-      CommTimer::Scope timed(&timer_);
-      GroupOf(b).AllGather(shards.Rows(b.shard_slot, b.shard_slot + b.shard_size),
-                           staging_.Rows(0, padded));
-    }
+    GroupOf(b).AllGather(shards.Rows(b.shard_slot, b.shard_slot + b.shard_size),
+                         staging_.Rows(0, padded));
     std::memcpy(out + b.begin, staging, b.numel() * sizeof(float));
   }
 }

@@ -64,7 +64,6 @@ class DistributedOptimizer {
   int64_t steps_taken() const { return steps_taken_; }
   const std::vector<GradientBucket>& buckets() const { return buckets_; }
   const std::vector<FlatSegment>& segments() const { return segments_; }
-  CommTimer& timer() { return timer_; }
 
   // ---- Checkpoint support ----------------------------------------------------------------
   std::vector<OptimizerStatePiece> LocalStatePieces();
@@ -88,7 +87,6 @@ class DistributedOptimizer {
   Tensor own_values_;                       // this rank's updated shards, for the all-gather
   Tensor staging_;                          // one padded bucket
   int64_t steps_taken_ = 0;
-  CommTimer timer_;
 };
 
 }  // namespace aoetron::parallel

@@ -89,7 +89,6 @@ void GradientSync::AllReduce() {
     const GradientBucket& bucket = buckets_[i];
     if (bucket.group_size == 1) continue;
     Communicator& comm = bucket.expert ? groups_->expert_data_parallel() : groups_->data_parallel();
-    CommTimer::Scope timed(&timer_);
     comm.AllReduce(flat_grads_.Rows(bucket.begin, bucket.end), ReduceOp::kSum);
   }
 }

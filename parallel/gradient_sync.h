@@ -42,7 +42,6 @@
 #pragma once
 
 #include <algorithm>
-#include <chrono>
 #include <cstdint>
 #include <vector>
 
@@ -84,33 +83,6 @@ std::vector<GradientBucket> PlanGradientBuckets(const std::vector<FlatSegment>& 
 // the result depends only on the values, not on the pointer's alignment or the thread count.
 double OrderedSumSquares(const float* x, int64_t n);
 
-// Accumulates wall time spent in collectives.
-class CommTimer {
- public:
-  class Scope {
-   public:
-    explicit Scope(CommTimer* timer) : timer_(timer), start_(std::chrono::steady_clock::now()) {}
-    ~Scope() {
-      timer_->seconds_ +=
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-    }
-
-   private:
-    CommTimer* timer_;
-    std::chrono::steady_clock::time_point start_;
-  };
-  double seconds() const { return seconds_; }
-  // Returns the seconds accumulated since the previous call.
-  double Take() {
-    const double s = seconds_;
-    seconds_ = 0.0;
-    return s;
-  }
-
- private:
-  double seconds_ = 0.0;
-};
-
 class GradientSync {
  public:
   // `flat_grads`: f32 CPU buffer of the whole local replica; `segments` cover it in order.
@@ -127,14 +99,12 @@ class GradientSync {
 
   const std::vector<GradientBucket>& buckets() const { return buckets_; }
   const std::vector<FlatSegment>& segments() const { return segments_; }
-  CommTimer& timer() { return timer_; }
 
  private:
   Tensor flat_grads_;
   std::vector<FlatSegment> segments_;
   ProcessGroups* groups_;
   std::vector<GradientBucket> buckets_;
-  CommTimer timer_;
 };
 
 // Calls visit(segment_index, flat_begin, flat_end) for every non-empty intersection of

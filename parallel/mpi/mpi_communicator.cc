@@ -134,6 +134,7 @@ std::string MpiCommunicator::Describe(const std::string& what) {
 }
 
 void MpiCommunicator::AllReduce(Tensor tensor, ReduceOp op) {
+  CollectiveTimer timed(this);
   const std::string call = absl::StrCat("AllReduce(", ReduceOpName(op), ")");
   CheckTensor(call, tensor, "tensor", /*reduction=*/true);
   ScopedDeadline deadline(options_.watchdog,
@@ -188,6 +189,7 @@ void MpiCommunicator::AllReduce(Tensor tensor, ReduceOp op) {
 }
 
 void MpiCommunicator::ReduceScatter(const Tensor& input, Tensor output) {
+  CollectiveTimer timed(this);
   const std::string call = "ReduceScatter(sum)";
   CheckTensor(call, input, "input", /*reduction=*/true);
   CheckTensor(call, output, "output", /*reduction=*/true);
@@ -241,6 +243,7 @@ void MpiCommunicator::ReduceScatter(const Tensor& input, Tensor output) {
 }
 
 void MpiCommunicator::AllGather(const Tensor& input, Tensor output) {
+  CollectiveTimer timed(this);
   const std::string call = "AllGather";
   CheckTensor(call, input, "input", /*reduction=*/false);
   CheckTensor(call, output, "output", /*reduction=*/false);
@@ -275,6 +278,7 @@ void MpiCommunicator::AllGather(const Tensor& input, Tensor output) {
 
 void MpiCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> send_rows, Tensor recv,
                                 std::span<const int64_t> recv_rows) {
+  CollectiveTimer timed(this);
   const std::string call = "AllToAllV";
   CheckTensor(call, send, "send", /*reduction=*/false);
   CheckTensor(call, recv, "recv", /*reduction=*/false);
@@ -335,6 +339,7 @@ void MpiCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> sen
 }
 
 void MpiCommunicator::Broadcast(Tensor tensor, int root) {
+  CollectiveTimer timed(this);
   const std::string call = "Broadcast";
   CheckTensor(call, tensor, "tensor", /*reduction=*/false);
   if (root < 0 || root >= size_) {
@@ -360,6 +365,7 @@ void MpiCommunicator::Broadcast(Tensor tensor, int root) {
 }
 
 void MpiCommunicator::Barrier() {
+  CollectiveTimer timed(this);
   const std::string call = "Barrier";
   ScopedDeadline deadline(options_.watchdog, Describe(call), options_.collective_timeout);
   CheckAgreement(call, Fingerprint().Add(6).value());

@@ -9,7 +9,6 @@
 #include "core/cuda/rank_order_reduce.h"
 #include "parallel/abort.h"
 #include "parallel/collective_arguments.h"
-#include "parallel/collective_arguments.h"
 #include "parallel/rank_order_reduction.h"
 
 namespace aoetron::parallel {
@@ -147,6 +146,7 @@ void NcclCommunicator::Exchange(const std::vector<Range>& ranges, const char* ca
 }
 
 void NcclCommunicator::AllReduce(Tensor tensor, ReduceOp op) {
+  CollectiveTimer timed(this);
   const std::string call = absl::StrCat("AllReduce(", ReduceOpName(op), ")");
   CheckTensor(call, tensor, "tensor", /*reduction=*/true);
   const int64_t numel = tensor.numel();
@@ -186,6 +186,7 @@ void NcclCommunicator::AllReduce(Tensor tensor, ReduceOp op) {
 }
 
 void NcclCommunicator::ReduceScatter(const Tensor& input, Tensor output) {
+  CollectiveTimer timed(this);
   const std::string call = "ReduceScatter(sum)";
   CheckTensor(call, input, "input", /*reduction=*/true);
   CheckTensor(call, output, "output", /*reduction=*/true);
@@ -226,6 +227,7 @@ void NcclCommunicator::ReduceScatter(const Tensor& input, Tensor output) {
 }
 
 void NcclCommunicator::AllGather(const Tensor& input, Tensor output) {
+  CollectiveTimer timed(this);
   const std::string call = "AllGather";
   CheckTensor(call, input, "input", /*reduction=*/false);
   CheckTensor(call, output, "output", /*reduction=*/false);
@@ -249,6 +251,7 @@ void NcclCommunicator::AllGather(const Tensor& input, Tensor output) {
 
 void NcclCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> send_rows,
                                  Tensor recv, std::span<const int64_t> recv_rows) {
+  CollectiveTimer timed(this);
   const std::string call = "AllToAllV";
   CheckTensor(call, send, "send", /*reduction=*/false);
   CheckTensor(call, recv, "recv", /*reduction=*/false);
@@ -276,6 +279,7 @@ void NcclCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> se
 }
 
 void NcclCommunicator::Broadcast(Tensor tensor, int root) {
+  CollectiveTimer timed(this);
   const std::string call = "Broadcast";
   CheckTensor(call, tensor, "tensor", /*reduction=*/false);
   if (root < 0 || root >= size_) {
@@ -289,7 +293,10 @@ void NcclCommunicator::Broadcast(Tensor tensor, int root) {
   ComputeWaitsForCommunication();
 }
 
-void NcclCommunicator::Barrier() { bootstrap_->Barrier(); }
+void NcclCommunicator::Barrier() {
+  CollectiveTimer timed(this);
+  bootstrap_->Barrier();
+}
 
 std::unique_ptr<Communicator> NcclCommunicator::Split(int color, int key, std::string name) {
   std::unique_ptr<Communicator> part = bootstrap_->Split(color, key, std::move(name));

@@ -54,6 +54,9 @@ StepMetrics SampleMetrics() {
   m.step_seconds = 0.125;
   m.tokens_per_s = 16384;
   m.model_flops_per_s = 2.5e11;
+  m.comm.ep = 0.0125;
+  m.comm.dp = 0.00625;
+  m.comm.world = 0.00025;
   m.layers = {{0.1, 0.2, 2.0, 1.9, 0.01}, {0.05, 0.3, 1.8, 1.7, 0.01}};
   return m;
 }
@@ -73,6 +76,12 @@ TEST(StepMetricsJsonTest, HasEveryKeyWithPerLayerArrays) {
   EXPECT_EQ(f.at("tokens_per_s").number_value(), 16384);
   EXPECT_EQ(f.at("model_tflops").number_value(), 0.25);
   EXPECT_EQ(f.at("step_ms").number_value(), 125);
+  EXPECT_EQ(f.at("comm_ms").number_value(), 19);  // 12.5 + 6.25 + 0.25
+  EXPECT_EQ(f.at("comm_ep_ms").number_value(), 12.5);
+  EXPECT_EQ(f.at("comm_dp_ms").number_value(), 6.25);
+  EXPECT_EQ(f.at("comm_world_ms").number_value(), 0.25);
+  EXPECT_EQ(f.at("comm_tp_ms").number_value(), 0);
+  EXPECT_EQ(f.at("comm_edp_ms").number_value(), 0);
   EXPECT_EQ(f.at("val_loss").number_value(), 3.5);
   ASSERT_EQ(f.at("load_min").list_value().values_size(), 2);
   EXPECT_EQ(f.at("load_min").list_value().values(1).number_value(), 0.05);
@@ -101,6 +110,7 @@ TEST(StepMetricsProgressLineTest, CondensesLayersForHumans) {
   const std::string line = StepMetricsProgressLine(m);
   EXPECT_THAT(line, HasSubstr("step  20/100"));
   EXPECT_THAT(line, HasSubstr("loss 3.2500"));
+  EXPECT_THAT(line, HasSubstr("125.0 ms (comm 19.0: ep 12.5 dp 6.2 world 0.2)"));  // groups used
   EXPECT_THAT(line, HasSubstr("load 0.050..0.300"));  // min of mins, max of maxes
   EXPECT_THAT(line, HasSubstr("Ent_load 1.900"));     // mean over layers
   EXPECT_THAT(line, HasSubstr("val_loss 3.5000"));

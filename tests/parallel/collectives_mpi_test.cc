@@ -305,6 +305,30 @@ TEST(CollectivesTest, BarrierWaitsForTheSlowestRank) {
   EXPECT_GE(waited, 0.25);
 }
 
+// seconds_in_collectives counts a rank's time inside calls, waiting for a late peer included.
+TEST(CollectivesTest, SecondsInCollectivesCountTheWaitForALatePeer) {
+  World().Barrier();
+  const double before = World().seconds_in_collectives();
+  if (World().rank() == 0) std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  double value = 1.0;
+  World().AllReduce(Tensor::Wrap(&value, {1}, DType::kF64), ReduceOp::kSum);
+  const double spent = World().seconds_in_collectives() - before;
+  EXPECT_EQ(value, static_cast<double>(World().size()));
+  if (World().rank() == 0) {
+    // Rank 0 arrived last; its call is short (seconds, not the 0.3 s it slept).
+    EXPECT_LT(spent, 0.25);
+  } else {
+    EXPECT_GE(spent, 0.25);  // waited for rank 0's 0.3 s sleep
+  }
+  // Every call adds; nothing else does.
+  const double after_allreduce = World().seconds_in_collectives();
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(World().seconds_in_collectives(), after_allreduce);
+  std::vector<int64_t> counts(World().size(), 1);
+  World().ExchangeCounts(counts);
+  EXPECT_GT(World().seconds_in_collectives(), after_allreduce);
+}
+
 TEST(CollectivesTest, SplitIntoEvenAndOddRanks) {
   const int me = World().rank();
   std::unique_ptr<Communicator> half = World().Split(me % 2, me, "parity");
