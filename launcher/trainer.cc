@@ -281,9 +281,14 @@ absl::Status Trainer::AgreeOnLoss(int64_t step, double local_loss_sum, double lo
                                   bool local_finite, StepResult& result) {
   const int world = world_->size();
   const bool counts = groups_->grid().tp_rank() == 0;
-  // One pass over the local gradient (~1.5% of a bench step); alone, the norm check suffices.
-  const bool grads_finite = !local_finite || world == 1 ||
-                            std::isfinite(ops::SumSquares(model_->parameters().flat_grads()));
+  // Checked before the sum: GradientSync checks each bucket before starting it; ZeRO-1 needs
+  // one pass here (~1.5% of a bench step). Alone, the norm check suffices.
+  bool grads_finite = true;
+  if (local_finite && world > 1) {
+    grads_finite = zero_ == nullptr
+                       ? grad_sync_->local_gradients_finite()
+                       : std::isfinite(ops::SumSquares(model_->parameters().flat_grads()));
+  }
   Tensor reduced = Tensor::Zeros({2 + world}, DType::kF64);
   double* v = reduced.data<double>();
   v[0] = counts ? local_loss_sum : 0.0;
@@ -373,8 +378,12 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
   StepResult result;
   std::vector<std::vector<ExpertLoadStats>> layer_stats;
 
-  // 1.–2. Forward and backward over this rank's micro-batches.
+  // 1.–2. Forward and backward over this rank's micro-batches. Without ZeRO-1 the last
+  // micro-batch's backward starts the gradient all-reduce of each bucket as soon as its layers
+  // are done (GradientSync's overlap); ZeRO-1 reduce-scatters after backward.
   model_->parameters().ZeroGrads();
+  const bool overlap_sync = zero_ == nullptr;
+  if (overlap_sync) grad_sync_->StartStep(/*check_finite=*/world_->size() > 1);
   double loss_sum = 0.0, aux_sum = 0.0;
   bool finite = true;
   for (int64_t m = 0; m < micro_batches; ++m) {
@@ -382,12 +391,18 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
       return absl::Status(next.code(), absl::StrFormat("step %d: reading the training data: %s",
                                                        step + 1, next.message()));
     }
-    StepOutputs out = model_->ForwardBackward(tokens_, targets_, loss_scale, arena_);
+    GradientsReadyHook gradients_ready;
+    if (overlap_sync && m + 1 == micro_batches) {
+      gradients_ready = [this](int first) { grad_sync_->GradientsReadyFrom(first); };
+    }
+    StepOutputs out =
+        model_->ForwardBackward(tokens_, targets_, loss_scale, arena_, gradients_ready);
     finite = finite && std::isfinite(out.loss) && std::isfinite(out.aux_loss);
     loss_sum += out.loss;
     aux_sum += out.aux_loss;
     if (!out.layer_stats.empty()) layer_stats.push_back(std::move(out.layer_stats));
   }
+  if (overlap_sync) grad_sync_->Finish();
   // 3. The loss of the global batch, and a stop on every rank if any saw a non-finite one.
   if (absl::Status agreed = AgreeOnLoss(step, loss_sum, aux_sum, finite, result); !agreed.ok()) {
     return agreed;
@@ -399,8 +414,7 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
     zero_->ReduceScatterGradients();
     local_squares = zero_->LocalSquaredNorm();
   } else {
-    grad_sync_->AllReduce();
-    local_squares = grad_sync_->LocalSquaredNorm();
+    local_squares = grad_sync_->LocalSquaredNorm();  // summed during backward (step 2)
   }
   Tensor squares = Tensor::Zeros({1}, DType::kF64);
   squares.data<double>()[0] = local_squares;

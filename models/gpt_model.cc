@@ -34,6 +34,7 @@ GptModel::GptModel(const ModelConfig& config, parallel::ProcessGroups& groups, D
   embedding.init_std = config.init_std;
   embedding_ = params_.Add(std::move(embedding));
   for (int layer = 0; layer < config.n_layers; ++layer) {
+    block_first_parameter_.push_back(params_.size());
     blocks_.push_back(std::make_unique<TransformerBlock>(config, layer, &params_, groups));
   }
   Parameter final_norm;
@@ -48,22 +49,26 @@ GptModel::GptModel(const ModelConfig& config, parallel::ProcessGroups& groups, D
   lm_head.sharding = Sharding::TensorSplit(1);  // vocab-parallel logits
   lm_head.init_std = config.init_std;
   lm_head_ = params_.Add(std::move(lm_head));
+  // GradientsReadyHook's suffixes rely on this order: embedding, blocks, final norm, head.
+  AOETRON_CHECK(embedding_ == 0 && final_norm_ + 1 == lm_head_ && lm_head_ + 1 == params_.size());
   params_.Allocate(device);
 }
 
 GptModel::~GptModel() = default;
 
 StepOutputs GptModel::ForwardBackward(const Tensor& tokens, const Tensor& targets,
-                                      double loss_scale, ActivationArena& arena) {
-  return Run(tokens, targets, loss_scale, /*backward=*/true, arena);
+                                      double loss_scale, ActivationArena& arena,
+                                      const GradientsReadyHook& gradients_ready) {
+  return Run(tokens, targets, loss_scale, /*backward=*/true, arena, gradients_ready);
 }
 
 StepOutputs GptModel::Forward(const Tensor& tokens, const Tensor& targets, ActivationArena& arena) {
-  return Run(tokens, targets, 0.0f, /*backward=*/false, arena);
+  return Run(tokens, targets, 0.0f, /*backward=*/false, arena, nullptr);
 }
 
 StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double loss_scale,
-                          bool backward, ActivationArena& arena) {
+                          bool backward, ActivationArena& arena,
+                          const GradientsReadyHook& gradients_ready) {
   AOETRON_CHECK(tokens.rank() == 2 && tokens.shape() == targets.shape())
       << "tokens " << tokens.DebugString() << " and targets " << targets.DebugString()
       << " must both be [B, T]";
@@ -142,6 +147,10 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
   ops::Fill(dx, 0.0);
   ops::RmsNormBackward(d_final_hidden, stream.back(), final_norm.value, final_rstd, dx,
                        final_norm.grad);
+  auto ready = [&](int first) {
+    if (gradients_ready) gradients_ready(first);
+  };
+  ready(final_norm_);  // final_norm, lm_head: the last two parameters
   Tensor dx_below = arena.Allocate({n, d}, params_.dtype());
   for (size_t l = blocks_.size(); l-- > 0;) {
     // Each layer's backward scratch is released before the next layer's is allocated.
@@ -149,8 +158,10 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
     blocks_[l]->Backward(dx, loss_scale, dx_below, arena);
     arena.Rewind(before_layer);
     std::swap(dx, dx_below);
+    ready(block_first_parameter_[l]);
   }
   parallel::VocabParallelEmbeddingBackward(flat_tokens, dx, vocab_begin, embedding.grad);
+  ready(embedding_);
   copy_layer_stats();
   return out;
 }

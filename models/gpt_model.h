@@ -41,6 +41,7 @@
 // Not thread-safe; one model per process (per rank). Kernels inside use all configured threads.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -60,6 +61,12 @@ struct StepOutputs {
   double aux_loss = 0.0;  // Σ over layers of the load-balancing loss (0 for dense)
   std::vector<ExpertLoadStats> layer_stats;  // per layer; empty for dense
 };
+
+// Called during backward each time a suffix of the parameter set holds its final gradient for
+// the call: every parameter with index ≥ `first` (ParameterSet order, which is also the flat
+// buffers' order) is complete. Calls come with decreasing `first`, the last one with 0. The
+// trainer uses it to start the gradient sync of late layers while early ones still compute.
+using GradientsReadyHook = std::function<void(int first)>;
 
 class GptModel {
  public:
@@ -84,16 +91,19 @@ class GptModel {
   // tokens, targets: i32 [B, T] with T ≤ seq_len. Runs forward and backward and ACCUMULATES
   // gradients of (loss_scale · total loss) into the parameters' grads (call ZeroGrads() between
   // optimizer steps; several calls accumulate micro-batches). Activations come from `arena`,
-  // which this call resets at its start.
+  // which this call resets at its start. `gradients_ready`, when set, is called as backward
+  // finishes the head and final norm, each block, and the embedding (GradientsReadyHook);
+  // it may not touch anything of the model but the completed gradients.
   StepOutputs ForwardBackward(const Tensor& tokens, const Tensor& targets, double loss_scale,
-                              ActivationArena& arena);
+                              ActivationArena& arena,
+                              const GradientsReadyHook& gradients_ready = nullptr);
 
   // Forward only (evaluation). Same outputs, no gradients touched.
   StepOutputs Forward(const Tensor& tokens, const Tensor& targets, ActivationArena& arena);
 
  private:
   StepOutputs Run(const Tensor& tokens, const Tensor& targets, double loss_scale, bool backward,
-                  ActivationArena& arena);
+                  ActivationArena& arena, const GradientsReadyHook& gradients_ready);
 
   ModelConfig config_;
   parallel::ProcessGroups* groups_;
@@ -101,6 +111,7 @@ class GptModel {
   ParameterSet params_;
   int embedding_ = -1, final_norm_ = -1, lm_head_ = -1;
   std::vector<std::unique_ptr<TransformerBlock>> blocks_;
+  std::vector<int> block_first_parameter_;  // index of each block's first parameter
 };
 
 }  // namespace aoetron

@@ -43,6 +43,19 @@
 namespace aoetron::parallel {
 
 enum class ReduceOp { kSum, kMax };
+
+// A collective started with one of Communicator's Start* calls and not yet known to be complete.
+// Until it is, the caller must not read or write the tensor it was started on. Destroying a
+// pending collective waits for it.
+class PendingCollective {
+ public:
+  virtual ~PendingCollective() = default;
+  // Advances the collective as far as it can without blocking; true once it is complete (the
+  // tensor holds its final values). Cheap enough to call between layers.
+  virtual bool Test() = 0;
+  // Blocks until the collective is complete (watchdog-guarded like a blocking call).
+  virtual void Wait() = 0;
+};
 const char* ReduceOpName(ReduceOp op);  // "sum", "max"
 
 class Communicator {
@@ -96,6 +109,17 @@ class Communicator {
   // labels it in messages. The new communicator shares this one's backend options (watchdog,
   // timeouts) and must be destroyed before the distributed context is finalized.
   virtual std::unique_ptr<Communicator> Split(int color, int key, std::string name) = 0;
+
+  // ---- Started (non-blocking) collectives ----------------------------------------------------
+
+  // Starts AllReduce(tensor, op) and returns a handle at once; the result, bitwise the same as
+  // AllReduce's, is in `tensor` when the handle's Test() returns true or Wait() returns. Ordered
+  // like the blocking calls: every rank of the group starts the same calls in the same order,
+  // and blocking calls on the group made while one is pending come after it in that order.
+  // Progress: the MPI backend advances pending work only while this rank is inside an MPI call
+  // (Test() included), so a caller overlapping compute calls Test() now and then. This base
+  // version, for backends without an asynchronous form, runs the whole AllReduce here.
+  virtual std::unique_ptr<PendingCollective> StartAllReduce(Tensor tensor, ReduceOp op);
 
   // ---- Conveniences built on the collectives above -------------------------------------------
 

@@ -1,6 +1,9 @@
 #include "parallel/gradient_sync.h"
 
+#include <cmath>
+
 #include "core/check.h"
+#include "core/ops/elementwise.h"
 
 namespace aoetron::parallel {
 
@@ -85,12 +88,38 @@ GradientSync::GradientSync(Tensor flat_grads, std::vector<FlatSegment> segments,
 }
 
 void GradientSync::AllReduce() {
-  for (size_t i = buckets_.size(); i-- > 0;) {
-    const GradientBucket& bucket = buckets_[i];
+  StartStep();
+  Finish();
+}
+
+void GradientSync::StartStep(bool check_finite) {
+  AOETRON_CHECK(pending_.empty() && unstarted_ == 0) << "GradientSync: StartStep before Finish";
+  unstarted_ = buckets_.size();
+  check_finite_ = check_finite;
+  local_finite_ = true;
+}
+
+void GradientSync::GradientsReadyFrom(int first_segment) {
+  AOETRON_CHECK(first_segment >= 0 && first_segment < static_cast<int>(segments_.size()))
+      << "GradientSync: segment " << first_segment << " of " << segments_.size();
+  const int64_t ready_from = segments_[first_segment].offset;
+  while (unstarted_ > 0 && buckets_[unstarted_ - 1].begin >= ready_from) {
+    const GradientBucket& bucket = buckets_[--unstarted_];
+    Tensor grads = flat_grads_.Rows(bucket.begin, bucket.end);
+    if (check_finite_ && local_finite_) local_finite_ = std::isfinite(ops::SumSquares(grads));
     if (bucket.group_size == 1) continue;
     Communicator& comm = bucket.expert ? groups_->expert_data_parallel() : groups_->data_parallel();
-    comm.AllReduce(flat_grads_.Rows(bucket.begin, bucket.end), ReduceOp::kSum);
+    pending_.push_back(comm.StartAllReduce(grads, ReduceOp::kSum));
   }
+  // Let the started ones move while backward goes on.
+  for (std::unique_ptr<PendingCollective>& p : pending_) p->Test();
+}
+
+void GradientSync::Finish() {
+  if (!segments_.empty()) GradientsReadyFrom(0);
+  for (std::unique_ptr<PendingCollective>& p : pending_) p->Wait();
+  pending_.clear();
+  AOETRON_CHECK_EQ(unstarted_, size_t{0});
 }
 
 double GradientSync::LocalSquaredNorm() const {

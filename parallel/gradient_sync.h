@@ -32,8 +32,16 @@
 // group; replicated parameters once per dp group). LocalSquaredNorm gives this rank's term in
 // double; the caller sums it over the world (AllReduce, rank order) and takes the square root.
 //
-// Overlap with backward: none yet. The model exposes no per-layer "gradients ready" callback,
-// so AllReduce runs after the last micro-batch's backward (docs/training.md).
+// Overlap with backward. Backward completes gradients from the last parameter down (the model's
+// GradientsReadyHook reports each finished suffix). GradientsReadyFrom(first) starts, with
+// Communicator::StartAllReduce, every bucket lying wholly in the finished suffix that has not
+// started yet (highest first, so the order is the same on every rank), and advances the pending
+// ones; Finish() starts the rest and waits for all. So the last layers' buckets travel while the
+// first layers still compute — as far as the backend progresses in the background (MPI: inside
+// MPI calls, i.e. at the next hook or the model's own tp/ep collectives; NCCL: on its stream).
+// AllReduce() is the same without a hook: every bucket started and waited for at once.
+// Before a bucket starts, its local gradient is checked for NaN/Inf (a pass the trainer needs
+// anyway to name the rank a non-finite gradient came from, which after the sum it could not).
 //
 // Determinism: collectives reduce in rank order (communicator.h), the per-shard squared sums use
 // a fixed summation order, so results are bitwise reproducible for a fixed layout.
@@ -43,6 +51,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "core/tensor.h"
@@ -91,8 +100,20 @@ class GradientSync {
                int64_t bucket_bytes);
 
   // Sums every bucket over its group in place (buckets in reverse order). Afterwards every
-  // replica holds the same summed gradient.
+  // replica holds the same summed gradient. Equivalent to StartStep(); Finish().
   void AllReduce();
+
+  // Overlapped form (file comment): StartStep() before the backward that completes the
+  // gradients, GradientsReadyFrom(s) each time segments s, s+1, ... are final (decreasing s),
+  // Finish() after it. Results are bitwise those of AllReduce().
+  // check_finite: check each bucket's local gradient for NaN/Inf before it starts (one pass over
+  // the buffer; needed to name a culprit rank only when there is more than one rank).
+  void StartStep(bool check_finite = true);
+  void GradientsReadyFrom(int first_segment);
+  void Finish();
+  // Whether every local gradient element checked since StartStep() was finite (before the sum;
+  // all of them once Finish() has returned; true without check_finite).
+  bool local_gradients_finite() const { return local_finite_; }
 
   // This rank's term of the global ‖g‖² (file comment), from the current gradient.
   double LocalSquaredNorm() const;
@@ -105,6 +126,12 @@ class GradientSync {
   std::vector<FlatSegment> segments_;
   ProcessGroups* groups_;
   std::vector<GradientBucket> buckets_;
+  // Overlap state of the current step: buckets [0, unstarted_) have not started; pending_ holds
+  // the started ones not yet known complete, oldest first.
+  size_t unstarted_ = 0;
+  std::vector<std::unique_ptr<PendingCollective>> pending_;
+  bool check_finite_ = true;
+  bool local_finite_ = true;
 };
 
 // Calls visit(segment_index, flat_begin, flat_end) for every non-empty intersection of

@@ -4,6 +4,7 @@
 #include <climits>
 #include <cstring>
 #include <numeric>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "parallel/abort.h"
@@ -133,63 +134,189 @@ std::string MpiCommunicator::Describe(const std::string& what) {
                       " of the group)");
 }
 
-void MpiCommunicator::AllReduce(Tensor tensor, ReduceOp op) {
-  CollectiveTimer timed(this);
-  const std::string call = absl::StrCat("AllReduce(", ReduceOpName(op), ")");
-  CheckTensor(call, tensor, "tensor", /*reduction=*/true);
-  ScopedDeadline deadline(options_.watchdog,
-                          Describe(absl::StrCat(call, " of ", TensorText(tensor))),
-                          options_.collective_timeout);
-  const DType dtype = tensor.dtype();
-  const int64_t numel = tensor.numel();
-  CheckAgreement(call, Fingerprint()
-                           .Add(1)
-                           .Add(static_cast<uint64_t>(dtype))
-                           .Add(numel)
-                           .Add(static_cast<uint64_t>(op))
-                           .value());
-  if (size_ == 1 || numel == 0) return;
+// The AllReduce of the file comment as a state machine: for each segment, an exchange
+// (MPI_Ialltoallv of the blocks to their reducers), the rank-order reduction of this rank's
+// block, then a gather (MPI_Iallgatherv of the reduced blocks). It waits in the communicator's
+// queue until it reaches the front; then exactly one of its MPI requests is in flight at a time.
+class MpiCommunicator::PendingAllReduce final : public PendingCollective {
+ public:
+  PendingAllReduce(MpiCommunicator* comm, Tensor tensor, ReduceOp op)
+      : comm_(comm), tensor_(std::move(tensor)), op_(op) {
+    const std::string call = absl::StrCat("AllReduce(", ReduceOpName(op), ")");
+    comm_->CheckTensor(call, tensor_, "tensor", /*reduction=*/true);
+    // Armed from the start to the completion of the collective.
+    deadline_.emplace(comm_->options_.watchdog,
+                      comm_->Describe(absl::StrCat(call, " of ", TensorText(tensor_))),
+                      comm_->options_.collective_timeout);
+    const DType dtype = tensor_.dtype();
+    numel_ = tensor_.numel();
+    if (comm_->options_.check_agreement) {
+      comm_->DrainQueue();  // the check is a blocking collective
+      comm_->CheckAgreement(call, Fingerprint()
+                                      .Add(1)
+                                      .Add(static_cast<uint64_t>(dtype))
+                                      .Add(numel_)
+                                      .Add(static_cast<uint64_t>(op))
+                                      .value());
+    }
+    if (comm_->size_ == 1 || numel_ == 0) {
+      Finish();
+      return;
+    }
+    word_ = SizeOf(dtype);
+    type_ = WordType(dtype);
+    const int p = comm_->size_;
+    segment_ = std::clamp<int64_t>(
+        comm_->options_.reduction_segment_bytes / static_cast<int64_t>(word_), p, INT_MAX / 2);
+    block_counts_.resize(p);
+    block_offsets_.resize(p);
+    recv_counts_.resize(p);
+    recv_offsets_.resize(p);
+    stage_ = Stage::kQueued;
+    comm_->reduction_queue_.push_back(this);
+    comm_->AdvanceQueue(this, /*block=*/false);
+  }
+  ~PendingAllReduce() override { Wait(); }
 
-  const size_t word = SizeOf(dtype);
-  const MPI_Datatype type = WordType(dtype);
-  const int p = size_;
-  const int64_t segment = std::clamp<int64_t>(
-      options_.reduction_segment_bytes / static_cast<int64_t>(word), p, INT_MAX / 2);
-  std::vector<int> block_counts(p), block_offsets(p), recv_counts(p), recv_offsets(p);
-  std::vector<const void*> contributions(p);
-  char* data = static_cast<char*>(tensor.raw_data());
-  for (int64_t offset = 0; offset < numel; offset += segment) {
-    const int64_t length = std::min(segment, numel - offset);
-    char* base = data + offset * word;
-    // Block r of the segment, [length·r/p, length·(r+1)/p), is reduced by rank r.
+  bool Test() override {
+    if (done()) return true;
+    CollectiveTimer timed(comm_);
+    comm_->AdvanceQueue(this, /*block=*/false);
+    return done();
+  }
+
+  void Wait() override {
+    if (done()) return;
+    CollectiveTimer timed(comm_);
+    comm_->AdvanceQueue(this, /*block=*/true);
+  }
+
+  bool done() const { return stage_ == Stage::kDone; }
+
+  // Called by the queue on its front entry: starts the first exchange, or completes the
+  // request in flight (waiting for it with `block`) and starts the next one. False when the
+  // request in flight is not complete yet (only without `block`).
+  bool Step(bool block) {
+    if (stage_ == Stage::kQueued) {
+      if (!comm_->spare_reduction_buffers_.empty()) {
+        scratch_ = std::move(comm_->spare_reduction_buffers_.back());
+        comm_->spare_reduction_buffers_.pop_back();
+      }
+      StartExchange();
+      return true;
+    }
+    if (block) {
+      comm_->CheckMpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), "MPI_Wait");
+    } else {
+      int complete = 0;
+      comm_->CheckMpi(MPI_Test(&request_, &complete, MPI_STATUS_IGNORE), "MPI_Test");
+      if (!complete) return false;
+    }
+    Advance();
+    return true;
+  }
+
+ private:
+  enum class Stage { kQueued, kExchange, kGather, kDone };
+
+  char* segment_base() {
+    return static_cast<char*>(tensor_.raw_data()) + offset_ * static_cast<int64_t>(word_);
+  }
+
+  // Block r of the segment at offset_, [length·r/p, length·(r+1)/p), is reduced by rank r.
+  void StartExchange() {
+    const int p = comm_->size_;
+    const int64_t length = std::min(segment_, numel_ - offset_);
     for (int r = 0; r < p; ++r) {
       const int64_t begin = length * r / p;
       const int64_t end = length * (r + 1) / p;
-      block_offsets[r] = static_cast<int>(begin);
-      block_counts[r] = static_cast<int>(end - begin);
+      block_offsets_[r] = static_cast<int>(begin);
+      block_counts_[r] = static_cast<int>(end - begin);
     }
-    const int own = block_counts[rank_];
+    const int own = block_counts_[comm_->rank_];
     for (int r = 0; r < p; ++r) {
-      recv_counts[r] = own;
-      recv_offsets[r] = r * own;
+      recv_counts_[r] = own;
+      recv_offsets_[r] = r * own;
     }
-    recv_scratch_.resize(static_cast<size_t>(p) * own * word);
-    CheckMpi(
-        MPI_Alltoallv(base, block_counts.data(), block_offsets.data(), type, recv_scratch_.data(),
-                      recv_counts.data(), recv_offsets.data(), type, comm_),
-        "MPI_Alltoallv");
-    for (int r = 0; r < p; ++r) {
-      contributions[r] = recv_scratch_.data() + static_cast<size_t>(r) * own * word;
-    }
-    ReduceInRankOrder(op, dtype, contributions, base + block_offsets[rank_] * word, own);
-    CheckMpi(MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, base, block_counts.data(),
-                            block_offsets.data(), type, comm_),
-             "MPI_Allgatherv");
+    scratch_.resize(static_cast<size_t>(p) * own * word_);
+    comm_->CheckMpi(MPI_Ialltoallv(segment_base(), block_counts_.data(), block_offsets_.data(),
+                                   type_, scratch_.data(), recv_counts_.data(),
+                                   recv_offsets_.data(), type_, comm_->comm_, &request_),
+                    "MPI_Ialltoallv");
+    stage_ = Stage::kExchange;
   }
+
+  // The request in flight has completed: do the local part and start the next request.
+  void Advance() {
+    if (stage_ == Stage::kExchange) {
+      const int p = comm_->size_;
+      const int own = block_counts_[comm_->rank_];
+      std::vector<const void*> contributions(p);
+      for (int r = 0; r < p; ++r) {
+        contributions[r] = scratch_.data() + static_cast<size_t>(r) * own * word_;
+      }
+      char* base = segment_base();
+      ReduceInRankOrder(op_, tensor_.dtype(), contributions,
+                        base + block_offsets_[comm_->rank_] * word_, own);
+      comm_->CheckMpi(
+          MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, base, block_counts_.data(),
+                          block_offsets_.data(), type_, comm_->comm_, &request_),
+          "MPI_Iallgatherv");
+      stage_ = Stage::kGather;
+      return;
+    }
+    offset_ += std::min(segment_, numel_ - offset_);
+    if (offset_ < numel_) {
+      StartExchange();
+    } else {
+      Finish();
+    }
+  }
+
+  void Finish() {
+    stage_ = Stage::kDone;
+    deadline_.reset();
+    if (scratch_.capacity() > 0) comm_->spare_reduction_buffers_.push_back(std::move(scratch_));
+  }
+
+  MpiCommunicator* comm_;
+  Tensor tensor_;
+  ReduceOp op_;
+  std::optional<ScopedDeadline> deadline_;
+  size_t word_ = 0;
+  MPI_Datatype type_ = MPI_BYTE;
+  int64_t numel_ = 0, segment_ = 0, offset_ = 0;
+  Stage stage_ = Stage::kDone;
+  MPI_Request request_ = MPI_REQUEST_NULL;
+  std::vector<int> block_counts_, block_offsets_, recv_counts_, recv_offsets_;
+  std::vector<char> scratch_;
+};
+
+void MpiCommunicator::AdvanceQueue(const PendingAllReduce* until, bool block) {
+  while (!reduction_queue_.empty()) {
+    PendingAllReduce* front = reduction_queue_.front();
+    // Without `block`, stop at the first request still in flight.
+    if (!front->Step(block)) return;
+    if (front->done()) {
+      reduction_queue_.pop_front();
+      if (front == until) return;
+    }
+  }
+}
+
+std::unique_ptr<PendingCollective> MpiCommunicator::StartAllReduce(Tensor tensor, ReduceOp op) {
+  CollectiveTimer timed(this);
+  return std::make_unique<PendingAllReduce>(this, std::move(tensor), op);
+}
+
+void MpiCommunicator::AllReduce(Tensor tensor, ReduceOp op) {
+  CollectiveTimer timed(this);
+  PendingAllReduce(this, std::move(tensor), op).Wait();
 }
 
 void MpiCommunicator::ReduceScatter(const Tensor& input, Tensor output) {
   CollectiveTimer timed(this);
+  DrainQueue();  // MPI order: started AllReduces first, on every rank
   const std::string call = "ReduceScatter(sum)";
   CheckTensor(call, input, "input", /*reduction=*/true);
   CheckTensor(call, output, "output", /*reduction=*/true);
@@ -244,6 +371,7 @@ void MpiCommunicator::ReduceScatter(const Tensor& input, Tensor output) {
 
 void MpiCommunicator::AllGather(const Tensor& input, Tensor output) {
   CollectiveTimer timed(this);
+  DrainQueue();  // MPI order: started AllReduces first, on every rank
   const std::string call = "AllGather";
   CheckTensor(call, input, "input", /*reduction=*/false);
   CheckTensor(call, output, "output", /*reduction=*/false);
@@ -279,6 +407,7 @@ void MpiCommunicator::AllGather(const Tensor& input, Tensor output) {
 void MpiCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> send_rows, Tensor recv,
                                 std::span<const int64_t> recv_rows) {
   CollectiveTimer timed(this);
+  DrainQueue();  // MPI order: started AllReduces first, on every rank
   const std::string call = "AllToAllV";
   CheckTensor(call, send, "send", /*reduction=*/false);
   CheckTensor(call, recv, "recv", /*reduction=*/false);
@@ -340,6 +469,7 @@ void MpiCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> sen
 
 void MpiCommunicator::Broadcast(Tensor tensor, int root) {
   CollectiveTimer timed(this);
+  DrainQueue();  // MPI order: started AllReduces first, on every rank
   const std::string call = "Broadcast";
   CheckTensor(call, tensor, "tensor", /*reduction=*/false);
   if (root < 0 || root >= size_) {
@@ -366,6 +496,7 @@ void MpiCommunicator::Broadcast(Tensor tensor, int root) {
 
 void MpiCommunicator::Barrier() {
   CollectiveTimer timed(this);
+  DrainQueue();  // MPI order: started AllReduces first, on every rank
   const std::string call = "Barrier";
   ScopedDeadline deadline(options_.watchdog, Describe(call), options_.collective_timeout);
   CheckAgreement(call, Fingerprint().Add(6).value());
@@ -375,6 +506,7 @@ void MpiCommunicator::Barrier() {
 std::unique_ptr<Communicator> MpiCommunicator::Split(int color, int key, std::string name) {
   const std::string call = absl::StrCat("Split(\"", name, "\")");
   if (color < 0) Fail(call, absl::StrCat("color ", color, " is negative"));
+  DrainQueue();
   ScopedDeadline deadline(options_.watchdog, Describe(call), options_.collective_timeout);
   CheckAgreement(call, Fingerprint().Add(7).value());
   MPI_Comm sub = MPI_COMM_NULL;

@@ -2,13 +2,18 @@
 // for CPU tensors.
 //
 // How each collective maps onto MPI:
-//  - AllReduce: per segment (CollectiveOptions::reduction_segment_bytes), MPI_Alltoallv gives
+//  - AllReduce: per segment (CollectiveOptions::reduction_segment_bytes), MPI_Ialltoallv gives
 //    each rank one block from every peer, the rank combines them in rank order
-//    (rank_order_reduction.h), and MPI_Allgatherv spreads the reduced blocks. The traffic is that
-//    of a reduce-scatter + all-gather, MPI's own reduction order never matters, and the result is
-//    bitwise the same on every rank. MPI_Allreduce is not used: its reduction order is left to
-//    the implementation (Open MPI's tuned component picks algorithms by message size and group
-//    size).
+//    (rank_order_reduction.h), and MPI_Iallgatherv spreads the reduced blocks. StartAllReduce
+//    runs these steps as a small state machine; AllReduce is Start + Wait. MPI needs every rank
+//    to start a communicator's collectives in the same order, and when a step completes depends
+//    on timing, so started AllReduces run one at a time from a FIFO queue (the head's next step
+//    starts only when its previous one completes; the next entry starts when the head is done),
+//    and every blocking call first completes the queue. Test() on any entry advances the queue. The
+//    traffic is that of a reduce-scatter + all-gather, MPI's own reduction order never matters, and
+//    the result is bitwise the same on every rank. MPI_Allreduce is not used: its reduction order
+//    is left to the implementation (Open MPI's tuned component picks algorithms by message size and
+//    group size).
 //  - ReduceScatter: the first half of the above (MPI_Alltoall + rank-order reduction).
 //  - AllGather, AllToAllV, Broadcast, Barrier: MPI_Allgather (MPI_IN_PLACE when the input is
 //    already the output's own block), MPI_Alltoallv in units of one row, MPI_Bcast, MPI_Barrier.
@@ -24,6 +29,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -53,6 +59,7 @@ class MpiCommunicator final : public Communicator {
   using Communicator::AllToAllV;
   void Broadcast(Tensor tensor, int root) override;
   void Barrier() override;
+  std::unique_ptr<PendingCollective> StartAllReduce(Tensor tensor, ReduceOp op) override;
   std::unique_ptr<Communicator> Split(int color, int key, std::string name) override;
 
   // The underlying MPI communicator, for bootstrapping other backends (NCCL's unique id).
@@ -60,6 +67,8 @@ class MpiCommunicator final : public Communicator {
   const CollectiveOptions& options() const { return options_; }
 
  private:
+  class PendingAllReduce;
+
   // Ends the job with "rank R (group G): <call> failed: <cause>".
   [[noreturn]] void Fail(const std::string& call, const std::string& cause) const;
   // Fails with MPI's error string unless rc is MPI_SUCCESS.
@@ -83,6 +92,17 @@ class MpiCommunicator final : public Communicator {
   uint64_t collectives_called_ = 0;
   std::vector<char> send_scratch_;
   std::vector<char> recv_scratch_;
+  // Receive buffers of finished started AllReduces, reused by the next ones (no fresh pages per
+  // call).
+  std::vector<std::vector<char>> spare_reduction_buffers_;
+  // Started AllReduces not yet complete, in start order; only the front one has MPI work in
+  // flight.
+  std::deque<PendingAllReduce*> reduction_queue_;
+  // Advances the queue: with `block`, until `until` is complete (and everything before it);
+  // without, as far as it goes without waiting.
+  void AdvanceQueue(const PendingAllReduce* until, bool block);
+  // Completes every started AllReduce (before any other collective starts).
+  void DrainQueue() { AdvanceQueue(nullptr, /*block=*/true); }
 };
 
 }  // namespace aoetron::parallel

@@ -107,6 +107,43 @@ TEST(CollectivesTest, ReductionSegmentsDoNotChangeResults) {
                                               sum.begin() + (small_segments.rank() + 1) * block)));
 }
 
+// Started AllReduces complete in whatever order the ranks' timing gives, while other
+// collectives run on the same group: the ranks poll a different number of times and rank 0 is
+// late, yet every result is the rank-order sum bitwise (MPI sees the same call order everywhere).
+TEST(CollectivesTest, StartedAllReducesInterleavedWithOtherCollectives) {
+  MPI_Comm dup;
+  ASSERT_EQ(MPI_Comm_dup(MPI_COMM_WORLD, &dup), MPI_SUCCESS);
+  CollectiveOptions options = Context().collective_options();
+  options.reduction_segment_bytes = 4000;  // several segments per call
+  MpiCommunicator comm(dup, /*take_ownership=*/true, "world-started", options);
+  const int me = comm.rank(), p = comm.size();
+  const int64_t sizes[] = {1003, 5, 40000, 0, 777};
+  std::vector<std::vector<float>> data;
+  for (size_t i = 0; i < std::size(sizes); ++i) {
+    data.push_back(RankData<float>(300 + i, me, sizes[i]));
+  }
+  std::vector<std::unique_ptr<PendingCollective>> pending;
+  for (size_t i = 0; i < std::size(sizes); ++i) {
+    pending.push_back(
+        comm.StartAllReduce(Tensor::Wrap(data[i].data(), {sizes[i]}, DType::kF32), ReduceOp::kSum));
+    for (int poll = 0; poll < me * 3; ++poll) pending.back()->Test();
+    if (me == 0) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    if (i == 1) {  // a blocking collective of another kind while two are pending
+      std::vector<int64_t> counts(p, i);
+      EXPECT_EQ(comm.ExchangeCounts(counts), counts);
+    }
+    if (i == 2) {  // and a blocking AllReduce
+      ExpectAllReduceSumIsRankOrderSum<double>(comm, 310, 999);
+    }
+  }
+  // Waited for newest first.
+  for (size_t i = std::size(sizes); i-- > 0;) {
+    pending[i]->Wait();
+    EXPECT_TRUE(pending[i]->Test());
+    EXPECT_TRUE(BitwiseEqual(data[i], RankOrderSum<float>(300 + i, p, sizes[i]))) << "call " << i;
+  }
+}
+
 TEST(CollectivesTest, AllReduceMaxMatchesAndPropagatesNaN) {
   const int p = World().size();
   const int64_t n = 777;
