@@ -112,11 +112,15 @@ absl::Status ValidateParallelLayout(const ModelConfig& c, int tp, int ep) {
       !s.ok()) {
     return s;
   }
-  if (absl::Status s = divisible("model.vocab_size", c.vocab_size,
-                                 ": the embedding and LM head are split by vocabulary; pad the "
-                                 "vocabulary to a multiple");
-      !s.ok()) {
-    return s;
+  if (c.vocab_size % tp != 0) {
+    // Megatron pads to a multiple of 128·tp (--make-vocab-size-divisible-by); token ids above the
+    // tokenizer's range never occur, so their logits only learn to stay low.
+    const int64_t multiple = 128 * static_cast<int64_t>(tp);
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "model.vocab_size (%d) must be divisible by parallel.tp (%d): the embedding and LM head "
+        "are split by vocabulary; pad it, e.g. model.vocab_size: %d (the next multiple of "
+        "128·tp, as Megatron pads)",
+        c.vocab_size, tp, (c.vocab_size + multiple - 1) / multiple * multiple));
   }
   if (c.ffn == FfnKind::kAoe) {
     if (c.ResolvedDWide() % tp != 0) {

@@ -293,6 +293,10 @@ TEST(ParallelLayoutValidationTest, NamesTheFields) {
                 .find("model.vocab_size (50257) must be divisible by "
                       "parallel.tp (2)"),
             std::string::npos);
+  // The suggestion is the next multiple of 128·tp, and it passes.
+  EXPECT_NE(message(odd_vocab, 2, 1).find("model.vocab_size: 50432"), std::string::npos);
+  odd_vocab.vocab_size = 50432;
+  EXPECT_TRUE(ValidateParallelLayout(odd_vocab, 2, 1).ok());
   ModelConfig aoe = config;
   aoe.d_wide = 30;
   EXPECT_NE(message(aoe, 4, 1).find("d_wide (30, model.d_wide) must be divisible by parallel.tp"),
