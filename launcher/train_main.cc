@@ -17,9 +17,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <iostream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/flags/flag.h"
@@ -181,8 +183,17 @@ int LauncherWorldSize() {
   return 1;
 }
 
+// Ranks other than 0 linger before exiting 1 so that rank 0, which alone prints the message,
+// exits first: when another rank's non-zero exit comes first, mpirun aborts the job and may drop
+// output of rank 0 it has not forwarded yet (seen once in a fresh-clone run: the layout error
+// went missing).
+void LetRankZeroExitFirst() {
+  if (LauncherRank() != 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+}
+
 int Fail(const std::string& message) {
   if (LauncherRank() == 0) std::cerr << "aoetron-train: " << message << std::endl;
+  LetRankZeroExitFirst();
   return 1;
 }
 
@@ -208,6 +219,8 @@ int Run(aoetron::parallel::DistributedContext& context,
   }
   if (!layout.ok()) {
     if (context.world_rank() == 0) std::cerr << "aoetron-train: " << layout.message() << std::endl;
+    context.world().Barrier();  // rank 0 has printed
+    LetRankZeroExitFirst();
     return 1;
   }
   absl::StatusOr<parallel::ProcessGroups> groups =

@@ -65,14 +65,20 @@ wait_for() {
 # rank_pid TAG RANK: the pid of the aoetron-train process of world rank RANK whose command
 # line holds TAG (this test's own work directory).
 rank_pid() {
-  for pid in $(pgrep -f -- "$1"); do
-    if [[ -r /proc/$pid/environ ]] &&
-       tr '\0' '\n' < /proc/$pid/environ | grep -qx "OMPI_COMM_WORLD_RANK=$2" &&
-       [[ $(cat /proc/$pid/comm) == aoetron-train ]]; then
-      echo "$pid"
-      return 0
-    fi
+  # Retried for up to 10 s: one fresh-clone run under full load once found no match at all.
+  for ((attempt = 0; attempt < 50; ++attempt)); do
+    for pid in $(pgrep -f -- "$1"); do
+      if [[ -r /proc/$pid/environ ]] &&
+         tr '\0' '\n' < /proc/$pid/environ | grep -qx "OMPI_COMM_WORLD_RANK=$2" &&
+         [[ $(cat /proc/$pid/comm) == aoetron-train ]]; then
+        echo "$pid"
+        return 0
+      fi
+    done
+    sleep 0.2
   done
+  echo "rank_pid: no aoetron-train of rank $2 matching $1 among:" >&2
+  ps -eo pid,stat,comm,args | grep -F -- "$1" >&2
   return 1
 }
 
