@@ -12,7 +12,7 @@
 namespace aoetron {
 
 std::vector<LayerLoadSummary> SummariseExpertLoad(
-    const std::vector<std::vector<ExpertLoadStats>>& per_micro_batch) {
+    const std::vector<std::vector<ExpertLoadStats>>& per_micro_batch, int ep_size) {
   if (per_micro_batch.empty()) return {};
   const size_t layers = per_micro_batch.front().size();
   std::vector<LayerLoadSummary> summary(layers);
@@ -48,6 +48,18 @@ std::vector<LayerLoadSummary> SummariseExpertLoad(
     summary[l].load_min = load_min;
     summary[l].load_max = load_max;
     summary[l].ent_load = entropy;
+    // Rank p holds experts [p·n/ep, (p+1)·n/ep).
+    const size_t per_rank = counts.size() / static_cast<size_t>(std::max(1, ep_size));
+    if (ep_size > 1 && per_rank > 0) {
+      int64_t max_load = 0;
+      for (size_t begin = 0; begin + per_rank <= counts.size(); begin += per_rank) {
+        int64_t load = 0;
+        for (size_t e = begin; e < begin + per_rank; ++e) load += counts[e];
+        max_load = std::max(max_load, load);
+      }
+      summary[l].ep_load_max_over_mean =
+          static_cast<double>(max_load) * ep_size / static_cast<double>(pairs);
+    }
   }
   return summary;
 }
@@ -70,8 +82,9 @@ std::string StepMetricsJson(const StepMetrics& m) {
       .Number("comm_edp_ms", m.comm.edp * 1e3)
       .Number("comm_world_ms", m.comm.world * 1e3);
   if (m.val_loss.has_value()) json.Number("val_loss", *m.val_loss);
-  std::vector<double> load_min, load_max, ent_load, ent_conf, aux;
+  std::vector<double> load_min, load_max, ent_load, ent_conf, aux, ep_load;
   for (const LayerLoadSummary& layer : m.layers) {
+    ep_load.push_back(layer.ep_load_max_over_mean);
     load_min.push_back(layer.load_min);
     load_max.push_back(layer.load_max);
     ent_load.push_back(layer.ent_load);
@@ -82,7 +95,14 @@ std::string StepMetricsJson(const StepMetrics& m) {
       .NumberArray("load_max", load_max)
       .NumberArray("ent_load", ent_load)
       .NumberArray("ent_conf", ent_conf)
-      .NumberArray("layer_aux_loss", aux);
+      .NumberArray("layer_aux_loss", aux)
+      .NumberArray("ep_load_max_over_mean", ep_load);
+  if (m.dispatch.has_value()) {
+    json.Number("ep_dispatch_payload_bytes", m.dispatch->payload_bytes)
+        .Number("ep_dispatch_minimum_bytes", m.dispatch->minimum_payload_bytes)
+        .Number("ep_exchange_bytes", m.dispatch->exchange_bytes)
+        .Number("ep_exchange_bytes_max", m.dispatch->exchange_bytes_max);
+  }
   return json.Finish();
 }
 
@@ -116,6 +136,17 @@ std::string StepMetricsProgressLine(const StepMetrics& m) {
     }
     absl::StrAppendFormat(&line, " | load %.3f..%.3f | Ent_load %.3f | Ent_conf %.3f", load_min,
                           load_max, ent_load, ent_conf);
+  }
+  if (m.dispatch.has_value()) {
+    // "| ep 8.4 MB/rank (min 8.4), all 17.1 MB, ranks ×1.06": payload against its minimum, all
+    // expert traffic, and the worst layer's max/mean load over the ep ranks.
+    double worst = 1.0;
+    for (const LayerLoadSummary& layer : m.layers) {
+      worst = std::max(worst, layer.ep_load_max_over_mean);
+    }
+    absl::StrAppendFormat(&line, " | ep %.2f MB/rank (min %.2f), all %.2f MB, ranks ×%.3f",
+                          m.dispatch->payload_bytes / 1e6, m.dispatch->minimum_payload_bytes / 1e6,
+                          m.dispatch->exchange_bytes / 1e6, worst);
   }
   if (m.val_loss.has_value()) absl::StrAppendFormat(&line, " | val_loss %.4f", *m.val_loss);
   return line;

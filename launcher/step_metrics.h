@@ -5,8 +5,10 @@
 //   step, loss, aux_loss, grad_norm, lr, tokens, tokens_per_s, model_tflops, step_ms, comm_ms,
 //   comm_tp_ms, comm_ep_ms, comm_dp_ms, comm_edp_ms, comm_world_ms,
 //   val_loss (only on steps that evaluated),
-//   load_min, load_max, ent_load, ent_conf, layer_aux_loss (arrays, one entry per layer;
-//   empty for a dense model).
+//   load_min, load_max, ent_load, ent_conf, layer_aux_loss, ep_load_max_over_mean (arrays, one
+//   entry per layer; empty for a dense model),
+//   ep_dispatch_payload_bytes, ep_dispatch_minimum_bytes, ep_exchange_bytes,
+//   ep_exchange_bytes_max (only with expert parallelism).
 // Non-finite values are written as null.
 #pragma once
 
@@ -44,14 +46,28 @@ struct LayerLoadSummary {
   double ent_load = 0.0;  // −Σ f̂_i ln f̂_i
   double ent_conf = 0.0;  // mean over tokens of the entropy of the softmax over all n scores
   double aux_loss = 0.0;  // this layer's load-balancing loss, mean over micro-batches
+  // Expert-parallel balance: pairs routed to each ep rank's block of experts, max over the ep
+  // ranks divided by their mean (1 = even; 1 with ep = 1). The slowest rank sets the pace.
+  double ep_load_max_over_mean = 1.0;
+};
+
+// The expert all-to-alls of one optimizer step, per rank (sums over layers, micro-batches and
+// forward+backward), averaged over the world's ranks unless named max. Zero with ep = 1.
+struct DispatchSummary {
+  double payload_bytes = 0.0;          // forward dispatch payload a rank sends (x rows, C_i/gates)
+  double minimum_payload_bytes = 0.0;  // its analytic minimum (DispatchStats)
+  double exchange_bytes = 0.0;         // everything a rank sends: payload, metadata, return, bwd
+  double exchange_bytes_max = 0.0;     // the busiest rank's exchange_bytes
 };
 
 // Merges the per-layer stats of the micro-batches of one step: expert counts are summed (so
 // f̂ and Ent_load describe the whole step's tokens), Ent_conf and aux_loss are averaged (every
 // micro-batch has the same number of tokens). `per_micro_batch[m][l]` is layer l of
 // micro-batch m; every micro-batch must list the same layers.
+// `ep_size` groups the experts into that many equal blocks (one per ep rank) for
+// ep_load_max_over_mean.
 std::vector<LayerLoadSummary> SummariseExpertLoad(
-    const std::vector<std::vector<ExpertLoadStats>>& per_micro_batch);
+    const std::vector<std::vector<ExpertLoadStats>>& per_micro_batch, int ep_size = 1);
 
 struct StepMetrics {
   int64_t step = 0;         // optimizer steps completed, 1-based
@@ -68,6 +84,7 @@ struct StepMetrics {
   double model_flops_per_s = 0.0;  // model FLOPs (models/flop_count.h) per second
   std::optional<double> val_loss;  // mean held-out loss, on steps that evaluated
   std::vector<LayerLoadSummary> layers;
+  std::optional<DispatchSummary> dispatch;  // of the logged step; only with expert parallelism
 };
 
 std::string StepMetricsJson(const StepMetrics& metrics);

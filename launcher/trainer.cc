@@ -361,7 +361,31 @@ std::vector<LayerLoadSummary> Trainer::SummariseAcrossRanks(
     merged[l].load_fraction_max = local.back()[l].load_fraction_max;
     merged[l].entropy_load = local.back()[l].entropy_load;
   }
-  return SummariseExpertLoad({merged});
+  return SummariseExpertLoad({merged}, groups_->grid().ep_size());
+}
+
+DispatchSummary Trainer::SummariseDispatch(const std::vector<std::vector<ExpertLoadStats>>& local) {
+  // [payload, minimum, exchange] summed over the world, then exchange's max.
+  Tensor sums = Tensor::Zeros({3}, DType::kF64);
+  double* v = sums.data<double>();
+  for (const std::vector<ExpertLoadStats>& micro_batch : local) {
+    for (const ExpertLoadStats& layer : micro_batch) {
+      v[0] += static_cast<double>(layer.dispatch.forward_payload_bytes);
+      v[1] += static_cast<double>(layer.dispatch.minimum_payload_bytes);
+      v[2] += static_cast<double>(layer.dispatch.total_bytes());
+    }
+  }
+  Tensor busiest = Tensor::Zeros({1}, DType::kF64);
+  busiest.data<double>()[0] = v[2];
+  world_->AllReduce(sums, parallel::ReduceOp::kSum);
+  world_->AllReduce(busiest, parallel::ReduceOp::kMax);
+  const double ranks = static_cast<double>(world_->size());
+  DispatchSummary summary;
+  summary.payload_bytes = v[0] / ranks;
+  summary.minimum_payload_bytes = v[1] / ranks;
+  summary.exchange_bytes = v[2] / ranks;
+  summary.exchange_bytes_max = busiest.data<double>()[0];
+  return summary;
 }
 
 absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts) {
@@ -444,7 +468,10 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
   } else {
     optimizer_->Step(result.lr);
   }
-  if (summarise_experts) result.layers = SummariseAcrossRanks(layer_stats);
+  if (summarise_experts) {
+    result.layers = SummariseAcrossRanks(layer_stats);
+    if (groups_->grid().ep_size() > 1) result.dispatch = SummariseDispatch(layer_stats);
+  }
   result.comm = CollectiveSeconds() - comm_at_start;
   result.seconds = SecondsSince(start);
   return result;
@@ -569,6 +596,7 @@ absl::StatusOr<TrainSummary> Trainer::Train() {
     metrics.model_flops_per_s = flops_per_step_ / metrics.step_seconds;
     metrics.val_loss = val_loss;
     metrics.layers = std::move(result->layers);
+    metrics.dispatch = result->dispatch;
     if (logger != nullptr) {
       if (absl::Status logged_ok = logger->Log(metrics); !logged_ok.ok()) return logged_ok;
     }

@@ -102,6 +102,7 @@ struct StepResult {
   CommSeconds comm;                      // of which inside collectives, by group (the model's tp/ep
                                          // exchanges included)
   std::vector<LayerLoadSummary> layers;  // only on steps RunStep was asked to summarise
+  std::optional<DispatchSummary> dispatch;  // the same steps, with expert parallelism only
 };
 
 struct TrainSummary {
@@ -184,6 +185,8 @@ class Trainer {
   bool AgreeOnStop();
   // This rank's seconds inside each group's collectives so far (differences give a step's).
   CommSeconds CollectiveSeconds();
+  // Collective over the world: this step's expert all-to-all traffic, mean and max over ranks.
+  DispatchSummary SummariseDispatch(const std::vector<std::vector<ExpertLoadStats>>& local);
   std::vector<LayerLoadSummary> SummariseAcrossRanks(
       const std::vector<std::vector<ExpertLoadStats>>& local);
 

@@ -38,8 +38,19 @@ TEST(SummariseExpertLoadTest, CountsAreSummedOverMicroBatches) {
   EXPECT_NEAR(summary[0].aux_loss, 0.03, 1e-12);
   EXPECT_DOUBLE_EQ(summary[1].load_min, 0.0);
   EXPECT_DOUBLE_EQ(summary[1].load_max, 1.0);
-  EXPECT_DOUBLE_EQ(summary[1].ent_load, 0.0);    // 0·ln 0 counts as 0
-  EXPECT_TRUE(SummariseExpertLoad({}).empty());  // dense model
+  EXPECT_DOUBLE_EQ(summary[1].ent_load, 0.0);               // 0·ln 0 counts as 0
+  EXPECT_TRUE(SummariseExpertLoad({}).empty());             // dense model
+  EXPECT_DOUBLE_EQ(summary[0].ep_load_max_over_mean, 1.0);  // ep 1
+}
+
+TEST(SummariseExpertLoadTest, LoadOverExpertParallelRanks) {
+  // 4 experts on 2 ep ranks: rank 0 holds experts 0–1, rank 1 experts 2–3. Step counts
+  // [5, 3, 1, 3] → rank loads 8 and 4, max/mean = 8 / 6.
+  const std::vector<std::vector<ExpertLoadStats>> per_micro_batch = {
+      {Stats({4, 1, 1, 2}, 0.5, 0.01)}, {Stats({1, 2, 0, 1}, 0.5, 0.01)}};
+  EXPECT_DOUBLE_EQ(SummariseExpertLoad(per_micro_batch, 2)[0].ep_load_max_over_mean, 8.0 / 6.0);
+  // One expert per rank: max 5 over mean 3.
+  EXPECT_DOUBLE_EQ(SummariseExpertLoad(per_micro_batch, 4)[0].ep_load_max_over_mean, 5.0 / 3.0);
 }
 
 StepMetrics SampleMetrics() {
@@ -89,6 +100,23 @@ TEST(StepMetricsJsonTest, HasEveryKeyWithPerLayerArrays) {
   EXPECT_EQ(f.at("ent_load").list_value().values(0).number_value(), 2.0);
   EXPECT_EQ(f.at("ent_conf").list_value().values(0).number_value(), 1.9);
   EXPECT_EQ(f.at("layer_aux_loss").list_value().values_size(), 2);
+  EXPECT_EQ(f.at("ep_load_max_over_mean").list_value().values_size(), 2);
+  EXPECT_EQ(f.count("ep_dispatch_payload_bytes"), 0u);  // only with expert parallelism
+}
+
+TEST(StepMetricsJsonTest, DispatchFiguresWithExpertParallelism) {
+  StepMetrics m = SampleMetrics();
+  m.dispatch = DispatchSummary{8.4e6, 8.3e6, 17.1e6, 17.5e6};
+  absl::StatusOr<google::protobuf::Struct> json = testing::ParseJsonObject(StepMetricsJson(m));
+  ASSERT_TRUE(json.ok()) << json.status();
+  const auto& f = json->fields();
+  EXPECT_EQ(f.at("ep_dispatch_payload_bytes").number_value(), 8.4e6);
+  EXPECT_EQ(f.at("ep_dispatch_minimum_bytes").number_value(), 8.3e6);
+  EXPECT_EQ(f.at("ep_exchange_bytes").number_value(), 17.1e6);
+  EXPECT_EQ(f.at("ep_exchange_bytes_max").number_value(), 17.5e6);
+  m.layers[1].ep_load_max_over_mean = 1.0625;
+  EXPECT_THAT(StepMetricsProgressLine(m),
+              HasSubstr("| ep 8.40 MB/rank (min 8.30), all 17.10 MB, ranks ×1.062"));
 }
 
 TEST(StepMetricsJsonTest, NonFiniteValuesAreNullAndValLossOnlyWhenEvaluated) {
