@@ -48,18 +48,7 @@ std::vector<LayerLoadSummary> SummariseExpertLoad(
     summary[l].load_min = load_min;
     summary[l].load_max = load_max;
     summary[l].ent_load = entropy;
-    // Rank p holds experts [p·n/ep, (p+1)·n/ep).
-    const size_t per_rank = counts.size() / static_cast<size_t>(std::max(1, ep_size));
-    if (ep_size > 1 && per_rank > 0) {
-      int64_t max_load = 0;
-      for (size_t begin = 0; begin + per_rank <= counts.size(); begin += per_rank) {
-        int64_t load = 0;
-        for (size_t e = begin; e < begin + per_rank; ++e) load += counts[e];
-        max_load = std::max(max_load, load);
-      }
-      summary[l].ep_load_max_over_mean =
-          static_cast<double>(max_load) * ep_size / static_cast<double>(pairs);
-    }
+    summary[l].ep_load_max_over_mean = EpLoadMaxOverMean(counts, ep_size);
   }
   return summary;
 }

@@ -187,13 +187,13 @@ int LauncherWorldSize() {
 // exits first: when another rank's non-zero exit comes first, mpirun aborts the job and may drop
 // output of rank 0 it has not forwarded yet (seen once in a fresh-clone run: the layout error
 // went missing).
-void LetRankZeroExitFirst() {
-  if (LauncherRank() != 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+void LetRankZeroExitFirst(int rank) {
+  if (rank != 0) std::this_thread::sleep_for(std::chrono::seconds(1));
 }
 
 int Fail(const std::string& message) {
   if (LauncherRank() == 0) std::cerr << "aoetron-train: " << message << std::endl;
-  LetRankZeroExitFirst();
+  LetRankZeroExitFirst(LauncherRank());
   return 1;
 }
 
@@ -220,7 +220,7 @@ int Run(aoetron::parallel::DistributedContext& context,
   if (!layout.ok()) {
     if (context.world_rank() == 0) std::cerr << "aoetron-train: " << layout.message() << std::endl;
     context.world().Barrier();  // rank 0 has printed
-    LetRankZeroExitFirst();
+    LetRankZeroExitFirst(context.world_rank());
     return 1;
   }
   absl::StatusOr<parallel::ProcessGroups> groups =

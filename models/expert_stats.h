@@ -6,6 +6,7 @@
 // is this rank's own view.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -27,5 +28,23 @@ struct ExpertLoadStats {
   // This rank's dispatch traffic and time for this layer (zero bytes with ep = 1).
   parallel::DispatchStats dispatch;
 };
+
+// Load of the expert-parallel shards from per-expert pair counts: ep rank p holds experts
+// [p·n/ep, (p+1)·n/ep); returns max over p of its pairs divided by the mean over p (1 when
+// there are no pairs or ep_ranks ≤ 1). n must be a multiple of ep_ranks.
+inline double EpLoadMaxOverMean(const std::vector<int64_t>& tokens_per_expert, int64_t ep_ranks) {
+  if (ep_ranks <= 1 || tokens_per_expert.empty()) return 1.0;
+  const size_t per_rank = tokens_per_expert.size() / static_cast<size_t>(ep_ranks);
+  int64_t max_load = 0, total_load = 0;
+  for (size_t begin = 0; begin < tokens_per_expert.size(); begin += per_rank) {
+    int64_t load = 0;
+    for (size_t e = begin; e < begin + per_rank; ++e) load += tokens_per_expert[e];
+    max_load = std::max(max_load, load);
+    total_load += load;
+  }
+  return total_load > 0 ? static_cast<double>(max_load) * static_cast<double>(ep_ranks) /
+                              static_cast<double>(total_load)
+                        : 1.0;
+}
 
 }  // namespace aoetron

@@ -141,17 +141,8 @@ void RoutedFeedForward::ComputeBalanceStatistics() {
   stats_.aux_loss = aux_coeff_ * n * aux;
 
   // The ep ranks' loads: pairs for each rank's block of experts.
-  const int64_t per_rank = dispatcher_->local_experts(), ranks = n / per_rank;
-  int64_t max_load = 0, total_load = 0;
-  for (int64_t p = 0; p < ranks; ++p) {
-    int64_t load = 0;
-    for (int64_t e = p * per_rank; e < (p + 1) * per_rank; ++e) load += stats_.tokens_per_expert[e];
-    max_load = std::max(max_load, load);
-    total_load += load;
-  }
   stats_.ep_load_max_over_mean =
-      total_load > 0 ? static_cast<double>(max_load) * ranks / static_cast<double>(total_load)
-                     : 1.0;
+      EpLoadMaxOverMean(stats_.tokens_per_expert, n / dispatcher_->local_experts());
 
   keep_limit_.clear();
   if (capacity_factor_ > 0) {
