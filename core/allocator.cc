@@ -30,7 +30,7 @@ std::atomic<Allocator*> g_cuda_allocator{nullptr};
 
 Allocator& AllocatorFor(DeviceKind kind) {
   static CpuAllocator cpu;
-  if (kind == DeviceKind::kCpu) return cpu;
+  if (kind != DeviceKind::kCuda) return cpu;  // cpu and strict_cpu: host memory
   Allocator* cuda = g_cuda_allocator.load();
 #ifdef AOETRON_WITH_CUDA
   // The CUDA backend's caching allocator unless another one was registered.

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "core/device_access.h"
+
 #ifdef AOETRON_WITH_CUDA
 #include "core/cuda/device_context.h"
 #endif
@@ -12,7 +14,7 @@ namespace {
 constexpr const char* kNoBackend = "this build has no CUDA backend (built without CUDA)";
 
 void CheckCudaBuilt(const char* call, const Tensor& t) {
-  AOETRON_CHECK(t.device().is_cpu() || CudaBackendBuilt())
+  AOETRON_CHECK(!t.device().is_cuda() || CudaBackendBuilt())
       << call << ": " << t.DebugString() << ": " << kNoBackend;
 }
 
@@ -44,7 +46,7 @@ void SetCudaDevice(int ordinal) {
 
 Tensor CopyToDevice(const Tensor& src, const Device& device) {
   CheckCudaBuilt("CopyToDevice", src);
-  AOETRON_CHECK(device.is_cpu() || CudaBackendBuilt())
+  AOETRON_CHECK(!device.is_cuda() || CudaBackendBuilt())
       << "CopyToDevice to " << device.ToString() << ": " << kNoBackend;
   Tensor dst = Tensor::Empty(src.shape(), src.dtype(), device);
   CopyAcrossDevices(src, dst);
@@ -59,16 +61,17 @@ void CopyAcrossDevices(const Tensor& src, Tensor& dst) {
   CheckCudaBuilt("CopyAcrossDevices", src);
   CheckCudaBuilt("CopyAcrossDevices", dst);
   const size_t bytes = src.nbytes();
-  if (src.device().is_cpu() && dst.device().is_cpu()) {
+  const DeviceAccessScope device_copy;
+  if (src.device().host_memory() && dst.device().host_memory()) {
     if (bytes > 0 && src.raw_data() != dst.raw_data()) {
       std::memmove(dst.raw_data(), src.raw_data(), bytes);
     }
     return;
   }
 #ifdef AOETRON_WITH_CUDA
-  if (src.device().is_cpu()) {
+  if (src.device().host_memory()) {
     cuda::CopyHostToDevice(dst.device().index, src.raw_data(), dst.raw_data(), bytes);
-  } else if (dst.device().is_cpu()) {
+  } else if (dst.device().host_memory()) {
     cuda::CopyDeviceToHost(src.device().index, src.raw_data(), dst.raw_data(), bytes);
   } else {
     AOETRON_CHECK(src.device() == dst.device())
@@ -80,7 +83,7 @@ void CopyAcrossDevices(const Tensor& src, Tensor& dst) {
 }
 
 void SynchronizeDevice(const Device& device) {
-  if (device.is_cpu()) return;
+  if (device.host_memory()) return;
 #ifdef AOETRON_WITH_CUDA
   cuda::DeviceContext::Get(device.index).Synchronize();
 #else

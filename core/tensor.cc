@@ -76,6 +76,24 @@ Tensor Tensor::Rows(int64_t begin, int64_t end) const {
   return t;
 }
 
+Tensor Tensor::ViewAs(DType dtype, Shape shape) const {
+  AOETRON_CHECK_EQ(static_cast<size_t>(NumElements(shape)) * SizeOf(dtype), nbytes())
+      << "view of " << DebugString() << " as " << DTypeName(dtype) << ShapeToString(shape);
+  Tensor t = *this;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  return t;
+}
+
+void Tensor::FailHostAccess(const std::source_location& caller) const {
+  AOETRON_CHECK(false) << "host access to the elements of " << DebugString() << " from "
+                       << caller.file_name() << ":" << caller.line() << " ("
+                       << caller.function_name()
+                       << "): on this device only core/ops kernels, device copies and "
+                          "communicator backends may touch tensor data";
+  std::abort();
+}
+
 std::string Tensor::DebugString() const {
   return std::string(DTypeName(dtype_)) + ShapeToString(shape_) + " on " + device_.ToString();
 }

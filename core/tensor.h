@@ -14,11 +14,13 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <source_location>
 #include <string>
 #include <vector>
 
 #include "core/check.h"
 #include "core/device.h"
+#include "core/device_access.h"
 #include "core/dtype.h"
 
 namespace aoetron {
@@ -50,19 +52,37 @@ class Tensor {
   DType dtype() const { return dtype_; }
   const Device& device() const { return device_; }
 
-  // Typed access to the elements; CHECKs that T matches dtype().
+  // Typed access to the elements; CHECKs that T matches dtype(). On a strict_cpu tensor only
+  // code inside a DeviceAccessScope may call these (core/device_access.h); any other caller fails
+  // with its file and line.
   template <typename T>
-  T* data() {
+  T* data(std::source_location caller = std::source_location::current()) {
+    CheckHostAccess(caller);
     AOETRON_CHECK(DTypeOf<T>::value == dtype_)
         << "tensor holds " << DTypeName(dtype_) << ", asked for " << DTypeName(DTypeOf<T>::value);
     return static_cast<T*>(data_);
   }
   template <typename T>
-  const T* data() const {
-    return const_cast<Tensor*>(this)->data<T>();
+  const T* data(std::source_location caller = std::source_location::current()) const {
+    return const_cast<Tensor*>(this)->data<T>(caller);
   }
-  void* raw_data() { return data_; }
-  const void* raw_data() const { return data_; }
+  void* raw_data(std::source_location caller = std::source_location::current()) {
+    CheckHostAccess(caller);
+    return data_;
+  }
+  const void* raw_data(std::source_location caller = std::source_location::current()) const {
+    CheckHostAccess(caller);
+    return data_;
+  }
+  // True when `other` is a handle to the same elements with the same shape and dtype (an alias);
+  // compares addresses only, so it is no access to the data.
+  bool IsSameView(const Tensor& other) const {
+    return data_ == other.data_ && shape_ == other.shape_ && dtype_ == other.dtype_ &&
+           device_ == other.device_;
+  }
+  // The same storage seen as another element type (dtype sizes must divide the row bytes): a
+  // view, no element is read. For moving raw bytes (i32 metadata inside a float payload).
+  Tensor ViewAs(DType dtype, Shape shape) const;
 
   // The same elements seen with another shape of equal element count.
   Tensor Reshape(Shape shape) const;
@@ -74,6 +94,13 @@ class Tensor {
   std::string DebugString() const;  // "f32[8, 256] on cpu"
 
  private:
+  void CheckHostAccess(const std::source_location& caller) const {
+    if (device_.kind == DeviceKind::kStrictCpu && !DeviceAccessScope::active()) {
+      FailHostAccess(caller);
+    }
+  }
+  [[noreturn]] void FailHostAccess(const std::source_location& caller) const;
+
   std::shared_ptr<void> storage_;  // null when borrowed
   void* data_ = nullptr;
   Shape shape_;

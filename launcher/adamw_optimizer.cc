@@ -1,6 +1,7 @@
 #include "launcher/adamw_optimizer.h"
 
 #include "core/check.h"
+#include "core/ops/elementwise.h"
 
 namespace aoetron {
 
@@ -12,17 +13,17 @@ AdamWOptimizer::AdamWOptimizer(ParameterSet* params, const AdamWHyperParams& hp)
   AOETRON_CHECK(params->dtype() == DType::kF32)
       << "AdamWOptimizer: parameters must be f32, got " << DTypeName(params->dtype());
   // Zero moments: with the bias correction, the first update is then lr·g/(|g|+ε) per element.
-  m_ = Tensor::Zeros({params->num_elements()}, DType::kF32);
-  v_ = Tensor::Zeros({params->num_elements()}, DType::kF32);
+  for (Tensor* moment : {&m_, &v_}) {
+    *moment = Tensor::Empty({params->num_elements()}, DType::kF32, params->flat_values().device());
+    ops::Fill(*moment, 0.0);
+  }
 }
 
 void AdamWOptimizer::Step(double lr) {
   ++steps_taken_;
-  const char* values_begin = static_cast<const char*>(params_->flat_values().raw_data());
   for (Parameter& p : params_->all()) {
     // The moments of a parameter sit at the same offset as its value in the flat buffer.
-    const int64_t offset =
-        (static_cast<const char*>(p.value.raw_data()) - values_begin) / sizeof(float);
+    const int64_t offset = p.flat_offset;
     const int64_t n = p.value.numel();
     Tensor m = m_.Rows(offset, offset + n).Reshape(p.value.shape());
     Tensor v = v_.Rows(offset, offset + n).Reshape(p.value.shape());

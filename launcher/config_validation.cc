@@ -249,6 +249,35 @@ absl::Status ValidateGlobalBatch(const config::TrainConfig& c, int world_size) {
 
 }  // namespace
 
+absl::Status ValidateDevice(const config::TrainConfig& config, int local_size,
+                            bool cuda_backend_built, int visible_gpus) {
+  if (config.parallel().device() != config::ParallelSection::cuda) return absl::OkStatus();
+  if (!cuda_backend_built) {
+    return Invalid(
+        "parallel.device is cuda, but this build has no CUDA backend (it was built without the "
+        "CUDA toolkit); rebuild where nvcc is found, or set parallel.device cpu");
+  }
+  if (visible_gpus < local_size) {
+    return Invalid(absl::StrFormat(
+        "parallel.device is cuda with %d rank%s on this node, but %d GPU%s visible (each rank "
+        "takes the GPU of its node-local rank); start fewer ranks per node",
+        local_size, local_size == 1 ? "" : "s", visible_gpus,
+        visible_gpus == 1 ? " is" : "s are"));
+  }
+  return absl::OkStatus();
+}
+
+Device DeviceFromConfig(const config::TrainConfig& config, int local_rank) {
+  switch (config.parallel().device()) {
+    case config::ParallelSection::cuda:
+      return Device::Cuda(local_rank);
+    case config::ParallelSection::strict_cpu:
+      return Device::StrictCpu();
+    default:
+      return Device::Cpu();
+  }
+}
+
 absl::Status ValidateTrainConfig(const config::TrainConfig& config, int world_size) {
   RETURN_IF_ERROR(ValidateModelSection(config.model()));
   RETURN_IF_ERROR(ValidateOptimizerSection(config.optimizer()));

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "absl/status/status.h"
+#include "core/device.h"
 #include "launcher/config.pb.h"
 
 namespace aoetron {
@@ -17,5 +18,14 @@ namespace aoetron {
 // `world_size` is the number of processes the run has (1 for a plain `aoetron-train`): the
 // parallel layout must fit it exactly.
 absl::Status ValidateTrainConfig(const config::TrainConfig& config, int world_size = 1);
+
+// parallel.device against what this process can use: cuda needs a build with the CUDA backend
+// and at least `local_size` visible GPUs (rank with node-local rank r takes GPU r). The error
+// names the field and says which of the two is missing.
+absl::Status ValidateDevice(const config::TrainConfig& config, int local_size,
+                            bool cuda_backend_built, int visible_gpus);
+
+// The device parallel.device names for the process with node-local rank `local_rank`.
+Device DeviceFromConfig(const config::TrainConfig& config, int local_rank);
 
 }  // namespace aoetron

@@ -230,6 +230,8 @@ int Run(aoetron::parallel::DistributedContext& context,
   parallelism.groups = &*groups;
   parallelism.world = &context.world();
   parallelism.watchdog = &context.watchdog();
+  parallelism.local_rank = context.local_rank();
+  parallelism.local_size = context.local_size();
 
   if (absl::GetFlag(FLAGS_bench)) {
     aoetron::BenchOptions options;

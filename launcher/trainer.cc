@@ -9,6 +9,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "core/device_transfer.h"
 #include "core/ops/elementwise.h"
 #include "core/optim/grad_clip.h"
 #include "google/protobuf/text_format.h"
@@ -67,6 +68,13 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::TrainConf
   if (absl::Status valid = ValidateTrainConfig(config, world->size()); !valid.ok()) {
     return valid;
   }
+  if (absl::Status usable = ValidateDevice(config, parallelism.local_size, CudaBackendBuilt(),
+                                           CudaDeviceCount());
+      !usable.ok()) {
+    return usable;
+  }
+  const Device device = DeviceFromConfig(config, parallelism.local_rank);
+  if (device.is_cuda()) SetCudaDevice(device.index);
   const parallel::ProcessGrid& grid = groups->grid();
   if (grid.world_size() != world->size() || grid.tp_size() != config.parallel().tp() ||
       grid.ep_size() != config.parallel().ep()) {
@@ -124,7 +132,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::TrainConf
   trainer->data_ = *std::move(data);
 
   const ModelConfig model_config = ModelConfigFromConfig(config);
-  trainer->model_ = std::make_unique<GptModel>(model_config, *groups);
+  trainer->model_ = std::make_unique<GptModel>(model_config, *groups, device);
+  trainer->arena_ = std::make_unique<ActivationArena>(device);
   ParameterSet& params = trainer->model_->parameters();
   params.Initialize(config.train().seed());
   for (Parameter& p : params.all()) trainer->grads_.push_back(p.grad);
@@ -153,6 +162,9 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::TrainConf
   if (!config.checkpoint().dir().empty() || resume_reader.has_value()) {
     trainer->checkpoint_m_ = Tensor::Zeros({params.num_elements()}, DType::kF32);
     trainer->checkpoint_v_ = Tensor::Zeros({params.num_elements()}, DType::kF32);
+    if (!device.is_cpu()) {
+      trainer->checkpoint_values_ = Tensor::Zeros({params.num_elements()}, params.dtype());
+    }
   }
   if (!config.checkpoint().dir().empty()) {
     checkpoint::CheckpointManagerOptions manager_options;
@@ -189,8 +201,9 @@ absl::Status Trainer::RestoreFrom(const checkpoint::CheckpointReader& reader) {
   const std::vector<checkpoint::ShadowState> shadows = {{".adam_m", checkpoint_m_},
                                                         {".adam_v", checkpoint_v_}};
   std::vector<checkpoint::ReadRequest> requests =
-      checkpoint::ParameterReadRequests(params, shadows);
+      checkpoint::ParameterReadRequests(params, shadows, checkpoint_values_);
   if (absl::Status read = reader.Read(requests); !read.ok()) return read;
+  if (checkpoint_values_.defined()) CopyAcrossDevices(checkpoint_values_, params.flat_values());
   LoadOptimizerState(checkpoint_m_, checkpoint_v_, state.step());
   start_step_ = state.step();
   resumed_from_ = reader.directory();
@@ -208,10 +221,11 @@ absl::Status Trainer::SaveCheckpoint(int64_t step) {
   // Whole-replica moments (collective with ZeRO-1: an all-gather over dp/edp). Saving the
   // shards themselves (FlatShardSaveItems) would skip that all-gather; see docs/checkpoint.md.
   GatherOptimizerState(checkpoint_m_, checkpoint_v_);
-  const ParameterSet& params = model_->parameters();
+  ParameterSet& params = model_->parameters();
   const parallel::ProcessGrid& grid = groups_->grid();
+  if (checkpoint_values_.defined()) CopyAcrossDevices(params.flat_values(), checkpoint_values_);
   const std::vector<checkpoint::SaveItem> items = checkpoint::ParameterSaveItems(
-      params, grid, {{".adam_m", checkpoint_m_}, {".adam_v", checkpoint_v_}});
+      params, grid, {{".adam_m", checkpoint_m_}, {".adam_v", checkpoint_v_}}, checkpoint_values_);
   checkpoint::pb::TrainingState state;
   state.set_step(step);
   state.set_consumed_samples(consumed_samples());
@@ -252,23 +266,30 @@ int64_t Trainer::optimizer_steps() const {
 }
 
 void Trainer::GatherOptimizerState(Tensor flat_m, Tensor flat_v) {
-  if (zero_ != nullptr) {
+  if (zero_ == nullptr) {
+    CopyAcrossDevices(optimizer_->flat_m(), flat_m);
+    CopyAcrossDevices(optimizer_->flat_v(), flat_v);
+    return;
+  }
+  if (flat_m.device() == device() && flat_v.device() == device()) {
     zero_->GatherState(flat_m, flat_v);
     return;
   }
-  Tensor m = flat_m, v = flat_v;
-  ops::Copy(optimizer_->flat_m(), m);
-  ops::Copy(optimizer_->flat_v(), v);
+  Tensor m = Tensor::Empty(flat_m.shape(), DType::kF32, device());
+  Tensor v = Tensor::Empty(flat_v.shape(), DType::kF32, device());
+  zero_->GatherState(m, v);
+  CopyAcrossDevices(m, flat_m);
+  CopyAcrossDevices(v, flat_v);
 }
 
 void Trainer::LoadOptimizerState(const Tensor& flat_m, const Tensor& flat_v, int64_t steps_taken) {
-  if (zero_ != nullptr) {
-    zero_->LoadState(flat_m, flat_v, steps_taken);
+  if (zero_ == nullptr) {
+    CopyAcrossDevices(flat_m, optimizer_->flat_m());
+    CopyAcrossDevices(flat_v, optimizer_->flat_v());
+    optimizer_->set_steps_taken(steps_taken);
     return;
   }
-  ops::Copy(flat_m, optimizer_->flat_m());
-  ops::Copy(flat_v, optimizer_->flat_v());
-  optimizer_->set_steps_taken(steps_taken);
+  zero_->LoadState(CopyToDevice(flat_m, device()), CopyToDevice(flat_v, device()), steps_taken);
 }
 
 // Step 3 of the loop: every rank learns the global batch's loss and whether any rank saw a
@@ -420,7 +441,7 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
       gradients_ready = [this](int first) { grad_sync_->GradientsReadyFrom(first); };
     }
     StepOutputs out =
-        model_->ForwardBackward(tokens_, targets_, loss_scale, arena_, gradients_ready);
+        model_->ForwardBackward(tokens_, targets_, loss_scale, *arena_, gradients_ready);
     finite = finite && std::isfinite(out.loss) && std::isfinite(out.aux_loss);
     loss_sum += out.loss;
     aux_sum += out.aux_loss;
@@ -493,7 +514,7 @@ absl::StatusOr<double> Trainer::Evaluate() {
       return absl::Status(fill.code(),
                           absl::StrCat("reading the evaluation data: ", fill.message()));
     }
-    const double loss = model_->Forward(tokens_, targets_, arena_).loss;
+    const double loss = model_->Forward(tokens_, targets_, *arena_).loss;
     if (counted) sum += loss;
   }
   Tensor reduced = Tensor::Zeros({1}, DType::kF64);

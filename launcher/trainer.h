@@ -72,6 +72,10 @@ struct TrainerParallelism {
   parallel::ProcessGroups* groups = nullptr;  // null: parallel::SingleProcessGroups()
   parallel::Communicator* world = nullptr;    // null: a world of one
   parallel::Watchdog* watchdog = nullptr;     // for parallel.step_timeout_s; null: no deadline
+  // This process's rank among the processes of its node, and how many there are: with
+  // parallel.device cuda, node-local rank r takes GPU r.
+  int local_rank = 0;
+  int local_size = 1;
 };
 
 struct TrainerOptions {
@@ -143,6 +147,8 @@ class Trainer {
   absl::StatusOr<double> Evaluate();
 
   GptModel& model() { return *model_; }
+  // Where the model, optimizer state and activations live (parallel.device).
+  const Device& device() const { return model_->device(); }
   const config::TrainConfig& config() const { return config_; }
   const BatchLayout& batch_layout() const { return batch_; }
   int64_t tokens_per_step() const { return tokens_per_step_; }  // global batch
@@ -156,7 +162,8 @@ class Trainer {
   // Optimizer steps taken (AdamW's bias-correction counter).
   int64_t optimizer_steps() const;
   // AdamW's m and v for this rank's whole parameter replica, f32 [num_elements], laid out like
-  // model().parameters().flat_values() (parameter i at its value's offset). With parallel.zero1
+  // model().parameters().flat_values() (parameter i at its value's offset), on any device (a
+  // copy is made when it is not the model's). With parallel.zero1
   // each rank holds only its shards, so this is collective over dp/edp (every rank must call);
   // otherwise local.
   void GatherOptimizerState(Tensor flat_m, Tensor flat_v);
@@ -206,8 +213,8 @@ class Trainer {
   std::vector<Tensor> grads_;                             // views of every parameter gradient
   LrSchedule schedule_;
   DataStreams data_;
-  ActivationArena arena_;
-  Tensor tokens_, targets_;  // i32 [micro_batch_size, seq_len], refilled per micro-batch
+  std::unique_ptr<ActivationArena> arena_;  // on the model's device
+  Tensor tokens_, targets_;  // host i32 [micro_batch_size, seq_len], refilled per micro-batch
   int64_t tokens_per_step_ = 0;
   double flops_per_step_ = 0.0;
   // Checkpoints.
@@ -216,7 +223,8 @@ class Trainer {
   const volatile std::sig_atomic_t* stop_requested_ = nullptr;
   int64_t stop_after_step_ = 0;
   std::unique_ptr<checkpoint::CheckpointManager> checkpoints_;  // null without checkpoint.dir
-  Tensor checkpoint_m_, checkpoint_v_;  // f32 [num_elements]: the replica's m and v to save
+  Tensor checkpoint_m_, checkpoint_v_;  // host f32 [num_elements]: the replica's m and v to save
+  Tensor checkpoint_values_;  // host copy of the parameters when they live on another device
 };
 
 }  // namespace aoetron

@@ -2,9 +2,10 @@
 
 #include <cmath>
 
+#include "core/device_transfer.h"
 #include "core/ops/elementwise.h"
-#include "core/ops/float_visit.h"
 #include "core/ops/gemm.h"
+#include "core/ops/loss_reduction.h"
 #include "core/ops/rmsnorm.h"
 #include "models/transformer_block.h"
 #include "parallel/tensor_parallel.h"
@@ -76,8 +77,15 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
   const int64_t d = config_.d_model, vocab = config_.vocab_size;
   AOETRON_CHECK(seq <= config_.seq_len) << "sequence length " << seq << " > model.seq_len";
   arena.Reset();
-  const Tensor flat_tokens = tokens.Reshape({n});
-  const Tensor flat_targets = targets.Reshape({n});
+  // The batch may come from the host: one copy of 2·N i32 to the model's device.
+  auto on_model_device = [&](const Tensor& ids) {
+    if (ids.device() == device_) return ids.Reshape({n});
+    Tensor copy = arena.Allocate({n}, DType::kI32);
+    CopyAcrossDevices(ids.Reshape({n}), copy);
+    return copy;
+  };
+  const Tensor flat_tokens = on_model_device(tokens);
+  const Tensor flat_targets = on_model_device(targets);
 
   parallel::Communicator& tp = groups_->tensor_parallel();
   Parameter& embedding = params_[embedding_];
@@ -105,9 +113,7 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
   ops::Gemm(final_hidden, false, lm_head.value, false, logits);
 
   // Loss: mean over the tokens whose target is not ignored (< 0), the same on every tp rank.
-  int64_t counted = 0;
-  const int32_t* target_ids = flat_targets.data<int32_t>();
-  for (int64_t t = 0; t < n; ++t) counted += target_ids[t] >= 0;
+  const int64_t counted = ops::CountTargets(flat_targets);
   const double inv_count = counted > 0 ? 1.0 / static_cast<double>(counted) : 0.0;
   Tensor losses = arena.Allocate({n}, params_.dtype());
   if (backward) {
@@ -119,11 +125,7 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
                                                arena);
   }
   StepOutputs out;
-  double loss_sum = 0.0;
-  VisitFloatData(losses, [&](const auto* loss_values) {
-    for (int64_t t = 0; t < n; ++t) loss_sum += loss_values[t];
-  });
-  out.loss = loss_sum * inv_count;
+  out.loss = ops::SumInOrder(losses) * inv_count;
   for (auto& block : blocks_) out.aux_loss += block->ffn().aux_loss();
   // Routing statistics are copied after backward, which adds its exchange time to them.
   auto copy_layer_stats = [&] {
@@ -160,7 +162,7 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
     std::swap(dx, dx_below);
     ready(block_first_parameter_[l]);
   }
-  parallel::VocabParallelEmbeddingBackward(flat_tokens, dx, vocab_begin, embedding.grad);
+  parallel::VocabParallelEmbeddingBackward(flat_tokens, dx, vocab_begin, vocab, embedding.grad);
   ready(embedding_);
   copy_layer_stats();
   return out;

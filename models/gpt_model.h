@@ -85,10 +85,12 @@ class GptModel {
   ~GptModel();
 
   const ModelConfig& config() const { return config_; }
+  const Device& device() const { return device_; }
   ParameterSet& parameters() { return params_; }
   const ParameterSet& parameters() const { return params_; }
 
-  // tokens, targets: i32 [B, T] with T ≤ seq_len. Runs forward and backward and ACCUMULATES
+  // tokens, targets: i32 [B, T] with T ≤ seq_len, on the model's device or on the host (then
+  // copied over, 2·B·T i32, into the arena). Runs forward and backward and ACCUMULATES
   // gradients of (loss_scale · total loss) into the parameters' grads (call ZeroGrads() between
   // optimizer steps; several calls accumulate micro-batches). Activations come from `arena`,
   // which this call resets at its start. `gradients_ready`, when set, is called as backward

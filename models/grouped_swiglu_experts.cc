@@ -98,7 +98,7 @@ void GroupedSwiGluExperts::Backward(const Tensor& dy, Tensor& dx, Tensor& dgate_
   // zeroed scratch (one buffer, so one all-reduce carries both), are summed over tp, then added
   // to dx and dgate_in. With tp = 1 they accumulate in place, as they always did.
   const bool split = tensor_parallel_->size() > 1;
-  const bool gate_is_x = dgate_in.raw_data() == dx.raw_data() && dgate_in.shape() == dx.shape();
+  const bool gate_is_x = dgate_in.IsSameView(dx);
   Tensor dx_new = dx, dgate_new = dgate_in, partials;
   if (split) {
     const int64_t gate_values = gate_is_x ? 0 : dgate_in.numel();

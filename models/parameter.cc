@@ -2,6 +2,7 @@
 
 #include <omp.h>
 
+#include "core/device_transfer.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/float_visit.h"
 #include "core/rng.h"
@@ -43,6 +44,7 @@ void ParameterSet::Allocate(Device device) {
   int64_t offset = 0;
   for (Parameter& p : params_) {
     const int64_t n = NumElements(p.local_shape);
+    p.flat_offset = offset;
     p.value = values_.Rows(offset, offset + n).Reshape(p.local_shape);
     p.grad = grads_.Rows(offset, offset + n).Reshape(p.local_shape);
     offset += n;
@@ -50,13 +52,13 @@ void ParameterSet::Allocate(Device device) {
 }
 
 void ParameterSet::Initialize(uint64_t seed) {
-  AOETRON_CHECK(values_.device().is_cpu())
-      << "Initialize runs on the host; copy to the device after";
   for (Parameter& p : params_) {
     if (p.init_std == 0.0) {
       ops::Fill(p.value, p.init_value);
       continue;
     }
+    // The draws are made on the host (once per run); a device copy follows for other devices.
+    Tensor host = values_.device().is_cpu() ? p.value : Tensor::Empty(p.local_shape, dtype_);
     const uint64_t stream = StableHash(p.name);
     // The f32 draw is the reference: an f64 model starts from exactly the same values.
     const float std = static_cast<float>(p.init_std);
@@ -75,13 +77,14 @@ void ParameterSet::Initialize(uint64_t seed) {
       return static_cast<uint64_t>(global);
     };
     const bool whole = p.local_shape == p.global_shape;
-    VisitFloatData(p.value, [&](auto* data) {
+    VisitFloatData(host, [&](auto* data) {
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < n; ++i) {
         const uint64_t index = whole ? static_cast<uint64_t>(i) : global_index(i);
         data[i] = std * NormalAt(seed, stream, index);
       }
     });
+    if (!values_.device().is_cpu()) CopyAcrossDevices(host, p.value);
   }
   ZeroGrads();
 }

@@ -48,8 +48,9 @@ struct Parameter {
   bool weight_decay = true;  // false for norm weights
   double init_std = 0.0;     // N(0, init_std²); 0 means "constant init_value"
   double init_value = 0.0;
-  Tensor value;  // view into ParameterSet's value buffer
-  Tensor grad;   // view into ParameterSet's gradient buffer
+  Tensor value;             // view into ParameterSet's value buffer
+  Tensor grad;              // view into ParameterSet's gradient buffer
+  int64_t flat_offset = 0;  // first element of value (and grad) in the flat buffers
 };
 
 class ParameterSet {

@@ -6,7 +6,7 @@
 #include <type_traits>
 
 #include "core/ops/elementwise.h"
-#include "core/ops/float_visit.h"
+#include "core/ops/routing_statistics.h"
 #include "core/ops/softmax.h"
 #include "core/ops/topk.h"
 #include "models/aoe_scorer.h"
@@ -66,16 +66,7 @@ void RoutedFeedForward::Forward(const Tensor& x, Tensor& y, ActivationArena& are
   ops::RowSoftmaxForward(scores, probs_all_);
   gate_weights_ = arena.Allocate({tokens, top_k_}, x_.dtype());
   if (gate_over_all_experts_) {
-    VisitFloatData(probs_all_, [&](const auto* probs) {
-      using F = std::remove_const_t<std::remove_pointer_t<decltype(probs)>>;
-      const int32_t* index = top_index_.data<int32_t>();
-      F* w = gate_weights_.data<F>();
-      for (int64_t t = 0; t < tokens; ++t) {
-        for (int64_t j = 0; j < top_k_; ++j) {
-          w[t * top_k_ + j] = probs[t * n_experts_ + index[t * top_k_ + j]];
-        }
-      }
-    });
+    ops::TakeAlongRows(probs_all_, top_index_, gate_weights_);  // w = q[I]
   } else {
     ops::RowSoftmaxForward(top_values_, gate_weights_);
   }
@@ -92,29 +83,16 @@ void RoutedFeedForward::Forward(const Tensor& x, Tensor& y, ActivationArena& are
 
 // Global over the data-parallel group (every rank's micro-batch together, T_g tokens):
 //   f_i = count_i / T_g (Σ f = K),  P_i = (1/T_g) Σ_t q_ti  with q = softmax over all n scores.
-// One f64 all-reduce carries [counts | Σ_t q_t | tokens | Σ_t H(q_t)]; with a capacity factor,
-// an all-gather of the counts gives each rank the pairs of earlier ranks (KeepLimits).
+// One f64 all-reduce carries [counts | Σ_t q_t | tokens | Σ_t H(q_t)] (ops::RoutingStatistics,
+// on the host: 2n + 2 numbers); with a capacity factor, an all-gather of the counts gives each
+// rank the pairs of earlier ranks (KeepLimits).
 void RoutedFeedForward::ComputeBalanceStatistics() {
-  const int64_t tokens = probs_all_.dim(0), n = n_experts_;
-  std::vector<double> sums(2 * n + 2, 0.0);
-  double* count_sum = sums.data();
-  double* prob_sum = sums.data() + n;
-  std::vector<int64_t> local_counts(n, 0);
-  const int32_t* index = top_index_.data<int32_t>();
-  for (int64_t q = 0; q < tokens * top_k_; ++q) ++local_counts[index[q]];
-  for (int64_t i = 0; i < n; ++i) count_sum[i] = static_cast<double>(local_counts[i]);
-  double confidence_entropy = 0.0;
-  VisitFloatData(probs_all_, [&](const auto* q) {
-    for (int64_t t = 0; t < tokens; ++t) {
-      for (int64_t i = 0; i < n; ++i) {
-        const double p = q[t * n + i];
-        prob_sum[i] += p;
-        if (p > 0) confidence_entropy -= p * std::log(p);
-      }
-    }
-  });
-  sums[2 * n] = static_cast<double>(tokens);
-  sums[2 * n + 1] = confidence_entropy;
+  const int64_t n = n_experts_;
+  std::vector<double> sums = ops::RoutingStatistics(top_index_, probs_all_);
+  const double* count_sum = sums.data();
+  const double* prob_sum = sums.data() + n;
+  std::vector<int64_t> local_counts(n);
+  for (int64_t i = 0; i < n; ++i) local_counts[i] = static_cast<int64_t>(count_sum[i]);
   if (data_parallel_->size() > 1) {
     data_parallel_->AllReduce(Tensor::Wrap(sums.data(), {2 * n + 2}, DType::kF64),
                               parallel::ReduceOp::kSum);
@@ -206,11 +184,7 @@ void RoutedFeedForward::Backward(const Tensor& dy, double loss_scale, Tensor& dx
     for (int64_t i = 0; i < n_experts_; ++i) {
       dq_row[i] = shared_loss_scale * aux_coeff_ * n_experts_ * load_fraction_[i] / global_tokens_;
     }
-    VisitFloatData(dprobs_all, [&](auto* dq) {
-      for (int64_t t = 0; t < tokens; ++t) {
-        for (int64_t i = 0; i < n_experts_; ++i) dq[t * n_experts_ + i] += dq_row[i];
-      }
-    });
+    ops::AddRowVector(dq_row, dprobs_all);
   }
   if (gate_over_all_experts_ || aux_coeff_ > 0) {
     ops::RowSoftmaxBackward(dprobs_all, probs_all_, dscores);

@@ -114,37 +114,6 @@ void BuildDispatchLayout(const Tensor& expert_index, int64_t num_experts, int ep
   }
 }
 
-ops::ExpertLayout BuildLocalExpertLayout(const Tensor& expert_index, int64_t num_experts,
-                                         std::span<const int64_t> keep_limit) {
-  if (keep_limit.empty()) return ops::BuildExpertLayout(expert_index, num_experts);
-  constexpr const char* kWhat = "BuildLocalExpertLayout";
-  const int64_t pairs = CheckExpertIndex(kWhat, expert_index, num_experts, keep_limit);
-  const int32_t* index = expert_index.data<int32_t>();
-  ops::ExpertLayout layout;
-  layout.num_experts = num_experts;
-  layout.counts.assign(num_experts, 0);
-  std::vector<char> kept(pairs, 0);
-  for (int64_t q = 0; q < pairs; ++q) {
-    int64_t& count = layout.counts[index[q]];
-    if (count < keep_limit[index[q]]) {
-      ++count;
-      kept[q] = 1;
-    }
-  }
-  layout.offsets.assign(num_experts + 1, 0);
-  for (int64_t e = 0; e < num_experts; ++e) {
-    layout.offsets[e + 1] = layout.offsets[e] + layout.counts[e];
-  }
-  layout.position = Tensor::Empty(expert_index.shape(), DType::kI32);
-  int32_t* position = layout.position.data<int32_t>();
-  std::vector<int64_t> cursor(layout.offsets.begin(), layout.offsets.end() - 1);
-  int64_t dropped_cursor = layout.offsets.back();
-  for (int64_t q = 0; q < pairs; ++q) {
-    position[q] = static_cast<int32_t>(kept[q] ? cursor[index[q]]++ : dropped_cursor++);
-  }
-  return layout;
-}
-
 int64_t ExpertCapacity(double capacity_factor, int64_t global_tokens, int64_t top_k,
                        int64_t num_experts) {
   AOETRON_CHECK(capacity_factor >= 0) << "capacity factor " << capacity_factor;

@@ -66,13 +66,6 @@ struct DispatchLayout {
 void BuildDispatchLayout(const Tensor& expert_index, int64_t num_experts, int ep_size,
                          std::span<const int64_t> keep_limit, DispatchLayout& layout);
 
-// The single-rank layout (every expert local): ops::BuildExpertLayout when dropless; with
-// limits, each expert's block holds its first keep_limit[e] pairs (token order) and the dropped
-// pairs sit after every block, in (t, j) order: offsets[n] = kept pairs < N·K, and position is
-// still a permutation of [0, N·K).
-ops::ExpertLayout BuildLocalExpertLayout(const Tensor& expert_index, int64_t num_experts,
-                                         std::span<const int64_t> keep_limit);
-
 // Capacity per expert for a global micro-batch of `global_tokens` tokens:
 // ceil(capacity_factor · global_tokens · K / n); 0 when capacity_factor is 0 (dropless).
 int64_t ExpertCapacity(double capacity_factor, int64_t global_tokens, int64_t top_k,

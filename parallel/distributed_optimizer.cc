@@ -17,8 +17,9 @@ DistributedOptimizer::DistributedOptimizer(Tensor flat_values, Tensor flat_grads
       groups_(&groups),
       hp_(hp) {
   for (const Tensor* t : {&flat_values_, &flat_grads_}) {
-    AOETRON_CHECK(t->dtype() == DType::kF32 && t->device().is_cpu() && t->rank() == 1)
-        << "DistributedOptimizer: flat f32 CPU buffers, got " << t->DebugString();
+    AOETRON_CHECK(t->dtype() == DType::kF32 && t->rank() == 1 &&
+                  t->device() == flat_values_.device())
+        << "DistributedOptimizer: flat f32 buffers on one device, got " << t->DebugString();
   }
   AOETRON_CHECK_EQ(flat_values_.numel(), flat_grads_.numel());
   const ProcessGrid& grid = groups.grid();
@@ -31,11 +32,13 @@ DistributedOptimizer::DistributedOptimizer(Tensor flat_values, Tensor flat_grads
   }
   AOETRON_CHECK(buckets_.empty() || buckets_.back().end == flat_values_.numel())
       << "DistributedOptimizer: the segments do not cover the flat buffer";
-  shard_grads_ = Tensor::Zeros({slots}, DType::kF32);
-  shard_m_ = Tensor::Zeros({slots}, DType::kF32);
-  shard_v_ = Tensor::Zeros({slots}, DType::kF32);
-  own_values_ = Tensor::Zeros({slots}, DType::kF32);
-  staging_ = Tensor::Zeros({std::max<int64_t>(largest, 1)}, DType::kF32);
+  const Device device = flat_values_.device();
+  for (auto [buffer, numel] : {std::pair{&shard_grads_, slots}, {&shard_m_, slots},
+                               {&shard_v_, slots}, {&own_values_, slots},
+                               {&staging_, std::max<int64_t>(largest, 1)}}) {
+    *buffer = Tensor::Empty({numel}, DType::kF32, device);
+    ops::Fill(*buffer, 0.0);
+  }
 }
 
 Communicator& DistributedOptimizer::GroupOf(const GradientBucket& bucket) {
@@ -43,28 +46,30 @@ Communicator& DistributedOptimizer::GroupOf(const GradientBucket& bucket) {
 }
 
 void DistributedOptimizer::ReduceScatterGradients() {
-  const float* grads = flat_grads_.data<float>();
-  float* staging = staging_.data<float>();
   for (size_t i = buckets_.size(); i-- > 0;) {
     const GradientBucket& b = buckets_[i];
     Tensor shard = shard_grads_.Rows(b.shard_slot, b.shard_slot + b.shard_size);
+    const Tensor bucket_grads = flat_grads_.Rows(b.begin, b.end);
     if (b.group_size == 1) {
-      std::memcpy(shard.data<float>(), grads + b.begin, b.numel() * sizeof(float));
+      ops::Copy(bucket_grads, shard);
       continue;
     }
     // [bucket | zeros]: group_size · shard_size elements, shard r at r·shard_size.
     const int64_t padded = b.shard_size * b.group_size;
-    std::memcpy(staging, grads + b.begin, b.numel() * sizeof(float));
-    std::fill(staging + b.numel(), staging + padded, 0.0f);
+    Tensor staged = staging_.Rows(0, b.numel());
+    ops::Copy(bucket_grads, staged);
+    Tensor padding = staging_.Rows(b.numel(), padded);
+    ops::Fill(padding, 0.0);
     GroupOf(b).ReduceScatter(staging_.Rows(0, padded), shard);
   }
 }
 
 double DistributedOptimizer::LocalSquaredNorm() const {
-  const float* shards = shard_grads_.data<float>();
-  return ShardSquaredNorm(buckets_, segments_, [&](const GradientBucket& b, int64_t flat) {
-    return shards + b.shard_slot + (flat - b.shard_begin);
-  });
+  return ShardSquaredNorm(buckets_, segments_,
+                          [&](const GradientBucket& b, int64_t begin, int64_t end) {
+                            const int64_t slot = b.shard_slot + (begin - b.shard_begin);
+                            return shard_grads_.Rows(slot, slot + (end - begin));
+                          });
 }
 
 void DistributedOptimizer::ScaleGradients(double factor) { ops::Scale(shard_grads_, factor); }
@@ -85,29 +90,25 @@ void DistributedOptimizer::Step(double lr) {
         });
   }
   // Every rank's shard of the values → everyone's flat_values.
-  float* own = own_values_.data<float>();
-  const float* values = flat_values_.data<float>();
   for (const GradientBucket& b : buckets_) {
-    std::memcpy(own + b.shard_slot, values + b.shard_begin,
-                (b.shard_end - b.shard_begin) * sizeof(float));
+    Tensor own = own_values_.Rows(b.shard_slot, b.shard_slot + (b.shard_end - b.shard_begin));
+    ops::Copy(flat_values_.Rows(b.shard_begin, b.shard_end), own);
   }
   GatherShards(own_values_, flat_values_);
 }
 
 void DistributedOptimizer::GatherShards(const Tensor& shards, Tensor flat) {
-  float* staging = staging_.data<float>();
-  float* out = flat.data<float>();
-  const float* in = shards.data<float>();
   for (const GradientBucket& b : buckets_) {
+    Tensor out = flat.Rows(b.begin, b.end);
     if (b.group_size == 1) {
-      std::memcpy(out + b.begin, in + b.shard_slot, b.numel() * sizeof(float));
+      ops::Copy(shards.Rows(b.shard_slot, b.shard_slot + b.numel()), out);
       continue;
     }
     const int64_t padded = b.shard_size * b.group_size;
     // Padding of a short last shard travels but is dropped on arrival.
     GroupOf(b).AllGather(shards.Rows(b.shard_slot, b.shard_slot + b.shard_size),
                          staging_.Rows(0, padded));
-    std::memcpy(out + b.begin, staging, b.numel() * sizeof(float));
+    ops::Copy(staging_.Rows(0, b.numel()), out);
   }
 }
 
@@ -144,10 +145,10 @@ void DistributedOptimizer::LoadState(const Tensor& flat_m, const Tensor& flat_v,
   ops::Fill(shard_v_, 0.0);
   for (const GradientBucket& b : buckets_) {
     const int64_t n = b.shard_end - b.shard_begin;
-    std::memcpy(shard_m_.data<float>() + b.shard_slot, flat_m.data<float>() + b.shard_begin,
-                n * sizeof(float));
-    std::memcpy(shard_v_.data<float>() + b.shard_slot, flat_v.data<float>() + b.shard_begin,
-                n * sizeof(float));
+    Tensor m = shard_m_.Rows(b.shard_slot, b.shard_slot + n);
+    Tensor v = shard_v_.Rows(b.shard_slot, b.shard_slot + n);
+    ops::Copy(flat_m.Rows(b.shard_begin, b.shard_end), m);
+    ops::Copy(flat_v.Rows(b.shard_begin, b.shard_end), v);
   }
   steps_taken_ = steps_taken;
 }

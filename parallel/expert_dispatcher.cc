@@ -112,7 +112,7 @@ void ExpertDispatcher::DispatchLocal(const Tensor& x, const Tensor& expert_index
                                      ActivationArena& arena) {
   const int64_t pairs = expert_index.numel();
   // D1. pairs grouped by expert, token order inside a block; dropped pairs after every block.
-  local_layout_ = BuildLocalExpertLayout(expert_index, num_experts_, keep_limit);
+  local_layout_ = ops::BuildExpertLayout(expert_index, num_experts_, keep_limit);
   const int64_t kept = local_layout_.offsets.back();
   // D3/D5. rows straight into the expert blocks.
   x_grouped_full_ = arena.Allocate({pairs, d_model_}, x.dtype());

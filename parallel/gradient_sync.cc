@@ -55,30 +55,11 @@ std::vector<GradientBucket> PlanGradientBuckets(const std::vector<FlatSegment>& 
   return buckets;
 }
 
-double OrderedSumSquares(const float* x, int64_t n) {
-  constexpr int kLanes = 16;
-  double lanes[kLanes] = {};
-  const int64_t full = n - n % kLanes;
-  for (int64_t i = 0; i < full; i += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const double v = static_cast<double>(x[i + l]);
-      lanes[l] += v * v;
-    }
-  }
-  for (int64_t i = full; i < n; ++i) {
-    const double v = static_cast<double>(x[i]);
-    lanes[i - full] += v * v;
-  }
-  double sum = 0.0;
-  for (int l = 0; l < kLanes; ++l) sum += lanes[l];
-  return sum;
-}
-
 GradientSync::GradientSync(Tensor flat_grads, std::vector<FlatSegment> segments,
                            ProcessGroups& groups, int64_t bucket_bytes)
     : flat_grads_(flat_grads), segments_(std::move(segments)), groups_(&groups) {
-  AOETRON_CHECK(flat_grads_.dtype() == DType::kF32 && flat_grads_.device().is_cpu())
-      << "GradientSync: f32 CPU gradients, got " << flat_grads_.DebugString();
+  AOETRON_CHECK(flat_grads_.dtype() == DType::kF32 && flat_grads_.rank() == 1)
+      << "GradientSync: a flat f32 gradient buffer, got " << flat_grads_.DebugString();
   const ProcessGrid& grid = groups.grid();
   buckets_ = PlanGradientBuckets(segments_, std::max<int64_t>(1, bucket_bytes / 4), grid.dp_size(),
                                  grid.dp_rank(), grid.expert_dp_size(), grid.expert_dp_rank());
@@ -123,9 +104,8 @@ void GradientSync::Finish() {
 }
 
 double GradientSync::LocalSquaredNorm() const {
-  const float* grads = flat_grads_.data<float>();
-  return ShardSquaredNorm(buckets_, segments_,
-                          [&](const GradientBucket&, int64_t flat) { return grads + flat; });
+  return ShardSquaredNorm(buckets_, segments_, [&](const GradientBucket&, int64_t begin,
+                                                   int64_t end) { return flat_grads_.Rows(begin, end); });
 }
 
 }  // namespace aoetron::parallel

@@ -54,6 +54,7 @@
 #include <memory>
 #include <vector>
 
+#include "core/ops/elementwise.h"
 #include "core/tensor.h"
 #include "parallel/communicator.h"
 #include "parallel/process_groups.h"
@@ -88,13 +89,9 @@ std::vector<GradientBucket> PlanGradientBuckets(const std::vector<FlatSegment>& 
                                                 int64_t bucket_elements, int dp_size, int dp_rank,
                                                 int edp_size, int edp_rank);
 
-// Σ x² in double with a fixed summation order (16 interleaved partial sums, added in order), so
-// the result depends only on the values, not on the pointer's alignment or the thread count.
-double OrderedSumSquares(const float* x, int64_t n);
-
 class GradientSync {
  public:
-  // `flat_grads`: f32 CPU buffer of the whole local replica; `segments` cover it in order.
+  // `flat_grads`: f32 buffer (on the model's device) of the whole local replica; `segments` cover it in order.
   // `groups` outlives this object. bucket_bytes: bucket size in bytes of f32 (≥ 4).
   GradientSync(Tensor flat_grads, std::vector<FlatSegment> segments, ProcessGroups& groups,
                int64_t bucket_bytes);
@@ -140,9 +137,10 @@ template <typename Visit>
 void ForEachSegmentPiece(const std::vector<FlatSegment>& segments, int64_t range_begin,
                          int64_t range_end, Visit&& visit);
 
-// Σ over this rank's shard pieces of counted segments of g², with g read through
-// `read(bucket, flat_begin)` → const float* to the element at flat_begin. Shared by both modes
-// so that they sum identical pieces in an identical order.
+// Σ over this rank's shard pieces of counted segments of g², with the piece read through
+// `read(bucket, flat_begin, flat_end)` → a Tensor view of those gradient elements, each piece
+// summed by ops::SumSquares (double, fixed chunks: independent of the thread count and of where
+// the view starts). Shared by both modes so that they sum identical pieces in an identical order.
 template <typename Read>
 double ShardSquaredNorm(const std::vector<GradientBucket>& buckets,
                         const std::vector<FlatSegment>& segments, Read&& read);
@@ -179,7 +177,7 @@ double ShardSquaredNorm(const std::vector<GradientBucket>& buckets,
     ForEachSegmentPiece(segments, bucket.shard_begin, bucket.shard_end,
                         [&](int segment, int64_t begin, int64_t end) {
                           if (!segments[segment].counted_in_norm) return;
-                          sum += OrderedSumSquares(read(bucket, begin), end - begin);
+                          sum += ops::SumSquares(read(bucket, begin, end));
                         });
   }
   return sum;

@@ -18,6 +18,7 @@ void SingleProcessCommunicator::Copy(const std::string& call, const Tensor& from
     Fail(call, absl::StrCat(from.DebugString(), " and ", to.DebugString(),
                             " differ in dtype or element count"));
   }
+  const DeviceAccessScope device_buffers;  // a device communicator (core/device_access.h)
   if (from.nbytes() > 0 && from.raw_data() != to.raw_data()) {
     std::memmove(to.raw_data(), from.raw_data(), from.nbytes());
   }

@@ -30,11 +30,11 @@
 //                    dx = scale · (e^(x − m) / Z − onehot(target))      local, no collective
 //
 // Contracts shared by every call: collective over `tp` (every tp rank makes the same calls in the
-// same order with the same N); tensors on the host (these are host loops plus collectives; a
-// CUDA backend moves the loops into kernels); float tensors f32 or f64; errors are programming
-// errors (AOETRON_CHECK), e.g. an id or target outside [0, vocab_size). Not thread-safe beyond
-// the Communicator's contract. Loops are deterministic: rows in parallel, every reduction inside
-// a row in a fixed order.
+// same order with the same N); tensors on the model's device — the arithmetic is core/ops kernels
+// (ops::EmbeddingShard*, ops::CrossEntropyShard*), these functions only add the collectives;
+// errors are programming errors (AOETRON_CHECK), e.g. an id or target outside [0, vocab_size).
+// Not thread-safe beyond the Communicator's contract. Deterministic: rows in parallel, every
+// reduction inside a row in a fixed order.
 #pragma once
 
 #include <cstdint>
@@ -62,7 +62,7 @@ void VocabParallelEmbeddingForward(Communicator& tp, const Tensor& ids, const Te
 // dtable_shard[ids[t] − vocab_begin, :] += dout[t, :] for the ids this rank holds, in order of t
 // (threads split the d columns). dout is replicated, so there is no collective.
 void VocabParallelEmbeddingBackward(const Tensor& ids, const Tensor& dout, int64_t vocab_begin,
-                                    Tensor& dtable_shard);
+                                    int64_t vocab_size, Tensor& dtable_shard);
 
 // Cross-entropy over vocabulary-split logits. logits_shard: [N, V/tp], columns
 // [vocab_begin, vocab_begin + V/tp) of the global logits; targets: i32 [N], replicated, < V
@@ -72,7 +72,8 @@ void VocabParallelEmbeddingBackward(const Tensor& ids, const Tensor& dout, int64
 // grad_scale · (softmax(global row) − onehot(target)) restricted to this rank's columns.
 // `scratch` lends 3·N f64 of row statistics for the duration of the call (released before
 // return). The arithmetic is the single-process kernel's (core/ops/cross_entropy.h): Z summed in
-// T over blocks of 1024 and the block sums in double; the loss formed in double.
+// T over blocks of 1024 and the block sums in double; the loss formed in double. With tp = 1 it
+// IS the single-process kernel (losses then follow its dtype rule: f32 for bf16 logits).
 void VocabParallelCrossEntropyForward(Communicator& tp, const Tensor& logits_shard,
                                       const Tensor& targets, int64_t vocab_begin,
                                       int64_t vocab_size, Tensor& losses, ActivationArena& scratch);

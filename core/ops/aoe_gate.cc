@@ -12,6 +12,7 @@ using namespace internal;  // NOLINT: the op_checks helpers
 
 void AoeGate(const Tensor& c, int64_t group_width, int64_t k, Tensor& norms, Tensor& top_values,
              Tensor& top_index, Tensor& gate_weights) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "AoeGate";
   CheckOperands(kOp, {{"c", &c},
                       {"norms", &norms},

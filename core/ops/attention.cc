@@ -24,6 +24,7 @@ Shape LseShape(const Tensor& qkv) { return {qkv.dim(0), qkv.dim(3), qkv.dim(1)};
 }  // namespace
 
 void CausalAttentionForward(const Tensor& qkv, Tensor& out, Tensor& lse) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "CausalAttentionForward";
   CheckOperands(kOp, {{"qkv", &qkv}, {"out", &out}, {"lse", &lse}});
   CheckQkv(kOp, "qkv", qkv);
@@ -47,6 +48,7 @@ void CausalAttentionForward(const Tensor& qkv, Tensor& out, Tensor& lse) {
 
 void CausalAttentionBackward(const Tensor& dout, const Tensor& qkv, const Tensor& out,
                              const Tensor& lse, Tensor& dqkv) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "CausalAttentionBackward";
   CheckOperands(kOp,
                 {{"dout", &dout}, {"qkv", &qkv}, {"out", &out}, {"lse", &lse}, {"dqkv", &dqkv}});

@@ -9,6 +9,15 @@ namespace {
 
 using namespace internal;  // NOLINT: the op_checks helpers
 
+// Host memory only (CUDA kernels check targets themselves).
+void CheckTargetsBelow(const char* op, const Tensor& targets, int64_t vocab) {
+  const int32_t* target = targets.data<int32_t>();
+  for (int64_t t = 0; t < targets.numel(); ++t) {
+    AOETRON_CHECK(target[t] < vocab) << op << ": targets[" << t << "] = " << target[t]
+                                     << " is outside the vocabulary [0, " << vocab << ")";
+  }
+}
+
 void CheckCrossEntropyOperands(const char* op, const Tensor& logits, const Tensor& targets,
                                const Tensor& losses) {
   CheckOperands(op, {{"logits", &logits}, {"targets", &targets}, {"losses", &losses}});
@@ -22,16 +31,95 @@ void CheckCrossEntropyOperands(const char* op, const Tensor& logits, const Tenso
   CheckDType(op, "losses", losses, StatisticsDType(logits.dtype()));
   CheckShapeEq(op, "losses", losses, {n});
   if (OnCuda(targets)) return;  // the kernel checks the targets (core/cuda/device_errors.h)
-  const int32_t* target = targets.data<int32_t>();
-  for (int64_t t = 0; t < n; ++t) {
-    AOETRON_CHECK(target[t] < vocab) << op << ": targets[" << t << "] = " << target[t]
-                                     << " is outside the vocabulary [0, " << vocab << ")";
-  }
+  CheckTargetsBelow(op, targets, vocab);
+}
+
+// logits_shard [N, V_s] with its columns inside [0, vocab), targets i32 [N] < vocab, and the f64
+// row statistics of the sharded stages.
+void CheckShardOperands(const char* op, const Tensor& logits_shard, const Tensor& targets,
+                        const Tensor& row_max) {
+  CheckOperands(op, {{"logits_shard", &logits_shard}, {"targets", &targets}, {"row_max", &row_max}});
+  CheckFloat(op, "logits_shard", logits_shard);
+  CheckRank(op, "logits_shard", logits_shard, 2);
+  AOETRON_CHECK(logits_shard.dim(1) >= 1)
+      << op << ": logits_shard needs at least one column, got " << logits_shard.DebugString();
+  const int64_t n = logits_shard.dim(0);
+  CheckDType(op, "targets", targets, DType::kI32);
+  CheckShapeEq(op, "targets", targets, {n});
+  CheckDType(op, "row_max", row_max, DType::kF64);
+  CheckShapeEq(op, "row_max", row_max, {n});
+}
+
+// Which CUDA has no kernel for yet: the sharded stages run on host memory only.
+void CheckShardOnHost(const char* op, const Tensor& logits_shard) {
+  AOETRON_CHECK(logits_shard.device().host_memory())
+      << op << ": no CUDA kernel yet for the vocabulary-sharded cross-entropy (tensor "
+      << "parallelism on GPUs); got " << logits_shard.DebugString();
 }
 
 }  // namespace
 
+void CrossEntropyShardRowMax(const Tensor& logits_shard, Tensor& row_max) {
+  const DeviceAccessScope kernel_access;
+  constexpr const char* kOp = "CrossEntropyShardRowMax";
+  CheckOperands(kOp, {{"logits_shard", &logits_shard}, {"row_max", &row_max}});
+  CheckFloat(kOp, "logits_shard", logits_shard);
+  CheckRank(kOp, "logits_shard", logits_shard, 2);
+  CheckDType(kOp, "row_max", row_max, DType::kF64);
+  CheckShapeEq(kOp, "row_max", row_max, {logits_shard.dim(0)});
+  CheckShardOnHost(kOp, logits_shard);
+  DispatchFloat(logits_shard.dtype(), [&]<typename T>() {
+    cpu::CrossEntropyShardRowMax<T>(logits_shard.data<T>(), logits_shard.dim(0),
+                                    logits_shard.dim(1), row_max.data<double>());
+  });
+}
+
+void CrossEntropyShardSums(Tensor& logits_shard, const Tensor& targets, int64_t vocab_begin,
+                           int64_t vocab_size, const Tensor& row_max, bool store_exp,
+                           Tensor& sums) {
+  const DeviceAccessScope kernel_access;
+  constexpr const char* kOp = "CrossEntropyShardSums";
+  CheckShardOperands(kOp, logits_shard, targets, row_max);
+  CheckOperands(kOp, {{"logits_shard", &logits_shard}, {"sums", &sums}});
+  CheckDType(kOp, "sums", sums, DType::kF64);
+  CheckShapeEq(kOp, "sums", sums, {2, logits_shard.dim(0)});
+  CheckShardOnHost(kOp, logits_shard);
+  const int64_t n = logits_shard.dim(0);
+  AOETRON_CHECK(vocab_begin >= 0 && vocab_begin + logits_shard.dim(1) <= vocab_size)
+      << kOp << ": shard [" << vocab_begin << ", " << vocab_begin + logits_shard.dim(1)
+      << ") outside the vocabulary [0, " << vocab_size << ")";
+  CheckTargetsBelow(kOp, targets, vocab_size);
+  DispatchFloat(logits_shard.dtype(), [&]<typename T>() {
+    double* z = sums.data<double>();
+    cpu::CrossEntropyShardSums<T>(logits_shard.data<T>(), targets.data<int32_t>(), n,
+                                  logits_shard.dim(1), vocab_begin, row_max.data<double>(),
+                                  store_exp, z, z + n);
+  });
+}
+
+void CrossEntropyShardFinish(Tensor& logits_shard, const Tensor& targets, int64_t vocab_begin,
+                             const Tensor& row_max, const Tensor& sums, bool backward,
+                             double grad_scale, Tensor& losses) {
+  const DeviceAccessScope kernel_access;
+  constexpr const char* kOp = "CrossEntropyShardFinish";
+  CheckShardOperands(kOp, logits_shard, targets, row_max);
+  CheckOperands(kOp, {{"logits_shard", &logits_shard}, {"sums", &sums}, {"losses", &losses}});
+  const int64_t n = logits_shard.dim(0);
+  CheckDType(kOp, "sums", sums, DType::kF64);
+  CheckShapeEq(kOp, "sums", sums, {2, n});
+  CheckDType(kOp, "losses", losses, logits_shard.dtype());
+  CheckShapeEq(kOp, "losses", losses, {n});
+  CheckShardOnHost(kOp, logits_shard);
+  DispatchFloat(logits_shard.dtype(), [&]<typename T>() {
+    const double* z = sums.data<double>();
+    cpu::CrossEntropyShardFinish<T>(logits_shard.data<T>(), targets.data<int32_t>(), n,
+                                    logits_shard.dim(1), vocab_begin, row_max.data<double>(), z,
+                                    z + n, backward, grad_scale, losses.data<T>());
+  });
+}
+
 void CrossEntropyForward(const Tensor& logits, const Tensor& targets, Tensor& losses) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "CrossEntropyForward";
   CheckCrossEntropyOperands(kOp, logits, targets, losses);
 #ifdef AOETRON_WITH_CUDA
@@ -50,6 +138,7 @@ void CrossEntropyForward(const Tensor& logits, const Tensor& targets, Tensor& lo
 
 void CrossEntropyForwardBackward(Tensor& logits, const Tensor& targets, double grad_scale,
                                  Tensor& losses) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "CrossEntropyForwardBackward";
   CheckCrossEntropyOperands(kOp, logits, targets, losses);
 #ifdef AOETRON_WITH_CUDA

@@ -70,6 +70,7 @@ uint64_t ElementBits(DType dtype, double value) {
 }  // namespace
 
 void Fill(Tensor& t, double value) {
+  const DeviceAccessScope kernel_access;
   CheckOperands("Fill", {{"t", &t}});
   const int64_t n = t.numel();
 #ifdef AOETRON_WITH_CUDA
@@ -102,6 +103,7 @@ void Fill(Tensor& t, double value) {
 }
 
 void Copy(const Tensor& src, Tensor& dst) {
+  const DeviceAccessScope kernel_access;
   CheckOperands("Copy", {{"src", &src}, {"dst", &dst}});
   CheckSameLayout("Copy", "src", src, "dst", dst);
   if (src.raw_data() == dst.raw_data()) return;
@@ -116,6 +118,7 @@ void Copy(const Tensor& src, Tensor& dst) {
 }
 
 void AddInto(const Tensor& src, Tensor& dst) {
+  const DeviceAccessScope kernel_access;
   CheckOperands("AddInto", {{"src", &src}, {"dst", &dst}});
   CheckFloat("AddInto", "dst", dst);
   CheckSameLayout("AddInto", "src", src, "dst", dst);
@@ -130,6 +133,7 @@ void AddInto(const Tensor& src, Tensor& dst) {
 }
 
 void Axpy(double alpha, const Tensor& x, Tensor& y) {
+  const DeviceAccessScope kernel_access;
   CheckOperands("Axpy", {{"x", &x}, {"y", &y}});
   CheckFloat("Axpy", "y", y);
   CheckSameLayout("Axpy", "x", x, "y", y);
@@ -146,6 +150,7 @@ void Axpy(double alpha, const Tensor& x, Tensor& y) {
 }
 
 void Scale(Tensor& t, double alpha) {
+  const DeviceAccessScope kernel_access;
   CheckOperands("Scale", {{"t", &t}});
   CheckFloat("Scale", "t", t);
 #ifdef AOETRON_WITH_CUDA
@@ -160,6 +165,7 @@ void Scale(Tensor& t, double alpha) {
 }
 
 double SumSquares(const Tensor& t) {
+  const DeviceAccessScope kernel_access;
   CheckOperands("SumSquares", {{"t", &t}});
   CheckFloat("SumSquares", "t", t);
 #ifdef AOETRON_WITH_CUDA

@@ -30,41 +30,64 @@ void CheckIds(const char* op, const Tensor& ids, int64_t vocab) {
   }
 }
 
+void CheckShardRange(const char* op, const Tensor& table_shard, int64_t row_begin,
+                     int64_t vocab_size) {
+  AOETRON_CHECK(row_begin >= 0 && row_begin + table_shard.dim(0) <= vocab_size)
+      << op << ": table rows [" << row_begin << ", " << row_begin + table_shard.dim(0)
+      << ") outside the vocabulary [0, " << vocab_size << ")";
+}
+
 }  // namespace
 
 void EmbeddingForward(const Tensor& ids, const Tensor& table, Tensor& out) {
-  constexpr const char* kOp = "EmbeddingForward";
-  CheckOperands(kOp, {{"ids", &ids}, {"table", &table}, {"out", &out}});
-  CheckEmbedding(kOp, ids, table, "out", out);
-#ifdef AOETRON_WITH_CUDA
-  if (OnCuda(table)) {  // ids are checked by the kernel (core/cuda/device_errors.h)
-    cuda::EmbeddingForward(CudaOrdinal(table), table.dtype(), ids.data<int32_t>(), ids.dim(0),
-                           table.raw_data(), table.dim(0), table.dim(1), out.raw_data());
-    return;
-  }
-#endif
-  CheckIds(kOp, ids, table.dim(0));
-  DispatchFloat(table.dtype(), [&]<typename T>() {
-    cpu::EmbeddingForward<T>(ids.data<int32_t>(), ids.dim(0), table.data<T>(), table.dim(1),
-                             out.data<T>());
-  });
+  EmbeddingShardForward(ids, table, 0, table.dim(0), out);
 }
 
 void EmbeddingBackward(const Tensor& ids, const Tensor& dout, Tensor& dtable) {
-  constexpr const char* kOp = "EmbeddingBackward";
-  CheckOperands(kOp, {{"ids", &ids}, {"dout", &dout}, {"dtable", &dtable}});
-  CheckEmbedding(kOp, ids, dtable, "dout", dout);
+  EmbeddingShardBackward(ids, dout, 0, dtable.dim(0), dtable);
+}
+
+void EmbeddingShardForward(const Tensor& ids, const Tensor& table_shard, int64_t row_begin,
+                           int64_t vocab_size, Tensor& out) {
+  const DeviceAccessScope kernel_access;
+  constexpr const char* kOp = "EmbeddingForward";
+  CheckOperands(kOp, {{"ids", &ids}, {"table", &table_shard}, {"out", &out}});
+  CheckEmbedding(kOp, ids, table_shard, "out", out);
+  CheckShardRange(kOp, table_shard, row_begin, vocab_size);
 #ifdef AOETRON_WITH_CUDA
-  if (OnCuda(dtable)) {
-    cuda::EmbeddingBackward(CudaOrdinal(dtable), dtable.dtype(), ids.data<int32_t>(), ids.dim(0),
-                            dout.raw_data(), dtable.dim(0), dtable.dim(1), dtable.raw_data());
+  if (OnCuda(table_shard)) {  // ids are checked by the kernel (core/cuda/device_errors.h)
+    cuda::EmbeddingForward(CudaOrdinal(table_shard), table_shard.dtype(), ids.data<int32_t>(),
+                           ids.dim(0), table_shard.raw_data(), vocab_size, row_begin,
+                           table_shard.dim(0), table_shard.dim(1), out.raw_data());
     return;
   }
 #endif
-  CheckIds(kOp, ids, dtable.dim(0));
-  DispatchFloat(dtable.dtype(), [&]<typename T>() {
-    cpu::EmbeddingBackward<T>(ids.data<int32_t>(), ids.dim(0), dout.data<T>(), dtable.dim(1),
-                              dtable.data<T>());
+  CheckIds(kOp, ids, vocab_size);
+  DispatchFloat(table_shard.dtype(), [&]<typename T>() {
+    cpu::EmbeddingForward<T>(ids.data<int32_t>(), ids.dim(0), table_shard.data<T>(), row_begin,
+                             table_shard.dim(0), table_shard.dim(1), out.data<T>());
+  });
+}
+
+void EmbeddingShardBackward(const Tensor& ids, const Tensor& dout, int64_t row_begin,
+                            int64_t vocab_size, Tensor& dtable_shard) {
+  const DeviceAccessScope kernel_access;
+  constexpr const char* kOp = "EmbeddingBackward";
+  CheckOperands(kOp, {{"ids", &ids}, {"dout", &dout}, {"dtable", &dtable_shard}});
+  CheckEmbedding(kOp, ids, dtable_shard, "dout", dout);
+  CheckShardRange(kOp, dtable_shard, row_begin, vocab_size);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(dtable_shard)) {
+    cuda::EmbeddingBackward(CudaOrdinal(dtable_shard), dtable_shard.dtype(), ids.data<int32_t>(),
+                            ids.dim(0), dout.raw_data(), vocab_size, row_begin,
+                            dtable_shard.dim(0), dtable_shard.dim(1), dtable_shard.raw_data());
+    return;
+  }
+#endif
+  CheckIds(kOp, ids, vocab_size);
+  DispatchFloat(dtable_shard.dtype(), [&]<typename T>() {
+    cpu::EmbeddingBackward<T>(ids.data<int32_t>(), ids.dim(0), dout.data<T>(), row_begin,
+                              dtable_shard.dim(0), dtable_shard.dim(1), dtable_shard.data<T>());
   });
 }
 

@@ -7,6 +7,7 @@
 #ifdef AOETRON_WITH_CUDA
 #include "core/cuda/device_context.h"
 #endif
+#include "core/device_transfer.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -77,47 +78,42 @@ int64_t CheckExpertSlices(const char* op, const Tensor& c, const char* c_name,
 
 }  // namespace
 
-ExpertLayout BuildExpertLayout(const Tensor& expert_index, int64_t num_experts) {
+ExpertLayout BuildExpertLayout(const Tensor& expert_index, int64_t num_experts,
+                               std::span<const int64_t> keep_limit) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "BuildExpertLayout";
   CheckOperands(kOp, {{"expert_index", &expert_index}});
   CheckRank(kOp, "expert_index", expert_index, 2);
   AOETRON_CHECK(num_experts >= 1) << kOp << ": num_experts must be positive, got " << num_experts;
-  CheckExpertIndex(kOp, expert_index, expert_index.shape(), num_experts);
+  AOETRON_CHECK(keep_limit.empty() || static_cast<int64_t>(keep_limit.size()) == num_experts)
+      << kOp << ": " << keep_limit.size() << " keep limits for " << num_experts << " experts";
   const int64_t pairs = expert_index.numel();
   AOETRON_CHECK(pairs <= INT32_MAX) << kOp << ": " << pairs << " pairs overflow i32 positions";
+  // The counts must reach the host anyway (they size the expert GEMMs and the all-to-all), so on
+  // a GPU the layout is built there: copy the N·K indices over (this synchronises the stream),
+  // run the CPU's counting sort, copy the positions back. Same layout as the CPU, bit for bit.
+  const Tensor index = OnHost(expert_index);
+  CheckExpertIndex(kOp, index, index.shape(), num_experts);
   ExpertLayout layout;
   layout.num_experts = num_experts;
   layout.counts.resize(num_experts);
   layout.offsets.resize(num_experts + 1);
   layout.position = Tensor::Empty(expert_index.shape(), DType::kI32, expert_index.device());
-#ifdef AOETRON_WITH_CUDA
-  if (OnCuda(expert_index)) {
-    // The counts must reach the host anyway (they size the expert GEMMs and the all-to-all), so
-    // the layout is built there: copy the N·K indices over (this synchronises the stream), run
-    // the CPU's counting sort, copy the positions back. Same layout as the CPU, bit for bit.
-    const int ordinal = CudaOrdinal(expert_index);
-    std::vector<int32_t> index(pairs), position(pairs);
-    aoetron::cuda::CopyDeviceToHost(ordinal, expert_index.raw_data(), index.data(),
-                                    sizeof(int32_t) * pairs);
-    for (int64_t p = 0; p < pairs; ++p) {
-      AOETRON_CHECK(index[p] >= 0 && index[p] < num_experts)
-          << kOp << ": expert_index entry " << p << " = " << index[p] << " is outside [0, "
-          << num_experts << ")";
-    }
-    cpu::BuildExpertLayout(index.data(), expert_index.dim(0), expert_index.dim(1), num_experts,
-                           layout.counts.data(), layout.offsets.data(), position.data());
-    aoetron::cuda::CopyHostToDevice(ordinal, position.data(), layout.position.raw_data(),
-                                    sizeof(int32_t) * pairs);
-    return layout;
+  Tensor position = OnHost(layout.position);
+  if (keep_limit.empty()) {
+    cpu::BuildExpertLayout(index.data<int32_t>(), index.dim(0), index.dim(1), num_experts,
+                           layout.counts.data(), layout.offsets.data(), position.data<int32_t>());
+  } else {
+    cpu::BuildLimitedExpertLayout(index.data<int32_t>(), pairs, num_experts, keep_limit.data(),
+                                  layout.counts.data(), layout.offsets.data(),
+                                  position.data<int32_t>());
   }
-#endif
-  cpu::BuildExpertLayout(expert_index.data<int32_t>(), expert_index.dim(0), expert_index.dim(1),
-                         num_experts, layout.counts.data(), layout.offsets.data(),
-                         layout.position.data<int32_t>());
+  if (!layout.position.device().host_memory()) CopyAcrossDevices(position, layout.position);
   return layout;
 }
 
 void PermuteRows(const Tensor& x, const Tensor& position, Tensor& out) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "PermuteRows";
   CheckOperands(kOp, {{"x", &x}, {"position", &position}, {"out", &out}});
   CheckFloat(kOp, "x", x);
@@ -139,6 +135,7 @@ void PermuteRows(const Tensor& x, const Tensor& position, Tensor& out) {
 }
 
 void PermuteRowsBackward(const Tensor& dout, const Tensor& position, Tensor& dx) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "PermuteRowsBackward";
   CheckOperands(kOp, {{"dout", &dout}, {"position", &position}, {"dx", &dx}});
   CheckFloat(kOp, "dx", dx);
@@ -161,6 +158,7 @@ void PermuteRowsBackward(const Tensor& dout, const Tensor& position, Tensor& dx)
 
 void GatherExpertSlices(const Tensor& c, const Tensor& expert_index, const Tensor& position,
                         Tensor& out) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "GatherExpertSlices";
   CheckOperands(
       kOp, {{"c", &c}, {"expert_index", &expert_index}, {"position", &position}, {"out", &out}});
@@ -182,6 +180,7 @@ void GatherExpertSlices(const Tensor& c, const Tensor& expert_index, const Tenso
 
 void GatherExpertSlicesBackward(const Tensor& dout, const Tensor& expert_index,
                                 const Tensor& position, Tensor& dc) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "GatherExpertSlicesBackward";
   CheckOperands(
       kOp,
@@ -205,6 +204,7 @@ void GatherExpertSlicesBackward(const Tensor& dout, const Tensor& expert_index,
 
 void CombineRows(const Tensor& expert_out, const Tensor& position, const Tensor& weights,
                  Tensor& y) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "CombineRows";
   CheckOperands(
       kOp,
@@ -232,6 +232,7 @@ void CombineRows(const Tensor& expert_out, const Tensor& position, const Tensor&
 
 void CombineRowsBackward(const Tensor& dy, const Tensor& expert_out, const Tensor& position,
                          const Tensor& weights, Tensor& d_expert_out, Tensor& dweights) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "CombineRowsBackward";
   CheckOperands(kOp, {{"dy", &dy},
                       {"expert_out", &expert_out},

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "core/tensor.h"
@@ -24,7 +25,12 @@ struct ExpertLayout {
 };
 
 // expert_index: i32 [N, K] with entries in [0, num_experts). Counts come back to the host.
-ExpertLayout BuildExpertLayout(const Tensor& expert_index, int64_t num_experts);
+// keep_limit: empty (dropless) or one limit per expert (capacity): expert e's block then holds
+// only its first keep_limit[e] pairs in token order, counts[e] ≤ keep_limit[e], and the dropped
+// pairs sit after every block in (t, j) order — offsets[n] < N·K, and position is still a
+// permutation of [0, N·K).
+ExpertLayout BuildExpertLayout(const Tensor& expert_index, int64_t num_experts,
+                               std::span<const int64_t> keep_limit = {});
 
 // out[position[t, j], :] = x[t, :].   x: [N, d], out: [M, d].
 void PermuteRows(const Tensor& x, const Tensor& position, Tensor& out);

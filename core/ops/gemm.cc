@@ -36,6 +36,7 @@ bool Overlaps(const Tensor& x, const Tensor& y) {
 
 void Gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& c, float alpha,
           float beta) {
+  const DeviceAccessScope kernel_access;
   const MatrixShape a_shape = AsMatrixShape(a, "A");
   const MatrixShape b_shape = AsMatrixShape(b, "B");
   const MatrixShape c_shape = AsMatrixShape(c, "C");
@@ -46,7 +47,7 @@ void Gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& 
   AOETRON_CHECK(a.device() == b.device() && a.device() == c.device())
       << "Gemm: A, B and C must live on one device, got A " << a.DebugString() << ", B "
       << b.DebugString() << ", C " << c.DebugString();
-  AOETRON_CHECK(c.device().is_cpu() || CudaBackendBuilt())
+  AOETRON_CHECK(!c.device().is_cuda() || CudaBackendBuilt())
       << "no CUDA kernel for Gemm in this build (built without CUDA): C is " << c.DebugString();
 
   // op(A) is [M, K], op(B) is [K, N], C is [M, N].

@@ -22,6 +22,7 @@ int64_t CheckGroupedC(const char* op, const Tensor& c, int64_t group_width) {
 }  // namespace
 
 void GroupedL2Norm(const Tensor& c, int64_t group_width, Tensor& norms) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "GroupedL2Norm";
   CheckOperands(kOp, {{"c", &c}, {"norms", &norms}});
   const int64_t groups = CheckGroupedC(kOp, c, group_width);
@@ -41,6 +42,7 @@ void GroupedL2Norm(const Tensor& c, int64_t group_width, Tensor& norms) {
 
 void GroupedL2NormBackward(const Tensor& dnorms, const Tensor& c, const Tensor& norms,
                            int64_t group_width, Tensor& dc) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "GroupedL2NormBackward";
   CheckOperands(kOp, {{"dnorms", &dnorms}, {"c", &c}, {"norms", &norms}, {"dc", &dc}});
   const int64_t groups = CheckGroupedC(kOp, c, group_width);

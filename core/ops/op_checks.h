@@ -3,7 +3,10 @@
 // Internal to core/ops: not part of any op's contract.
 #pragma once
 
+#include <bit>
+#include <cstdint>
 #include <initializer_list>
+#include <vector>
 
 #include "core/check.h"
 #include "core/tensor.h"
@@ -30,7 +33,7 @@ inline void CheckOperands(const char* op, std::initializer_list<Operand> operand
         << first->tensor->DebugString() << ", " << operand.name << " is "
         << operand.tensor->DebugString();
   }
-  AOETRON_CHECK(first == nullptr || first->tensor->device().is_cpu() || CudaBackendBuilt())
+  AOETRON_CHECK(first == nullptr || !first->tensor->device().is_cuda() || CudaBackendBuilt())
       << "no CUDA kernel for " << op << " in this build (built without CUDA): " << first->name
       << " is " << first->tensor->DebugString();
 }
@@ -71,6 +74,15 @@ inline void CheckShapeEq(const char* op, const char* name, const Tensor& t, cons
                                     << ShapeToString(shape) << ", got " << t.DebugString();
 }
 
+// `t` itself when it is in host memory (inside a kernel's DeviceAccessScope), else a host copy:
+// for the small metadata-sized reductions whose result goes to the host anyway.
+Tensor OnHost(const Tensor& t);
+
+// Calls visit(const T*) with t's elements as float, double or (bf16 widened to) float; t in host
+// memory, read inside a kernel.
+template <typename Visitor>
+void VisitHostFloat(const Tensor& t, Visitor&& visit);
+
 // The CUDA ordinal of a CUDA tensor (the dispatch passes it to core/ops/cuda/kernels.h).
 inline int CudaOrdinal(const Tensor& t) { return t.device().index; }
 
@@ -83,6 +95,29 @@ inline void DispatchFloat(DType dtype, F&& f) {
   } else {
     AOETRON_CHECK(dtype == DType::kF64) << "DispatchFloat: unexpected " << DTypeName(dtype);
     f.template operator()<double>();
+  }
+}
+
+template <typename Visitor>
+void VisitHostFloat(const Tensor& t, Visitor&& visit) {
+  switch (t.dtype()) {
+    case DType::kF32:
+      visit(t.data<float>());
+      return;
+    case DType::kF64:
+      visit(t.data<double>());
+      return;
+    case DType::kBF16: {
+      const BFloat16* values = t.data<BFloat16>();
+      std::vector<float> widened(static_cast<size_t>(t.numel()));
+      for (size_t i = 0; i < widened.size(); ++i) {
+        widened[i] = std::bit_cast<float>(static_cast<uint32_t>(values[i].bits) << 16);
+      }
+      visit(static_cast<const float*>(widened.data()));
+      return;
+    }
+    default:
+      AOETRON_CHECK(false) << "expected a float tensor, got " << t.DebugString();
   }
 }
 

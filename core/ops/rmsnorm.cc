@@ -29,6 +29,7 @@ void CheckRmsNormOperands(const char* op, const Tensor& x, const Tensor& weight,
 }  // namespace
 
 void RmsNormForward(const Tensor& x, const Tensor& weight, float eps, Tensor& y, Tensor& rstd) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "RmsNormForward";
   CheckOperands(kOp, {{"x", &x}, {"weight", &weight}, {"y", &y}, {"rstd", &rstd}});
   CheckRmsNormOperands(kOp, x, weight, {{"y", &y}}, rstd);
@@ -48,6 +49,7 @@ void RmsNormForward(const Tensor& x, const Tensor& weight, float eps, Tensor& y,
 
 void RmsNormBackward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& rstd,
                      Tensor& dx, Tensor& dweight) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "RmsNormBackward";
   CheckOperands(kOp, {{"dy", &dy},
                       {"x", &x},

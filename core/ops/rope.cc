@@ -10,6 +10,7 @@ namespace {
 using namespace internal;  // NOLINT: the op_checks helpers
 
 void RunRope(const char* op, const char* name, Tensor& qkv, float theta, bool inverse) {
+  const DeviceAccessScope kernel_access;
   CheckOperands(op, {{name, &qkv}});
   CheckFloat(op, name, qkv);
   CheckRank(op, name, qkv, 5);

@@ -25,6 +25,7 @@ void CheckSoftmaxOperands(const char* op, Operand first, std::initializer_list<O
 }  // namespace
 
 void RowSoftmaxForward(const Tensor& x, Tensor& y) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "RowSoftmaxForward";
   CheckOperands(kOp, {{"x", &x}, {"y", &y}});
   CheckSoftmaxOperands(kOp, {"x", &x}, {{"y", &y}});
@@ -41,6 +42,7 @@ void RowSoftmaxForward(const Tensor& x, Tensor& y) {
 }
 
 void RowSoftmaxBackward(const Tensor& dy, const Tensor& y, Tensor& dx) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "RowSoftmaxBackward";
   CheckOperands(kOp, {{"dy", &dy}, {"y", &y}, {"dx", &dx}});
   CheckSoftmaxOperands(kOp, {"y", &y}, {{"dy", &dy}, {"dx", &dx}});

@@ -22,6 +22,7 @@ void CheckSwiGluOperands(const char* op, const Tensor& gate, std::initializer_li
 }  // namespace
 
 void SwiGluForward(const Tensor& gate, const Tensor& up, Tensor& out) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "SwiGluForward";
   CheckOperands(kOp, {{"gate", &gate}, {"up", &up}, {"out", &out}});
   CheckSwiGluOperands(kOp, gate, {{"up", &up}, {"out", &out}});
@@ -39,6 +40,7 @@ void SwiGluForward(const Tensor& gate, const Tensor& up, Tensor& out) {
 
 void SwiGluBackward(const Tensor& dout, const Tensor& gate, const Tensor& up, Tensor& dgate,
                     Tensor& dup) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "SwiGluBackward";
   CheckOperands(kOp,
                 {{"dout", &dout}, {"gate", &gate}, {"up", &up}, {"dgate", &dgate}, {"dup", &dup}});

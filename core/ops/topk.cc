@@ -12,6 +12,7 @@ using namespace internal;  // NOLINT: the op_checks helpers
 }  // namespace
 
 void TopK(const Tensor& scores, int64_t k, Tensor& values, Tensor& indices) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "TopK";
   CheckOperands(kOp, {{"scores", &scores}, {"values", &values}, {"indices", &indices}});
   CheckFloat(kOp, "scores", scores);
@@ -36,6 +37,7 @@ void TopK(const Tensor& scores, int64_t k, Tensor& values, Tensor& indices) {
 }
 
 void TopKBackward(const Tensor& dvalues, const Tensor& indices, Tensor& dscores) {
+  const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "TopKBackward";
   CheckOperands(kOp, {{"dvalues", &dvalues}, {"indices", &indices}, {"dscores", &dscores}});
   CheckFloat(kOp, "dscores", dscores);

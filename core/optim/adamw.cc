@@ -10,7 +10,7 @@ namespace {
 
 void CheckAdamWOperand(const char* name, const Tensor& t, const Tensor& param) {
   AOETRON_CHECK(t.defined()) << "AdamWUpdate: " << name << " is an undefined tensor";
-  AOETRON_CHECK(t.device().is_cpu() || CudaBackendBuilt())
+  AOETRON_CHECK(!t.device().is_cuda() || CudaBackendBuilt())
       << "no CUDA kernel for AdamWUpdate in this build (built without CUDA): " << name << " is "
       << t.DebugString();
   AOETRON_CHECK(t.device() == param.device())
@@ -27,6 +27,7 @@ void CheckAdamWOperand(const char* name, const Tensor& t, const Tensor& param) {
 
 void AdamWUpdate(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, float lr,
                  float weight_decay, const AdamWHyperParams& hp, int64_t step) {
+  const DeviceAccessScope kernel_access;
   CheckAdamWOperand("param", param, param);
   CheckAdamWOperand("grad", grad, param);
   CheckAdamWOperand("m", m, param);

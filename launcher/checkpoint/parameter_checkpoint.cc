@@ -8,12 +8,7 @@ namespace aoetron::checkpoint {
 namespace {
 
 // Element offset of parameter `p` in the set's flat value buffer.
-int64_t FlatOffset(const ParameterSet& params, const Parameter& p) {
-  const Tensor& flat = const_cast<ParameterSet&>(params).flat_values();
-  const auto* base = static_cast<const uint8_t*>(flat.raw_data());
-  const auto* mine = static_cast<const uint8_t*>(p.value.raw_data());
-  return (mine - base) / static_cast<int64_t>(SizeOf(flat.dtype()));
-}
+int64_t FlatOffset(const ParameterSet&, const Parameter& p) { return p.flat_offset; }
 
 // Which replica class a parameter is in, its replica count and this rank's index in it.
 struct Replicas {
@@ -37,9 +32,10 @@ Tensor ShadowView(const ParameterSet& params, const Parameter& p, const Tensor& 
   AOETRON_CHECK(flat.numel() == params.num_elements())
       << "shadow state of " << flat.numel() << " elements for a parameter set of "
       << params.num_elements();
-  auto* base = static_cast<uint8_t*>(const_cast<Tensor&>(flat).raw_data());
-  return Tensor::Wrap(base + FlatOffset(params, p) * SizeOf(flat.dtype()), p.local_shape,
-                      flat.dtype(), flat.device());
+  const int64_t begin = p.flat_offset;
+  return flat.Reshape({flat.numel()})
+      .Rows(begin, begin + NumElements(p.local_shape))
+      .Reshape(p.local_shape);
 }
 
 TensorBox ParameterBox(const Parameter& p, DType dtype, const std::string& suffix) {
@@ -54,7 +50,8 @@ TensorBox ParameterBox(const Parameter& p, DType dtype, const std::string& suffi
 
 std::vector<SaveItem> ParameterSaveItems(const ParameterSet& params,
                                          const parallel::ProcessGrid& grid,
-                                         const std::vector<ShadowState>& shadows) {
+                                         const std::vector<ShadowState>& shadows,
+                                         const Tensor& host_values) {
   std::vector<SaveItem> items;
   std::array<std::vector<size_t>, 4> class_items;  // item indices per replica class
   std::vector<Replicas> replicas;
@@ -62,7 +59,8 @@ std::vector<SaveItem> ParameterSaveItems(const ParameterSet& params,
     const Replicas r = ReplicasOf(p, grid);
     class_items[r.cls].push_back(items.size());
     replicas.push_back(r);
-    items.push_back(SaveItem{ParameterBox(p, p.value.dtype()), pb::KIND_PARAMETER, p.value, true});
+    const Tensor values = host_values.defined() ? ShadowView(params, p, host_values) : p.value;
+    items.push_back(SaveItem{ParameterBox(p, p.value.dtype()), pb::KIND_PARAMETER, values, true});
     for (const ShadowState& shadow : shadows) {
       class_items[r.cls].push_back(items.size());
       replicas.push_back(r);
@@ -83,10 +81,12 @@ std::vector<SaveItem> ParameterSaveItems(const ParameterSet& params,
 }
 
 std::vector<ReadRequest> ParameterReadRequests(ParameterSet& params,
-                                               const std::vector<ShadowState>& shadows) {
+                                               const std::vector<ShadowState>& shadows,
+                                               const Tensor& host_values) {
   std::vector<ReadRequest> requests;
   for (Parameter& p : params.all()) {
-    requests.push_back(ReadRequest{ParameterBox(p, p.value.dtype()), p.value});
+    const Tensor values = host_values.defined() ? ShadowView(params, p, host_values) : p.value;
+    requests.push_back(ReadRequest{ParameterBox(p, p.value.dtype()), values});
     for (const ShadowState& shadow : shadows) {
       requests.push_back(ReadRequest{ParameterBox(p, shadow.flat.dtype(), shadow.suffix),
                                      ShadowView(params, p, shadow.flat)});

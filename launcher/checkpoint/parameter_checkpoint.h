@@ -47,14 +47,20 @@ TensorBox ParameterBox(const Parameter& p, DType dtype, const std::string& suffi
 // Every parameter's value (kind PARAMETER) and every shadow's box, with write flags set for a
 // fully parallel save over `grid` (see the file comment). `grid` is this rank's place in the
 // layout the parameter set was built for (a 1-rank grid writes everything).
+// `host_values`, when defined, is a host buffer laid out like params' value buffer that is saved
+// in place of the values themselves (the parameters live on a device: copy them over first).
 std::vector<SaveItem> ParameterSaveItems(const ParameterSet& params,
                                          const parallel::ProcessGrid& grid,
-                                         const std::vector<ShadowState>& shadows = {});
+                                         const std::vector<ShadowState>& shadows = {},
+                                         const Tensor& host_values = Tensor());
 
 // Read requests filling every parameter's value and every shadow from a checkpoint, whatever
 // layout saved it (each request is this rank's box).
+// `host_values`, when defined, receives the values in place of the parameters (laid out like
+// their value buffer; the caller copies it to the device).
 std::vector<ReadRequest> ParameterReadRequests(ParameterSet& params,
-                                               const std::vector<ShadowState>& shadows = {});
+                                               const std::vector<ShadowState>& shadows = {},
+                                               const Tensor& host_values = Tensor());
 
 // ZeRO-1: a rank holding only the flat elements [flat_begin, flat_begin + shard.numel()) of a
 // shadow buffer (its optimizer-state shard). Returns one item (or request) per piece of a

@@ -107,9 +107,9 @@ void MpiCommunicator::CheckMpi(int rc, const char* mpi_call) const {
 void MpiCommunicator::CheckTensor(const std::string& call, const Tensor& tensor, const char* what,
                                   bool reduction) const {
   if (!tensor.defined()) Fail(call, absl::StrCat(what, " is an undefined tensor"));
-  if (!tensor.device().is_cpu()) {
+  if (!tensor.device().host_memory()) {
     Fail(call, absl::StrCat(what, " ", tensor.DebugString(),
-                            " is not on the CPU (the MPI backend moves CPU tensors)"));
+                            " is not in host memory (the MPI backend moves CPU tensors)"));
   }
   if (reduction && !IsReducible(tensor.dtype())) {
     Fail(call,
@@ -220,6 +220,7 @@ class MpiCommunicator::PendingAllReduce final : public PendingCollective {
   enum class Stage { kQueued, kExchange, kGather, kDone };
 
   char* segment_base() {
+    const DeviceAccessScope device_buffers;  // a device communicator (core/device_access.h)
     return static_cast<char*>(tensor_.raw_data()) + offset_ * static_cast<int64_t>(word_);
   }
 
@@ -315,6 +316,7 @@ void MpiCommunicator::AllReduce(Tensor tensor, ReduceOp op) {
 }
 
 void MpiCommunicator::ReduceScatter(const Tensor& input, Tensor output) {
+  const DeviceAccessScope device_buffers;  // a device communicator (core/device_access.h)
   CollectiveTimer timed(this);
   DrainQueue();  // MPI order: started AllReduces first, on every rank
   const std::string call = "ReduceScatter(sum)";
@@ -370,6 +372,7 @@ void MpiCommunicator::ReduceScatter(const Tensor& input, Tensor output) {
 }
 
 void MpiCommunicator::AllGather(const Tensor& input, Tensor output) {
+  const DeviceAccessScope device_buffers;  // a device communicator (core/device_access.h)
   CollectiveTimer timed(this);
   DrainQueue();  // MPI order: started AllReduces first, on every rank
   const std::string call = "AllGather";
@@ -406,6 +409,7 @@ void MpiCommunicator::AllGather(const Tensor& input, Tensor output) {
 
 void MpiCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> send_rows, Tensor recv,
                                 std::span<const int64_t> recv_rows) {
+  const DeviceAccessScope device_buffers;  // a device communicator (core/device_access.h)
   CollectiveTimer timed(this);
   DrainQueue();  // MPI order: started AllReduces first, on every rank
   const std::string call = "AllToAllV";
@@ -468,6 +472,7 @@ void MpiCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> sen
 }
 
 void MpiCommunicator::Broadcast(Tensor tensor, int root) {
+  const DeviceAccessScope device_buffers;  // a device communicator (core/device_access.h)
   CollectiveTimer timed(this);
   DrainQueue();  // MPI order: started AllReduces first, on every rank
   const std::string call = "Broadcast";

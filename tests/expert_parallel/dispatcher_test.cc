@@ -67,12 +67,12 @@ TEST(DispatchLayoutTest, CapacityKeepsTheFirstPairsInTokenOrder) {
 TEST(DispatchLayoutTest, LocalLayoutPutsDroppedPairsAfterEveryBlock) {
   std::vector<int32_t> index = {1, 0, 1, 0, 1, 0};
   const std::vector<int64_t> keep = {3, 1};
-  const ops::ExpertLayout layout = parallel::BuildLocalExpertLayout(Index(index, 2), 2, keep);
+  const ops::ExpertLayout layout = ops::BuildExpertLayout(Index(index, 2), 2, keep);
   EXPECT_EQ(layout.counts, (std::vector<int64_t>{3, 1}));
   EXPECT_EQ(layout.offsets, (std::vector<int64_t>{0, 3, 4}));
   EXPECT_EQ(AsVector(layout.position), (std::vector<int32_t>{3, 0, 4, 1, 5, 2}));
   // Without limits it is exactly ops::BuildExpertLayout.
-  const ops::ExpertLayout dropless = parallel::BuildLocalExpertLayout(Index(index, 2), 2, {});
+  const ops::ExpertLayout dropless = ops::BuildExpertLayout(Index(index, 2), 2, {});
   EXPECT_EQ(dropless.offsets, (std::vector<int64_t>{0, 3, 6}));
 }
 

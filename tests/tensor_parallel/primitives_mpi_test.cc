@@ -152,7 +152,7 @@ TEST_P(VocabParallelTest, EmbeddingMatchesTheFullTable) {
 
     Tensor dtable_shard = Box(dtable, {begin, 0}, {local, d});
     ops::EmbeddingBackward(ids, dout, dtable);
-    parallel::VocabParallelEmbeddingBackward(ids, dout, begin, dtable_shard);
+    parallel::VocabParallelEmbeddingBackward(ids, dout, begin, vocab, dtable_shard);
     EXPECT_TRUE(BitwiseEqual(dtable_shard, Box(dtable, {begin, 0}, {local, d})))
         << "same additions in the same order";
   }

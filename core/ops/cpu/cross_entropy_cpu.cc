@@ -102,6 +102,70 @@ void CrossEntropyForwardBackward(T* logits, const int32_t* targets, int64_t n, i
   }
 }
 
+// The sharded stages: the same RowMax and SumExp on a row's shard; the max and the sums are
+// combined across shards (all-reduces) between the stages by parallel/tensor_parallel.cc.
+template <typename T>
+void CrossEntropyShardRowMax(const T* logits, int64_t n, int64_t local_vocab, double* row_max) {
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < n; ++row) {
+    row_max[row] = static_cast<double>(RowMax(logits + row * local_vocab, local_vocab));
+  }
+}
+
+template <typename T>
+void CrossEntropyShardSums(T* logits, const int32_t* targets, int64_t n, int64_t local_vocab,
+                           int64_t vocab_begin, const double* row_max, bool store_exp, double* z,
+                           double* x_target) {
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < n; ++row) {
+    T* x = logits + row * local_vocab;
+    if (targets[row] < 0) {
+      z[row] = 0.0;
+      x_target[row] = 0.0;
+      continue;
+    }
+    const int64_t local_target = static_cast<int64_t>(targets[row]) - vocab_begin;
+    const bool owned = local_target >= 0 && local_target < local_vocab;
+    x_target[row] = owned ? static_cast<double>(x[local_target]) : 0.0;
+    z[row] = SumExp(x, local_vocab, static_cast<T>(row_max[row]), store_exp ? x : nullptr);
+  }
+}
+
+template <typename T>
+void CrossEntropyShardFinish(T* logits, const int32_t* targets, int64_t n, int64_t local_vocab,
+                             int64_t vocab_begin, const double* row_max, const double* z,
+                             const double* x_target, bool backward, double grad_scale, T* losses) {
+  // grad_scale is rounded to T first, as the fused kernel receives it.
+  const T scale_t = static_cast<T>(grad_scale);
+#pragma omp parallel for schedule(static)
+  for (int64_t row = 0; row < n; ++row) {
+    T* x = logits + row * local_vocab;
+    if (targets[row] < 0) {
+      losses[row] = 0;
+      if (backward) std::fill(x, x + local_vocab, T(0));
+      continue;
+    }
+    losses[row] = static_cast<T>(row_max[row] + std::log(z[row]) - x_target[row]);
+    if (!backward) continue;
+    const T scale = static_cast<T>(static_cast<double>(scale_t) / z[row]);
+#pragma omp simd
+    for (int64_t j = 0; j < local_vocab; ++j) x[j] *= scale;
+    const int64_t local_target = static_cast<int64_t>(targets[row]) - vocab_begin;
+    if (local_target >= 0 && local_target < local_vocab) x[local_target] -= scale_t;
+  }
+}
+
+#define AOETRON_INSTANTIATE_SHARD_STAGES(T)                                                      \
+  template void CrossEntropyShardRowMax<T>(const T*, int64_t, int64_t, double*);                \
+  template void CrossEntropyShardSums<T>(T*, const int32_t*, int64_t, int64_t, int64_t,         \
+                                         const double*, bool, double*, double*);               \
+  template void CrossEntropyShardFinish<T>(T*, const int32_t*, int64_t, int64_t, int64_t,       \
+                                           const double*, const double*, const double*, bool,   \
+                                           double, T*);
+AOETRON_INSTANTIATE_SHARD_STAGES(float)
+AOETRON_INSTANTIATE_SHARD_STAGES(double)
+#undef AOETRON_INSTANTIATE_SHARD_STAGES
+
 template void CrossEntropyForward<float>(const float*, const int32_t*, int64_t, int64_t, float*);
 template void CrossEntropyForward<double>(const double*, const int32_t*, int64_t, int64_t, double*);
 template void CrossEntropyForwardBackward<float>(float*, const int32_t*, int64_t, int64_t, float,

@@ -25,22 +25,31 @@ constexpr int64_t kColumnBlock = 64;
 }  // namespace
 
 template <typename T>
-void EmbeddingForward(const int32_t* ids, int64_t n, const T* table, int64_t d, T* out) {
+void EmbeddingForward(const int32_t* ids, int64_t n, const T* table, int64_t row_begin,
+                      int64_t rows, int64_t d, T* out) {
 #pragma omp parallel for schedule(static) if (n * d >= kParallelMinElements)
   for (int64_t t = 0; t < n; ++t) {
-    std::memcpy(out + t * d, table + static_cast<int64_t>(ids[t]) * d, sizeof(T) * d);
+    const int64_t row = static_cast<int64_t>(ids[t]) - row_begin;
+    if (row >= 0 && row < rows) {
+      std::memcpy(out + t * d, table + row * d, sizeof(T) * d);
+    } else {
+      std::fill(out + t * d, out + (t + 1) * d, T(0));
+    }
   }
 }
 
 template <typename T>
-void EmbeddingBackward(const int32_t* ids, int64_t n, const T* dout, int64_t d, T* dtable) {
+void EmbeddingBackward(const int32_t* ids, int64_t n, const T* dout, int64_t row_begin,
+                       int64_t rows, int64_t d, T* dtable) {
   const int64_t blocks = (d + kColumnBlock - 1) / kColumnBlock;
 #pragma omp parallel for schedule(static) if (n * d >= kParallelMinElements)
   for (int64_t block = 0; block < blocks; ++block) {
     const int64_t begin = block * kColumnBlock;
     const int64_t width = std::min(kColumnBlock, d - begin);
     for (int64_t t = 0; t < n; ++t) {
-      T* dst = dtable + static_cast<int64_t>(ids[t]) * d + begin;
+      const int64_t row = static_cast<int64_t>(ids[t]) - row_begin;
+      if (row < 0 || row >= rows) continue;
+      T* dst = dtable + row * d + begin;
       const T* src = dout + t * d + begin;
 #pragma omp simd
       for (int64_t c = 0; c < width; ++c) dst[c] += src[c];
@@ -48,9 +57,13 @@ void EmbeddingBackward(const int32_t* ids, int64_t n, const T* dout, int64_t d, 
   }
 }
 
-template void EmbeddingForward<float>(const int32_t*, int64_t, const float*, int64_t, float*);
-template void EmbeddingForward<double>(const int32_t*, int64_t, const double*, int64_t, double*);
-template void EmbeddingBackward<float>(const int32_t*, int64_t, const float*, int64_t, float*);
-template void EmbeddingBackward<double>(const int32_t*, int64_t, const double*, int64_t, double*);
+template void EmbeddingForward<float>(const int32_t*, int64_t, const float*, int64_t, int64_t,
+                                      int64_t, float*);
+template void EmbeddingForward<double>(const int32_t*, int64_t, const double*, int64_t, int64_t,
+                                       int64_t, double*);
+template void EmbeddingBackward<float>(const int32_t*, int64_t, const float*, int64_t, int64_t,
+                                       int64_t, float*);
+template void EmbeddingBackward<double>(const int32_t*, int64_t, const double*, int64_t, int64_t,
+                                        int64_t, double*);
 
 }  // namespace aoetron::ops::cpu

@@ -43,6 +43,28 @@ void BuildExpertLayout(const int32_t* expert_index, int64_t n, int64_t k, int64_
   for (int64_t p = 0; p < pairs; ++p) position[p] = static_cast<int32_t>(cursor[expert_index[p]]++);
 }
 
+void BuildLimitedExpertLayout(const int32_t* expert_index, int64_t pairs, int64_t experts,
+                              const int64_t* keep_limit, int64_t* counts, int64_t* offsets,
+                              int32_t* position) {
+  for (int64_t e = 0; e < experts; ++e) counts[e] = 0;
+  std::vector<char> kept(pairs, 0);
+  for (int64_t p = 0; p < pairs; ++p) {
+    int64_t& count = counts[expert_index[p]];
+    if (count < keep_limit[expert_index[p]]) {
+      ++count;
+      kept[p] = 1;
+    }
+  }
+  offsets[0] = 0;
+  for (int64_t e = 0; e < experts; ++e) offsets[e + 1] = offsets[e] + counts[e];
+  std::vector<int64_t> cursor(offsets, offsets + experts);
+  int64_t dropped_cursor = offsets[experts];
+  for (int64_t p = 0; p < pairs; ++p) {
+    position[p] =
+        static_cast<int32_t>(kept[p] ? cursor[expert_index[p]]++ : dropped_cursor++);
+  }
+}
+
 template <typename T>
 void PermuteRows(const T* x, const int32_t* position, int64_t n, int64_t k, int64_t d, T* grouped) {
 #pragma omp parallel for schedule(static) if (n * k * d >= kParallelMinElements)

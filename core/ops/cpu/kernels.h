@@ -28,11 +28,14 @@ template <typename T>
 double SumSquares(const T* x, int64_t n);
 
 // ---- embedding_cpu.cc ---------------------------------------------------------------------------
-// ids: [n] already validated to lie in [0, vocab).
+// ids: [n] already validated to lie in [0, vocab). table holds rows [row_begin, row_begin + rows)
+// of the vocab-row table: other ids read as zero rows and get no gradient.
 template <typename T>
-void EmbeddingForward(const int32_t* ids, int64_t n, const T* table, int64_t d, T* out);
+void EmbeddingForward(const int32_t* ids, int64_t n, const T* table, int64_t row_begin,
+                      int64_t rows, int64_t d, T* out);
 template <typename T>
-void EmbeddingBackward(const int32_t* ids, int64_t n, const T* dout, int64_t d, T* dtable);
+void EmbeddingBackward(const int32_t* ids, int64_t n, const T* dout, int64_t row_begin,
+                       int64_t rows, int64_t d, T* dtable);
 
 // ---- rmsnorm_cpu.cc -----------------------------------------------------------------------------
 template <typename T>
@@ -73,6 +76,18 @@ template <typename T>
 void CrossEntropyForwardBackward(T* logits, const int32_t* targets, int64_t n, int64_t vocab,
                                  T grad_scale, T* losses);
 
+// The vocabulary-sharded stages (core/ops/cross_entropy.h); z and x_target: f64 [n].
+template <typename T>
+void CrossEntropyShardRowMax(const T* logits, int64_t n, int64_t local_vocab, double* row_max);
+template <typename T>
+void CrossEntropyShardSums(T* logits, const int32_t* targets, int64_t n, int64_t local_vocab,
+                           int64_t vocab_begin, const double* row_max, bool store_exp, double* z,
+                           double* x_target);
+template <typename T>
+void CrossEntropyShardFinish(T* logits, const int32_t* targets, int64_t n, int64_t local_vocab,
+                             int64_t vocab_begin, const double* row_max, const double* z,
+                             const double* x_target, bool backward, double grad_scale, T* losses);
+
 // ---- softmax_cpu.cc -----------------------------------------------------------------------------
 template <typename T>
 void RowSoftmaxForward(const T* x, int64_t n, int64_t m, T* y);
@@ -100,6 +115,12 @@ void GroupedL2NormBackward(const T* dnorms, const T* c, const T* norms, int64_t 
 // offsets: [experts + 1], position: [n, k].
 void BuildExpertLayout(const int32_t* expert_index, int64_t n, int64_t k, int64_t experts,
                        int64_t* counts, int64_t* offsets, int32_t* position);
+// The same with a per-expert keep limit: expert e keeps its first keep_limit[e] pairs (in pair
+// order); counts are the kept pairs; dropped pairs take the rows after offsets[experts] in pair
+// order.
+void BuildLimitedExpertLayout(const int32_t* expert_index, int64_t pairs, int64_t experts,
+                              const int64_t* keep_limit, int64_t* counts, int64_t* offsets,
+                              int32_t* position);
 // position entries already validated to lie in [0, n·k). x: [n, d], grouped: [n·k, d].
 template <typename T>
 void PermuteRows(const T* x, const int32_t* position, int64_t n, int64_t k, int64_t d, T* grouped);

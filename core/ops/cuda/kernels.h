@@ -40,10 +40,12 @@ void Rope(int device, DType dtype, void* qkv, int64_t batch, int64_t seq, int64_
           int64_t head_dim, double theta, bool inverse);
 
 // ids: [n] in [0, vocab); table/dtable: [vocab, d]; out/dout: [n, d].
+// table holds rows [row_begin, row_begin + rows) of a vocab-row table (tensor parallelism): ids
+// outside it read as zero rows and get no gradient; ids outside [0, vocab) are device errors.
 void EmbeddingForward(int device, DType dtype, const int32_t* ids, int64_t n, const void* table,
-                      int64_t vocab, int64_t d, void* out);
+                      int64_t vocab, int64_t row_begin, int64_t rows, int64_t d, void* out);
 void EmbeddingBackward(int device, DType dtype, const int32_t* ids, int64_t n, const void* dout,
-                       int64_t vocab, int64_t d, void* dtable);
+                       int64_t vocab, int64_t row_begin, int64_t rows, int64_t d, void* dtable);
 
 // AdamW on f32 master weights (core/optim/adamw.h); inv_bias_correction{1,2} = 1 / (1 − β^s).
 void AdamW(int device, float* param, const float* grad, float* m, float* v, int64_t n, float lr,

@@ -159,7 +159,8 @@ const float2* RopeTable(int device, int64_t seq, int64_t half, double theta) {
 // out[t, c] = table[ids[t], c]: a copy of the element, no conversion.
 template <typename T>
 __global__ void EmbeddingForwardKernel(const int32_t* ids, int64_t n, const T* table, int64_t vocab,
-                                       int64_t d, T* out, DeviceErrorRecord* error) {
+                                       int64_t row_begin, int64_t rows, int64_t d, T* out,
+                                       DeviceErrorRecord* error) {
   AOETRON_GRID_STRIDE_LOOP(i, n * d) {
     const int64_t t = i / d, c = i % d;
     const int32_t id = ids[t];
@@ -167,15 +168,18 @@ __global__ void EmbeddingForwardKernel(const int32_t* ids, int64_t n, const T* t
       if (c == 0) RaiseDeviceError(error, DeviceErrorCode::kEmbeddingIdOutOfRange, t);
       continue;
     }
-    out[i] = table[static_cast<int64_t>(id) * d + c];
+    const int64_t row = static_cast<int64_t>(id) - row_begin;
+    out[i] = row >= 0 && row < rows ? table[row * d + c] : FromFloat<T>(0.0f);
   }
 }
 
-constexpr int64_t kNoKey = INT64_MAX;  // padding and bad ids sort last and are skipped
+constexpr int64_t kNoKey = INT64_MAX;  // padding, bad ids and other shards' ids sort last
 
-// key[t] = ids[t]·n + t for t < n; kNoKey for the padding up to a power of two and for bad ids.
+// key[t] = (ids[t] − row_begin)·n + t for t < n and an id of this shard; kNoKey for the padding
+// up to a power of two, for bad ids and for ids outside [row_begin, row_begin + rows).
 __global__ void EmbeddingKeysKernel(const int32_t* ids, int64_t n, int64_t padded, int64_t vocab,
-                                    int64_t* key, DeviceErrorRecord* error) {
+                                    int64_t row_begin, int64_t rows, int64_t* key,
+                                    DeviceErrorRecord* error) {
   AOETRON_GRID_STRIDE_LOOP(t, padded) {
     if (t >= n) {
       key[t] = kNoKey;
@@ -187,7 +191,8 @@ __global__ void EmbeddingKeysKernel(const int32_t* ids, int64_t n, int64_t padde
       key[t] = kNoKey;
       continue;
     }
-    key[t] = static_cast<int64_t>(id) * n + t;
+    const int64_t row = static_cast<int64_t>(id) - row_begin;
+    key[t] = row >= 0 && row < rows ? row * n + t : kNoKey;
   }
 }
 
@@ -380,28 +385,28 @@ void Rope(int device, DType dtype, void* qkv, int64_t batch, int64_t seq, int64_
 }
 
 void EmbeddingForward(int device, DType dtype, const int32_t* ids, int64_t n, const void* table,
-                      int64_t vocab, int64_t d, void* out) {
+                      int64_t vocab, int64_t row_begin, int64_t rows, int64_t d, void* out) {
   if (n * d == 0) return;
   DeviceContext& context = DeviceContext::Get(device);
   DispatchFloat(dtype, "EmbeddingForward", [&](auto t_tag) {
     using T = typename decltype(t_tag)::type;
     EmbeddingForwardKernel<<<GridFor(n * d, context), kThreads, 0, context.stream()>>>(
-        ids, n, static_cast<const T*>(table), vocab, d, static_cast<T*>(out),
+        ids, n, static_cast<const T*>(table), vocab, row_begin, rows, d, static_cast<T*>(out),
         context.error_record());
   });
   AOETRON_CUDA_CHECK_LAUNCH("EmbeddingForwardKernel");
 }
 
 void EmbeddingBackward(int device, DType dtype, const int32_t* ids, int64_t n, const void* dout,
-                       int64_t vocab, int64_t d, void* dtable) {
+                       int64_t vocab, int64_t row_begin, int64_t rows, int64_t d, void* dtable) {
   if (n == 0 || d == 0) return;
   DeviceContext& context = DeviceContext::Get(device);
   int64_t padded = 1;
   while (padded < n) padded <<= 1;
   DeviceScratch<int64_t> keys(padded);
   const unsigned grid = GridFor(padded, context);
-  EmbeddingKeysKernel<<<grid, kThreads, 0, context.stream()>>>(ids, n, padded, vocab, keys.get(),
-                                                               context.error_record());
+  EmbeddingKeysKernel<<<grid, kThreads, 0, context.stream()>>>(
+      ids, n, padded, vocab, row_begin, rows, keys.get(), context.error_record());
   AOETRON_CUDA_CHECK_LAUNCH("EmbeddingKeysKernel");
   for (int64_t k = 2; k <= padded; k <<= 1) {
     for (int64_t j = k >> 1; j > 0; j >>= 1) {
