@@ -8,26 +8,12 @@
 #include <numeric>
 
 #include "core/check.h"
+#include "core/device_transfer.h"
 #include "core/ops/elementwise.h"
+#include "core/ops/row_movement.h"
 
 namespace aoetron::parallel {
 namespace {
-
-// Calls f.template operator()<T>() with T the C++ type of a float dtype.
-template <typename F>
-void ForFloatType(DType dtype, F&& f) {
-  if (dtype == DType::kF32) {
-    f.template operator()<float>();
-  } else if (dtype == DType::kF64) {
-    f.template operator()<double>();
-  } else {
-    AOETRON_CHECK(false) << "ExpertDispatcher: activations must be f32 or f64, got "
-                         << DTypeName(dtype);
-  }
-}
-
-// Row copies below the size where threads pay off stay on one thread.
-constexpr int64_t kParallelMinElements = int64_t{1} << 14;
 
 // Seconds spent in a scope, added to a counter.
 class ScopedSeconds {
@@ -48,12 +34,6 @@ int64_t PeerSum(const std::vector<int64_t>& counts, int self, int64_t weight) {
     if (p != self) total += counts[p] * weight;
   }
   return total;
-}
-
-// The bytes of `bytes` from `from` to `to` (either may be null when bytes is 0): the i32 pair
-// metadata travels inside the float payload as raw bytes, never converted.
-void CopyBytes(const void* from, int64_t bytes, void* to) {
-  std::copy_n(static_cast<const char*>(from), bytes, static_cast<char*>(to));
 }
 
 std::vector<int64_t> PrefixSum(const std::vector<int64_t>& counts) {
@@ -138,11 +118,12 @@ void ExpertDispatcher::DispatchLocal(const Tensor& x, const Tensor& expert_index
 
 // ---- The all-to-all path ----------------------------------------------------------------------
 
-void ExpertDispatcher::CountMinimumPayload(const Tensor& expert_index, int64_t element_bytes) {
+void ExpertDispatcher::CountMinimumPayload(const Tensor& host_index, int64_t element_bytes) {
   // Straight from the routing (not from the layout): a kept pair of token t for a peer p costs
-  // its g gate values; t's x row costs d once per peer it has a kept pair on.
-  const int64_t n = expert_index.dim(0), k = expert_index.dim(1);
-  const int32_t* index = expert_index.data<int32_t>();
+  // its g gate values; t's x row costs d once per peer it has a kept pair on. host_index is the
+  // host copy of the expert indices that the layout was built from.
+  const int64_t n = host_index.dim(0), k = host_index.dim(1);
+  const int32_t* index = host_index.data<int32_t>();
   const int ep = ep_->size(), self = ep_->rank();
   const int64_t per_rank = num_experts_ / ep;
   std::vector<int64_t> budget;
@@ -168,6 +149,34 @@ void ExpertDispatcher::CountMinimumPayload(const Tensor& expert_index, int64_t e
   stats_.minimum_payload_bytes = (token_rows * d_model_ + gate_rows * gate_width_) * element_bytes;
 }
 
+Tensor ExpertDispatcher::PeerBlock(const Tensor& payload, int64_t first_unit, int64_t rows,
+                                   int64_t width) const {
+  const int64_t units = rows * width / unit_;
+  return payload.Rows(first_unit, first_unit + units).Reshape({rows, width});
+}
+
+Tensor ExpertDispatcher::MetadataWords(const Tensor& payload, int64_t first_unit, int64_t pairs,
+                                       int64_t element_bytes) const {
+  const int64_t units = MetadataUnits(pairs, element_bytes);
+  const int64_t words = units * unit_ * element_bytes / static_cast<int64_t>(sizeof(int32_t));
+  return payload.Rows(first_unit, first_unit + units).ViewAs(DType::kI32, {words});
+}
+
+// The host index vectors of a layout go to the device once per Dispatch (a few i32 per pair);
+// every pack and unpack below is then a core/ops row move.
+static Tensor UploadIndex(std::span<const int32_t> host, const Device& device, ActivationArena& arena) {
+  Tensor on_device = arena.Allocate({static_cast<int64_t>(host.size())}, DType::kI32);
+  AOETRON_CHECK(on_device.device() == device)
+      << "ExpertDispatcher: the arena is on " << on_device.device().ToString() << ", x on "
+      << device.ToString();
+  if (!host.empty()) {
+    CopyAcrossDevices(Tensor::Wrap(const_cast<int32_t*>(host.data()),
+                                   {static_cast<int64_t>(host.size())}, DType::kI32),
+                      on_device);
+  }
+  return on_device;
+}
+
 void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_index,
                                         const Tensor& gate_cache,
                                         std::span<const int64_t> keep_limit,
@@ -175,11 +184,24 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
   const int ep = ep_->size(), self = ep_->rank();
   const int64_t d = d_model_, g = gate_width_;
   const int64_t element_bytes = static_cast<int64_t>(SizeOf(x.dtype()));
+  const Device device = x.device();
 
-  // D1. layout
-  BuildDispatchLayout(expert_index, num_experts_, ep, keep_limit, layout_);
-  CountMinimumPayload(expert_index, element_bytes);
+  // D1. layout, on the host from a copy of the N·K expert indices (as ops::BuildExpertLayout).
+  const Tensor host_index = CopyToDevice(expert_index, Device::Cpu());
+  BuildDispatchLayout(host_index, num_experts_, ep, keep_limit, layout_);
+  CountMinimumPayload(host_index, element_bytes);
   const int64_t kept = layout_.kept_pairs();
+  sent_token_ = UploadIndex(layout_.sent_token, device, arena);
+  pair_slot_ = CopyToDevice(layout_.pair_slot, device);
+  if (g > 0) {
+    // Row of each kept pair's C_i in the gate cache seen as [N·n, g]: t·n + e.
+    std::vector<int32_t> gate_row(kept);
+    for (int64_t s = 0; s < kept; ++s) {
+      gate_row[s] = static_cast<int32_t>(layout_.slot_token[s] * num_experts_ +
+                                         layout_.slot_expert[s]);
+    }
+    gate_cache_row_ = UploadIndex(gate_row, device, arena);
+  }
 
   // D2. counts: (distinct tokens, pairs) for every peer, both ways. (The only exchange before
   //     the payload: everything else a receiver needs travels inside the payload.)
@@ -222,50 +244,40 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
   //     arrive intact.
   Tensor send_payload = arena.Allocate({send_forward_offset.back(), unit_}, x.dtype());
   Tensor recv_payload = arena.Allocate({recv_forward_offset.back(), unit_}, x.dtype());
-  ForFloatType(x.dtype(), [&]<typename T>() {
-    const T* xs = x.data<T>();
-    T* out = send_payload.data<T>();
-    for (int p = 0; p < ep; ++p) {
-      T* metadata = out + send_forward_offset[p] * unit_;
-      CopyBytes(layout_.slot_metadata.data() + 2 * layout_.send_pair_offset[p],
-                sizeof(int32_t) * 2 * layout_.send_pairs[p], metadata);
-      T* block = metadata + MetadataUnits(layout_.send_pairs[p], element_bytes) * unit_;
-      // The padding after the metadata is zeroed, so the bytes sent are defined.
-      char* padding =
-          reinterpret_cast<char*>(metadata) + sizeof(int32_t) * 2 * layout_.send_pairs[p];
-      std::fill(padding, reinterpret_cast<char*>(block), char{0});
-      const int32_t* tokens = layout_.sent_token.data() + layout_.send_token_offset[p];
-      const int64_t rows = layout_.send_tokens[p];
-#pragma omp parallel for schedule(static) if (rows * d >= kParallelMinElements)
-      for (int64_t i = 0; i < rows; ++i) {
-        std::memcpy(block + i * d, xs + static_cast<int64_t>(tokens[i]) * d, sizeof(T) * d);
-      }
-      if (g == 0) continue;
-      const T* cache = gate_cache.data<T>();
-      T* gates = block + rows * d;
-      const int64_t first = layout_.send_pair_offset[p], count = layout_.send_pairs[p];
-#pragma omp parallel for schedule(static) if (count * g >= kParallelMinElements)
-      for (int64_t i = 0; i < count; ++i) {
-        const int64_t s = first + i;
-        const int64_t t = layout_.slot_token[s], e = layout_.slot_expert[s];
-        std::memcpy(gates + i * g, cache + (t * num_experts_ + e) * g, sizeof(T) * g);
-      }
-    }
-  });
+  for (int p = 0; p < ep; ++p) {
+    const int64_t tokens = layout_.send_tokens[p], pairs = layout_.send_pairs[p];
+    // The padding after the metadata is zeroed, so the bytes sent are defined.
+    Tensor words = MetadataWords(send_payload, send_forward_offset[p], pairs, element_bytes);
+    ops::Fill(words, 0.0);
+    Tensor metadata = words.Rows(0, 2 * pairs);
+    CopyAcrossDevices(Tensor::Wrap(layout_.slot_metadata.data() + 2 * layout_.send_pair_offset[p],
+                                   {2 * pairs}, DType::kI32),
+                      metadata);
+    const int64_t x_unit = send_forward_offset[p] + MetadataUnits(pairs, element_bytes);
+    Tensor x_rows = PeerBlock(send_payload, x_unit, tokens, d);
+    ops::CopyRows(x, sent_token_.Rows(layout_.send_token_offset[p], layout_.send_token_offset[p + 1]),
+                  x_rows, Tensor());
+    if (g == 0) continue;
+    Tensor gate_rows = PeerBlock(send_payload, x_unit + tokens * d / unit_, pairs, g);
+    ops::CopyRows(gate_cache.Reshape({x.dim(0) * num_experts_, g}),
+                  gate_cache_row_.Rows(layout_.send_pair_offset[p], layout_.send_pair_offset[p + 1]),
+                  gate_rows, Tensor());
+  }
 
   // D4. exchange: metadata and payload in one AllToAllV.
   {
     ScopedSeconds timer(&stats_.forward_exchange_seconds);
     ep_->AllToAllV(send_payload, send_forward_units, recv_payload, recv_forward_units);
   }
+  // The received pair metadata comes to the host (8 bytes per pair): it sizes the expert blocks.
   recv_metadata_.resize(2 * received);
-  ForFloatType(x.dtype(), [&]<typename T>() {
-    const T* in = recv_payload.data<T>();
-    for (int s = 0; s < ep; ++s) {
-      CopyBytes(in + recv_forward_offset[s] * unit_, sizeof(int32_t) * 2 * recv_pairs_[s],
-                recv_metadata_.data() + 2 * recv_pair_offset_[s]);
-    }
-  });
+  for (int s = 0; s < ep; ++s) {
+    const Tensor words =
+        MetadataWords(recv_payload, recv_forward_offset[s], recv_pairs_[s], element_bytes);
+    Tensor host = Tensor::Wrap(recv_metadata_.data() + 2 * recv_pair_offset_[s],
+                               {2 * recv_pairs_[s]}, DType::kI32);
+    CopyAcrossDevices(words.Rows(0, 2 * recv_pairs_[s]), host);
+  }
 
   // D5. regroup by local expert: a stable counting sort of the received pairs (source rank,
   //     then token, then j: global token order inside each expert block).
@@ -289,12 +301,14 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
   // token_first_pair_ is a CSR over them, used to sum each token's dX in backward.
   const int64_t received_tokens = recv_token_offset_.back();
   token_first_pair_.assign(received_tokens + 1, 0);
+  std::vector<int32_t> pair_token_row(received);  // q → its token's row in its source's block
   for (int s = 0; s < ep; ++s) {
     for (int64_t q = recv_pair_offset_[s]; q < recv_pair_offset_[s + 1]; ++q) {
       const int32_t row = recv_metadata_[2 * q + 1];
       AOETRON_CHECK(row >= 0 && row < recv_tokens_[s])
           << "ExpertDispatcher: token row " << row << " from rank " << s << " outside [0, "
           << recv_tokens_[s] << ")";
+      pair_token_row[q] = row;
       ++token_first_pair_[recv_token_offset_[s] + row + 1];
     }
   }
@@ -306,28 +320,27 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
           << "ExpertDispatcher: rank " << s << " sent a token's pairs out of order";
     }
   }
+  grouped_row_device_ = UploadIndex(grouped_row_, device, arena);
+  const Tensor pair_token_row_device = UploadIndex(pair_token_row, device, arena);
+  token_first_pair_device_ = arena.Allocate({received_tokens + 1}, DType::kI64);
+  CopyAcrossDevices(Tensor::Wrap(token_first_pair_.data(), {received_tokens + 1}, DType::kI64),
+                    token_first_pair_device_);
   batch_.x = arena.Allocate({received, d}, x.dtype());
   batch_.gate = batch_.x;
   if (g > 0) batch_.gate = arena.Allocate({received, g}, x.dtype());
   batch_.out = arena.Allocate({received, d}, x.dtype());
-  ForFloatType(x.dtype(), [&]<typename T>() {
-    const T* in = recv_payload.data<T>();
-    T* xs = batch_.x.data<T>();
-    T* gates = g > 0 ? batch_.gate.data<T>() : nullptr;
-    for (int s = 0; s < ep; ++s) {
-      const T* block =
-          in + (recv_forward_offset[s] + MetadataUnits(recv_pairs_[s], element_bytes)) * unit_;
-      const T* gate_rows = block + recv_tokens_[s] * d;
-      const int64_t first = recv_pair_offset_[s], count = recv_pairs_[s];
-#pragma omp parallel for schedule(static) if (count * (d + g) >= kParallelMinElements)
-      for (int64_t i = 0; i < count; ++i) {
-        const int64_t q = first + i, row = grouped_row_[q];
-        std::memcpy(xs + row * d, block + static_cast<int64_t>(recv_metadata_[2 * q + 1]) * d,
-                    sizeof(T) * d);
-        if (g > 0) std::memcpy(gates + row * g, gate_rows + i * g, sizeof(T) * g);
-      }
-    }
-  });
+  for (int s = 0; s < ep; ++s) {
+    const int64_t first = recv_pair_offset_[s], last = recv_pair_offset_[s + 1];
+    const int64_t x_unit =
+        recv_forward_offset[s] + MetadataUnits(recv_pairs_[s], element_bytes);
+    const Tensor grouped = grouped_row_device_.Rows(first, last);
+    ops::CopyRows(PeerBlock(recv_payload, x_unit, recv_tokens_[s], d),
+                  pair_token_row_device.Rows(first, last), batch_.x, grouped);
+    if (g == 0) continue;
+    ops::CopyRows(
+        PeerBlock(recv_payload, x_unit + recv_tokens_[s] * d / unit_, recv_pairs_[s], g),
+        Tensor(), batch_.gate, grouped);
+  }
 
   stats_.kept_pairs = kept;
   stats_.dropped_pairs = layout_.dropped_pairs();
@@ -354,14 +367,7 @@ void ExpertDispatcher::Combine(const Tensor& gate_weights, Tensor& y, Activation
   const int64_t received = recv_pair_offset_.back();
   // D6. return: outputs in received order, back to their sources.
   Tensor send_back = arena.Allocate({received, d}, x_.dtype());
-  ForFloatType(x_.dtype(), [&]<typename T>() {
-    const T* out = batch_.out.data<T>();
-    T* back = send_back.data<T>();
-#pragma omp parallel for schedule(static) if (received * d >= kParallelMinElements)
-    for (int64_t q = 0; q < received; ++q) {
-      std::memcpy(back + q * d, out + static_cast<int64_t>(grouped_row_[q]) * d, sizeof(T) * d);
-    }
-  });
+  ops::CopyRows(batch_.out, grouped_row_device_, send_back, Tensor());
   returned_ = arena.Allocate({pairs, d}, x_.dtype());
   {
     ScopedSeconds timer(&stats_.forward_exchange_seconds);
@@ -372,7 +378,7 @@ void ExpertDispatcher::Combine(const Tensor& gate_weights, Tensor& y, Activation
     ops::Fill(dropped, 0.0);
   }
   // D7. weighted combine on the source rank.
-  ops::CombineRows(returned_, layout_.pair_slot, gate_weights, y);
+  ops::CombineRows(returned_, pair_slot_, gate_weights, y);
 }
 
 ExpertBatchGradients ExpertDispatcher::CombineBackward(const Tensor& dy, const Tensor& gate_weights,
@@ -406,8 +412,7 @@ ExpertBatchGradients ExpertDispatcher::CombineBackward(const Tensor& dy, const T
   // D7'. combine backward on the source rank.
   Tensor d_returned = arena.Allocate({pairs, d}, dtype);
   ops::Fill(d_returned, 0.0);
-  ops::CombineRowsBackward(dy, returned_, layout_.pair_slot, gate_weights, d_returned,
-                           d_gate_weights);
+  ops::CombineRowsBackward(dy, returned_, pair_slot_, gate_weights, d_returned, d_gate_weights);
   // D6'. dY of every kept pair to its expert rank, then into the expert blocks.
   Tensor recv_dy = arena.Allocate({received, d}, dtype);
   {
@@ -415,14 +420,7 @@ ExpertBatchGradients ExpertDispatcher::CombineBackward(const Tensor& dy, const T
     ep_->AllToAllV(d_returned.Rows(0, kept), layout_.send_pairs, recv_dy, recv_pairs_);
   }
   grads.d_out = arena.Allocate({received, d}, dtype);
-  ForFloatType(dtype, [&]<typename T>() {
-    const T* in = recv_dy.data<T>();
-    T* out = grads.d_out.data<T>();
-#pragma omp parallel for schedule(static) if (received * d >= kParallelMinElements)
-    for (int64_t q = 0; q < received; ++q) {
-      std::memcpy(out + static_cast<int64_t>(grouped_row_[q]) * d, in + q * d, sizeof(T) * d);
-    }
-  });
+  ops::CopyRows(recv_dy, Tensor(), grads.d_out, grouped_row_device_);
   grads.dx = arena.Allocate({received, d}, dtype);
   ops::Fill(grads.dx, 0.0);
   grads.dgate = grads.dx;
@@ -447,75 +445,41 @@ void ExpertDispatcher::DispatchBackward(const ExpertBatchGradients& grads, Tenso
     return;
   }
   const int ep = ep_->size();
-  const int64_t n = x_.dim(0), k = expert_index_.dim(1), kept = layout_.kept_pairs();
+  const int64_t n = x_.dim(0);
   // D5'. per source: each distinct token's dX (its pairs here, summed in j order), then each
   //      pair's dC — the forward payload's layout, travelling the other way.
   Tensor back_payload = arena.Allocate({recv_unit_offset_.back(), unit_}, dtype);
   Tensor sent_payload = arena.Allocate({send_unit_offset_.back(), unit_}, dtype);
-  ForFloatType(dtype, [&]<typename T>() {
-    const T* dxs = grads.dx.data<T>();
-    const T* dgates = g > 0 ? grads.dgate.data<T>() : nullptr;
-    T* out = back_payload.data<T>();
-    for (int s = 0; s < ep; ++s) {
-      T* block = out + recv_unit_offset_[s] * unit_;
-      const int64_t tokens = recv_tokens_[s], token_base = recv_token_offset_[s];
-#pragma omp parallel for schedule(static) if (tokens * d >= kParallelMinElements)
-      for (int64_t i = 0; i < tokens; ++i) {
-        T* row = block + i * d;
-        const int64_t begin = token_first_pair_[token_base + i];
-        const int64_t end = token_first_pair_[token_base + i + 1];
-        std::memcpy(row, dxs + static_cast<int64_t>(grouped_row_[begin]) * d, sizeof(T) * d);
-        for (int64_t q = begin + 1; q < end; ++q) {
-          const T* src = dxs + static_cast<int64_t>(grouped_row_[q]) * d;
-#pragma omp simd
-          for (int64_t c = 0; c < d; ++c) row[c] += src[c];
-        }
-      }
-      if (g == 0) continue;
-      T* gate_rows = block + tokens * d;
-      const int64_t first = recv_pair_offset_[s], count = recv_pairs_[s];
-#pragma omp parallel for schedule(static) if (count * g >= kParallelMinElements)
-      for (int64_t i = 0; i < count; ++i) {
-        std::memcpy(gate_rows + i * g, dgates + static_cast<int64_t>(grouped_row_[first + i]) * g,
-                    sizeof(T) * g);
-      }
-    }
-  });
+  for (int s = 0; s < ep; ++s) {
+    const int64_t tokens = recv_tokens_[s], token_base = recv_token_offset_[s];
+    Tensor dx_rows = PeerBlock(back_payload, recv_unit_offset_[s], tokens, d);
+    ops::SegmentSumRows(grads.dx, grouped_row_device_,
+                        token_first_pair_device_.Rows(token_base, token_base + tokens + 1),
+                        dx_rows);
+    if (g == 0) continue;
+    Tensor gate_rows =
+        PeerBlock(back_payload, recv_unit_offset_[s] + tokens * d / unit_, recv_pairs_[s], g);
+    ops::CopyRows(grads.dgate, grouped_row_device_.Rows(recv_pair_offset_[s],
+                                                        recv_pair_offset_[s + 1]),
+                  gate_rows, Tensor());
+  }
   // D4'. back to the sources.
   {
     ScopedSeconds timer(&stats_.backward_exchange_seconds);
     ep_->AllToAllV(back_payload, recv_units_, sent_payload, send_units_);
   }
-  // D3'. source rank: dx_t += Σ_p dX_p(t) in rank order; dC into the gate cache's gradient.
-  ForFloatType(dtype, [&]<typename T>() {
-    const T* in = sent_payload.data<T>();
-    T* dxs = dx.data<T>();
-    T* dcache = g > 0 ? d_gate_cache.data<T>() : nullptr;
-    const int32_t* slot = layout_.pair_slot.data<int32_t>();
-#pragma omp parallel for schedule(static) if (n * d >= kParallelMinElements)
-    for (int64_t t = 0; t < n; ++t) {
-      T* dxt = dxs + t * d;
-      for (int p = 0; p < ep; ++p) {
-        const int32_t row = layout_.token_row[t * ep + p];
-        if (row < 0) continue;
-        const T* src = in + send_unit_offset_[p] * unit_ + static_cast<int64_t>(row) * d;
-#pragma omp simd
-        for (int64_t c = 0; c < d; ++c) dxt[c] += src[c];
-      }
-      if (g == 0) continue;
-      for (int64_t j = 0; j < k; ++j) {
-        const int64_t s = slot[t * k + j];
-        if (s >= kept) continue;  // dropped: no gradient through its expert
-        const int64_t e = layout_.slot_expert[s];
-        const int p = layout_.DestinationOf(e);
-        const T* src = in + send_unit_offset_[p] * unit_ + layout_.send_tokens[p] * d +
-                       (s - layout_.send_pair_offset[p]) * g;
-        T* dst = dcache + (t * num_experts_ + e) * g;
-#pragma omp simd
-        for (int64_t c = 0; c < g; ++c) dst[c] += src[c];
-      }
-    }
-  });
+  // D3'. source rank: dx_t += Σ_p dX_p(t) in rank order (each peer's tokens are distinct); each
+  //      kept pair's dC into its (t, e) row of the gate cache's gradient (one pair per row).
+  for (int p = 0; p < ep; ++p) {
+    const int64_t tokens = layout_.send_tokens[p], pairs = layout_.send_pairs[p];
+    ops::AddRows(PeerBlock(sent_payload, send_unit_offset_[p], tokens, d), Tensor(), dx,
+                 sent_token_.Rows(layout_.send_token_offset[p], layout_.send_token_offset[p + 1]));
+    if (g == 0) continue;
+    Tensor d_cache_rows = d_gate_cache.Reshape({n * num_experts_, g});
+    ops::AddRows(PeerBlock(sent_payload, send_unit_offset_[p] + tokens * d / unit_, pairs, g),
+                 Tensor(), d_cache_rows,
+                 gate_cache_row_.Rows(layout_.send_pair_offset[p], layout_.send_pair_offset[p + 1]));
+  }
 }
 
 }  // namespace aoetron::parallel

@@ -144,7 +144,13 @@ class ExpertDispatcher {
                      std::span<const int64_t> keep_limit, ActivationArena& arena);
   void DispatchAllToAll(const Tensor& x, const Tensor& expert_index, const Tensor& gate_cache,
                         std::span<const int64_t> keep_limit, ActivationArena& arena);
-  void CountMinimumPayload(const Tensor& expert_index, int64_t element_bytes);
+  void CountMinimumPayload(const Tensor& host_index, int64_t element_bytes);
+  // The [rows, width] block of a payload ([units, unit_]) that starts at payload row first_unit.
+  Tensor PeerBlock(const Tensor& payload, int64_t first_unit, int64_t rows, int64_t width) const;
+  // The metadata rows of `pairs` pairs at payload row first_unit, seen as i32 words (padding
+  // included: 2·pairs words of metadata, then zeros).
+  Tensor MetadataWords(const Tensor& payload, int64_t first_unit, int64_t pairs,
+                       int64_t element_bytes) const;
   // Payload elements per peer: x rows then gate rows (source view: send; expert view: recv).
   int64_t PayloadElements(int64_t tokens, int64_t pairs) const {
     return tokens * d_model_ + pairs * gate_width_;
@@ -179,6 +185,12 @@ class ExpertDispatcher {
   std::vector<int32_t> grouped_row_;       // received pair q → its row in the expert blocks
   std::vector<int64_t> token_first_pair_;  // received token → its first received pair (CSR)
   Tensor returned_;                        // [N·K, d] outputs in slot order; dropped rows 0
+  // The layout's index vectors on the device (arena tensors, valid until the next Dispatch).
+  Tensor sent_token_;               // i32 [Σ send_tokens]: layout_.sent_token
+  Tensor gate_cache_row_;           // i32 [kept]: t·n + e of each kept pair (AoE only)
+  Tensor pair_slot_;                // i32 [N, K]: layout_.pair_slot
+  Tensor grouped_row_device_;       // i32 [received]: grouped_row_
+  Tensor token_first_pair_device_;  // i64 [received tokens + 1]: token_first_pair_
 };
 
 }  // namespace aoetron::parallel

@@ -1,0 +1,154 @@
+// CPU kernels inline: each output row is one memcpy or one short sum, rows in parallel. A CUDA
+// tensor is a CHECK failure naming the op: these kernels are the next CUDA work (docs/cuda.md).
+#include "core/ops/row_movement.h"
+
+#include <omp.h>
+
+#include <cstring>
+#include <tuple>
+#include <vector>
+
+#include "core/ops/op_checks.h"
+
+namespace aoetron::ops {
+namespace {
+
+using namespace internal;  // NOLINT: the op_checks helpers
+
+// Below this many elements moved a call stays on one thread.
+constexpr int64_t kParallelMinElements = int64_t{1} << 14;
+
+// Checks the operands of a row move and returns M, the number of rows moved.
+int64_t CheckRowMove(const char* op, const Tensor& src, const Tensor& src_rows, const Tensor& dst,
+                     const Tensor& dst_rows) {
+  CheckOperands(op, {{"src", &src}, {"dst", &dst}});
+  AOETRON_CHECK(src.device().host_memory())
+      << op << ": no CUDA kernel yet (expert parallelism on GPUs): " << src.DebugString();
+  CheckRank(op, "src", src, 2);
+  CheckRank(op, "dst", dst, 2);
+  CheckDType(op, "dst", dst, src.dtype());
+  AOETRON_CHECK(src.dim(1) == dst.dim(1))
+      << op << ": src " << src.DebugString() << " and dst " << dst.DebugString()
+      << " differ in row width";
+  int64_t m = -1;
+  for (auto [name, index, rows] : {std::tuple{"src_rows", &src_rows, src.dim(0)},
+                                   std::tuple{"dst_rows", &dst_rows, dst.dim(0)}}) {
+    if (!index->defined()) continue;
+    AOETRON_CHECK(index->device() == src.device())
+        << op << ": " << name << " " << index->DebugString() << " is not on " << src.DebugString();
+    CheckDType(op, name, *index, DType::kI32);
+    CheckRank(op, name, *index, 1);
+    AOETRON_CHECK(m < 0 || m == index->dim(0))
+        << op << ": src_rows and dst_rows differ in length";
+    m = index->dim(0);
+    const int32_t* row = index->data<int32_t>();
+    const bool written = index == &dst_rows;  // each dst row has one writer at most
+    std::vector<char> seen(written ? rows : 0, 0);
+    for (int64_t i = 0; i < m; ++i) {
+      AOETRON_CHECK(row[i] >= 0 && row[i] < rows)
+          << op << ": " << name << "[" << i << "] = " << row[i] << " is outside [0, " << rows
+          << ")";
+      if (!written) continue;
+      AOETRON_CHECK(!seen[row[i]]) << op << ": dst row " << row[i] << " is named twice";
+      seen[row[i]] = 1;
+    }
+  }
+  if (m < 0) {
+    AOETRON_CHECK(src.dim(0) == dst.dim(0))
+        << op << ": without indices src and dst need the same rows";
+    m = src.dim(0);
+  }
+  AOETRON_CHECK(src_rows.defined() || m <= src.dim(0)) << op << ": " << m << " rows from "
+                                                      << src.DebugString();
+  AOETRON_CHECK(dst_rows.defined() || m <= dst.dim(0)) << op << ": " << m << " rows into "
+                                                      << dst.DebugString();
+  return m;
+}
+
+const int32_t* IndexOrNull(const Tensor& index) {
+  return index.defined() ? index.data<int32_t>() : nullptr;
+}
+
+int64_t RowOf(const int32_t* index, int64_t i) { return index != nullptr ? index[i] : i; }
+
+}  // namespace
+
+void CopyRows(const Tensor& src, const Tensor& src_rows, Tensor& dst, const Tensor& dst_rows) {
+  const DeviceAccessScope kernel_access;
+  const int64_t m = CheckRowMove("CopyRows", src, src_rows, dst, dst_rows);
+  const size_t row_bytes = static_cast<size_t>(src.dim(1)) * SizeOf(src.dtype());
+  const char* in = static_cast<const char*>(src.raw_data());
+  char* out = static_cast<char*>(dst.raw_data());
+  const int32_t* from = IndexOrNull(src_rows);
+  const int32_t* to = IndexOrNull(dst_rows);
+#pragma omp parallel for schedule(static) if (m * src.dim(1) >= kParallelMinElements)
+  for (int64_t i = 0; i < m; ++i) {
+    std::memcpy(out + RowOf(to, i) * row_bytes, in + RowOf(from, i) * row_bytes, row_bytes);
+  }
+}
+
+void AddRows(const Tensor& src, const Tensor& src_rows, Tensor& dst, const Tensor& dst_rows) {
+  const DeviceAccessScope kernel_access;
+  const int64_t m = CheckRowMove("AddRows", src, src_rows, dst, dst_rows);
+  CheckFloat("AddRows", "src", src);
+  const int64_t w = src.dim(1);
+  const int32_t* from = IndexOrNull(src_rows);
+  const int32_t* to = IndexOrNull(dst_rows);
+  DispatchFloat(src.dtype(), [&]<typename T>() {
+    const T* in = src.data<T>();
+    T* out = dst.data<T>();
+#pragma omp parallel for schedule(static) if (m * w >= kParallelMinElements)
+    for (int64_t i = 0; i < m; ++i) {
+      T* row = out + RowOf(to, i) * w;
+      const T* add = in + RowOf(from, i) * w;
+#pragma omp simd
+      for (int64_t c = 0; c < w; ++c) row[c] += add[c];
+    }
+  });
+}
+
+void SegmentSumRows(const Tensor& src, const Tensor& src_rows, const Tensor& begin, Tensor& dst) {
+  const DeviceAccessScope kernel_access;
+  constexpr const char* kOp = "SegmentSumRows";
+  CheckOperands(kOp, {{"src", &src}, {"src_rows", &src_rows}, {"begin", &begin}, {"dst", &dst}});
+  CheckFloat(kOp, "src", src);
+  CheckDType(kOp, "begin", begin, DType::kI64);
+  CheckShapeEq(kOp, "begin", begin, {dst.dim(0) + 1});
+  const int64_t segments = dst.dim(0), w = src.dim(1);
+  const int64_t* first = begin.data<int64_t>();
+  for (int64_t s = 0; s < segments; ++s) {
+    AOETRON_CHECK(first[s] < first[s + 1])
+        << kOp << ": segment " << s << " is empty or out of order [" << first[s] << ", "
+        << first[s + 1] << ")";
+  }
+  AOETRON_CHECK(segments == 0 || (first[0] >= 0 && first[segments] <= src_rows.numel()))
+      << kOp << ": segments outside the " << src_rows.numel() << " src_rows";
+  AOETRON_CHECK(src.device().host_memory())
+      << kOp << ": no CUDA kernel yet (expert parallelism on GPUs): " << src.DebugString();
+  CheckRank(kOp, "src", src, 2);
+  CheckDType(kOp, "src_rows", src_rows, DType::kI32);
+  CheckDType(kOp, "dst", dst, src.dtype());
+  AOETRON_CHECK(dst.rank() == 2 && dst.dim(1) == w) << kOp << ": dst " << dst.DebugString();
+  const int32_t* rows = src_rows.data<int32_t>();
+  for (int64_t q = 0; q < src_rows.numel(); ++q) {
+    AOETRON_CHECK(rows[q] >= 0 && rows[q] < src.dim(0))
+        << kOp << ": src_rows[" << q << "] = " << rows[q] << " is outside [0, " << src.dim(0)
+        << ")";
+  }
+  DispatchFloat(src.dtype(), [&]<typename T>() {
+    const T* in = src.data<T>();
+    T* out = dst.data<T>();
+#pragma omp parallel for schedule(static) if (first[segments] * w >= kParallelMinElements)
+    for (int64_t s = 0; s < segments; ++s) {
+      T* row = out + s * w;
+      std::memcpy(row, in + static_cast<int64_t>(rows[first[s]]) * w, sizeof(T) * w);
+      for (int64_t q = first[s] + 1; q < first[s + 1]; ++q) {
+        const T* add = in + static_cast<int64_t>(rows[q]) * w;
+#pragma omp simd
+        for (int64_t c = 0; c < w; ++c) row[c] += add[c];
+      }
+    }
+  });
+}
+
+}  // namespace aoetron::ops
