@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/device_transfer.h"
 #include "core/ops/elementwise.h"
 #include "launcher/config_loader.h"
 #include "launcher/trainer.h"
@@ -255,7 +256,57 @@ TEST_P(LayoutEquivalenceTest, MatchesTheOneProcessRun) {
   EXPECT_LT(held, dp > 1 ? n : n + 1);  // a shard, not the whole replica, when dp > 1
 }
 
+// The device-resident step: the same layout on parallel.device strict_cpu, where any host access
+// to tensor data outside core/ops kernels, device copies and communicator backends ends the
+// process naming the caller (core/device.h). Same kernels in the same order, so the losses,
+// norms, parameters, AdamW moments and held-out loss must equal the cpu run's bit for bit.
+class StrictDeviceTest : public ::testing::TestWithParam<Layout> {};
+
+TEST_P(StrictDeviceTest, TrainsWithTheCpuNumbersBitForBit) {
+  const Layout& layout = GetParam();
+  if (layout.world != Ctx().world_size()) {
+    GTEST_SKIP() << "needs " << layout.world << " ranks";
+  }
+  absl::StatusOr<parallel::ProcessGrid> grid =
+      parallel::ProcessGrid::Create(Ctx().world_size(), Ctx().world_rank(), layout.tp, layout.ep);
+  ASSERT_TRUE(grid.ok()) << grid.status();
+  absl::StatusOr<parallel::ProcessGroups> groups =
+      parallel::CreateProcessGroups(*grid, Ctx().world());
+  ASSERT_TRUE(groups.ok()) << groups.status();
+  TrainerParallelism parallelism{&*groups, &Ctx().world(), nullptr};
+  const config::TrainConfig cpu_config = LayoutConfig(layout, 2, layout.zero1);
+  config::TrainConfig strict_config = cpu_config;
+  strict_config.mutable_parallel()->set_device(config::ParallelSection::strict_cpu);
+  const TrainedRun cpu = Train(cpu_config, parallelism);
+  const TrainedRun strict = Train(strict_config, parallelism);
+  ASSERT_EQ(strict.trainer->device(), Device::StrictCpu());
+  for (int s = 0; s < kSteps; ++s) {
+    EXPECT_EQ(strict.steps[s].loss, cpu.steps[s].loss) << "step " << s + 1;
+    EXPECT_EQ(strict.steps[s].aux_loss, cpu.steps[s].aux_loss) << "step " << s + 1;
+    EXPECT_EQ(strict.steps[s].grad_norm, cpu.steps[s].grad_norm) << "step " << s + 1;
+  }
+  ParameterSet& strict_params = strict.trainer->model().parameters();
+  EXPECT_TRUE(tp_test::BitwiseEqual(CopyToDevice(strict_params.flat_values(), Device::Cpu()),
+                                    cpu.trainer->model().parameters().flat_values()))
+      << "parameters";
+  const int64_t n = strict_params.num_elements();
+  Tensor cpu_m = Tensor::Empty({n}, DType::kF32), cpu_v = Tensor::Empty({n}, DType::kF32);
+  Tensor strict_m = Tensor::Empty({n}, DType::kF32), strict_v = Tensor::Empty({n}, DType::kF32);
+  cpu.trainer->GatherOptimizerState(cpu_m, cpu_v);
+  strict.trainer->GatherOptimizerState(strict_m, strict_v);
+  EXPECT_TRUE(tp_test::BitwiseEqual(strict_m, cpu_m)) << "AdamW m";
+  EXPECT_TRUE(tp_test::BitwiseEqual(strict_v, cpu_v)) << "AdamW v";
+  absl::StatusOr<double> cpu_eval = cpu.trainer->Evaluate();
+  absl::StatusOr<double> strict_eval = strict.trainer->Evaluate();
+  ASSERT_TRUE(cpu_eval.ok() && strict_eval.ok());
+  EXPECT_EQ(*strict_eval, *cpu_eval) << "val_loss";
+}
+
 INSTANTIATE_TEST_SUITE_P(Layouts, LayoutEquivalenceTest, ::testing::ValuesIn(kLayouts),
+                         [](const ::testing::TestParamInfo<Layout>& info) {
+                           return std::string(info.param.name);
+                         });
+INSTANTIATE_TEST_SUITE_P(Layouts, StrictDeviceTest, ::testing::ValuesIn(kLayouts),
                          [](const ::testing::TestParamInfo<Layout>& info) {
                            return std::string(info.param.name);
                          });
