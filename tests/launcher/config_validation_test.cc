@@ -149,6 +149,30 @@ TEST(ValidateTrainConfigTest, AcceptsConsistentConfigs) {
   EXPECT_TRUE(ValidateTrainConfig(warmup_all).ok());
 }
 
+TEST(ValidateDeviceTest, CudaNeedsTheBackendAndAGpuPerLocalRank) {
+  config::TrainConfig c;
+  ASSERT_TRUE(ApplyConfigOverride("parallel.device=cuda", &c).ok());
+  const absl::Status no_backend = ValidateDevice(c, 1, /*cuda_backend_built=*/false, 0);
+  EXPECT_EQ(no_backend.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(no_backend.message()),
+              HasSubstr("parallel.device is cuda, but this build has no CUDA backend"));
+  const absl::Status few = ValidateDevice(c, 4, /*cuda_backend_built=*/true, 2);
+  EXPECT_THAT(std::string(few.message()),
+              HasSubstr("parallel.device is cuda with 4 ranks on this node, but 2 GPUs are "
+                        "visible"));
+  EXPECT_TRUE(ValidateDevice(c, 2, true, 2).ok());
+  EXPECT_EQ(DeviceFromConfig(c, 1), Device::Cuda(1));
+  for (const char* host : {"parallel.device=cpu", "parallel.device=strict_cpu"}) {
+    config::TrainConfig h;
+    ASSERT_TRUE(ApplyConfigOverride(host, &h).ok()) << host;
+    EXPECT_TRUE(ValidateDevice(h, 8, false, 0).ok()) << host;
+  }
+  config::TrainConfig strict;
+  ASSERT_TRUE(ApplyConfigOverride("parallel.device=strict_cpu", &strict).ok());
+  EXPECT_EQ(DeviceFromConfig(strict, 3), Device::StrictCpu());
+  EXPECT_EQ(DeviceFromConfig(config::TrainConfig(), 3), Device::Cpu());
+}
+
 TEST(ValidateTrainConfigTest, ParallelLayoutMustFitTheWorld) {
   config::TrainConfig c;
   c.mutable_parallel()->set_tp(2);
