@@ -261,8 +261,7 @@ absl::Status ValidateDevice(const config::TrainConfig& config, int local_size,
     return Invalid(absl::StrFormat(
         "parallel.device is cuda with %d rank%s on this node, but %d GPU%s visible (each rank "
         "takes the GPU of its node-local rank); start fewer ranks per node",
-        local_size, local_size == 1 ? "" : "s", visible_gpus,
-        visible_gpus == 1 ? " is" : "s are"));
+        local_size, local_size == 1 ? "" : "s", visible_gpus, visible_gpus == 1 ? " is" : "s are"));
   }
   return absl::OkStatus();
 }

@@ -68,8 +68,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::TrainConf
   if (absl::Status valid = ValidateTrainConfig(config, world->size()); !valid.ok()) {
     return valid;
   }
-  if (absl::Status usable = ValidateDevice(config, parallelism.local_size, CudaBackendBuilt(),
-                                           CudaDeviceCount());
+  if (absl::Status usable =
+          ValidateDevice(config, parallelism.local_size, CudaBackendBuilt(), CudaDeviceCount());
       !usable.ok()) {
     return usable;
   }

@@ -33,8 +33,10 @@ DistributedOptimizer::DistributedOptimizer(Tensor flat_values, Tensor flat_grads
   AOETRON_CHECK(buckets_.empty() || buckets_.back().end == flat_values_.numel())
       << "DistributedOptimizer: the segments do not cover the flat buffer";
   const Device device = flat_values_.device();
-  for (auto [buffer, numel] : {std::pair{&shard_grads_, slots}, {&shard_m_, slots},
-                               {&shard_v_, slots}, {&own_values_, slots},
+  for (auto [buffer, numel] : {std::pair{&shard_grads_, slots},
+                               {&shard_m_, slots},
+                               {&shard_v_, slots},
+                               {&own_values_, slots},
                                {&staging_, std::max<int64_t>(largest, 1)}}) {
     *buffer = Tensor::Empty({numel}, DType::kF32, device);
     ops::Fill(*buffer, 0.0);

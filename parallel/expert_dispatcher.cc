@@ -164,7 +164,8 @@ Tensor ExpertDispatcher::MetadataWords(const Tensor& payload, int64_t first_unit
 
 // The host index vectors of a layout go to the device once per Dispatch (a few i32 per pair);
 // every pack and unpack below is then a core/ops row move.
-static Tensor UploadIndex(std::span<const int32_t> host, const Device& device, ActivationArena& arena) {
+static Tensor UploadIndex(std::span<const int32_t> host, const Device& device,
+                          ActivationArena& arena) {
   Tensor on_device = arena.Allocate({static_cast<int64_t>(host.size())}, DType::kI32);
   AOETRON_CHECK(on_device.device() == device)
       << "ExpertDispatcher: the arena is on " << on_device.device().ToString() << ", x on "
@@ -197,8 +198,8 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
     // Row of each kept pair's C_i in the gate cache seen as [N·n, g]: t·n + e.
     std::vector<int32_t> gate_row(kept);
     for (int64_t s = 0; s < kept; ++s) {
-      gate_row[s] = static_cast<int32_t>(layout_.slot_token[s] * num_experts_ +
-                                         layout_.slot_expert[s]);
+      gate_row[s] =
+          static_cast<int32_t>(layout_.slot_token[s] * num_experts_ + layout_.slot_expert[s]);
     }
     gate_cache_row_ = UploadIndex(gate_row, device, arena);
   }
@@ -255,13 +256,15 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
                       metadata);
     const int64_t x_unit = send_forward_offset[p] + MetadataUnits(pairs, element_bytes);
     Tensor x_rows = PeerBlock(send_payload, x_unit, tokens, d);
-    ops::CopyRows(x, sent_token_.Rows(layout_.send_token_offset[p], layout_.send_token_offset[p + 1]),
+    ops::CopyRows(x,
+                  sent_token_.Rows(layout_.send_token_offset[p], layout_.send_token_offset[p + 1]),
                   x_rows, Tensor());
     if (g == 0) continue;
     Tensor gate_rows = PeerBlock(send_payload, x_unit + tokens * d / unit_, pairs, g);
-    ops::CopyRows(gate_cache.Reshape({x.dim(0) * num_experts_, g}),
-                  gate_cache_row_.Rows(layout_.send_pair_offset[p], layout_.send_pair_offset[p + 1]),
-                  gate_rows, Tensor());
+    ops::CopyRows(
+        gate_cache.Reshape({x.dim(0) * num_experts_, g}),
+        gate_cache_row_.Rows(layout_.send_pair_offset[p], layout_.send_pair_offset[p + 1]),
+        gate_rows, Tensor());
   }
 
   // D4. exchange: metadata and payload in one AllToAllV.
@@ -331,15 +334,13 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
   batch_.out = arena.Allocate({received, d}, x.dtype());
   for (int s = 0; s < ep; ++s) {
     const int64_t first = recv_pair_offset_[s], last = recv_pair_offset_[s + 1];
-    const int64_t x_unit =
-        recv_forward_offset[s] + MetadataUnits(recv_pairs_[s], element_bytes);
+    const int64_t x_unit = recv_forward_offset[s] + MetadataUnits(recv_pairs_[s], element_bytes);
     const Tensor grouped = grouped_row_device_.Rows(first, last);
     ops::CopyRows(PeerBlock(recv_payload, x_unit, recv_tokens_[s], d),
                   pair_token_row_device.Rows(first, last), batch_.x, grouped);
     if (g == 0) continue;
-    ops::CopyRows(
-        PeerBlock(recv_payload, x_unit + recv_tokens_[s] * d / unit_, recv_pairs_[s], g),
-        Tensor(), batch_.gate, grouped);
+    ops::CopyRows(PeerBlock(recv_payload, x_unit + recv_tokens_[s] * d / unit_, recv_pairs_[s], g),
+                  Tensor(), batch_.gate, grouped);
   }
 
   stats_.kept_pairs = kept;
@@ -459,8 +460,8 @@ void ExpertDispatcher::DispatchBackward(const ExpertBatchGradients& grads, Tenso
     if (g == 0) continue;
     Tensor gate_rows =
         PeerBlock(back_payload, recv_unit_offset_[s] + tokens * d / unit_, recv_pairs_[s], g);
-    ops::CopyRows(grads.dgate, grouped_row_device_.Rows(recv_pair_offset_[s],
-                                                        recv_pair_offset_[s + 1]),
+    ops::CopyRows(grads.dgate,
+                  grouped_row_device_.Rows(recv_pair_offset_[s], recv_pair_offset_[s + 1]),
                   gate_rows, Tensor());
   }
   // D4'. back to the sources.
@@ -476,9 +477,10 @@ void ExpertDispatcher::DispatchBackward(const ExpertBatchGradients& grads, Tenso
                  sent_token_.Rows(layout_.send_token_offset[p], layout_.send_token_offset[p + 1]));
     if (g == 0) continue;
     Tensor d_cache_rows = d_gate_cache.Reshape({n * num_experts_, g});
-    ops::AddRows(PeerBlock(sent_payload, send_unit_offset_[p] + tokens * d / unit_, pairs, g),
-                 Tensor(), d_cache_rows,
-                 gate_cache_row_.Rows(layout_.send_pair_offset[p], layout_.send_pair_offset[p + 1]));
+    ops::AddRows(
+        PeerBlock(sent_payload, send_unit_offset_[p] + tokens * d / unit_, pairs, g), Tensor(),
+        d_cache_rows,
+        gate_cache_row_.Rows(layout_.send_pair_offset[p], layout_.send_pair_offset[p + 1]));
   }
 }
 

@@ -104,8 +104,10 @@ void GradientSync::Finish() {
 }
 
 double GradientSync::LocalSquaredNorm() const {
-  return ShardSquaredNorm(buckets_, segments_, [&](const GradientBucket&, int64_t begin,
-                                                   int64_t end) { return flat_grads_.Rows(begin, end); });
+  return ShardSquaredNorm(buckets_, segments_,
+                          [&](const GradientBucket&, int64_t begin, int64_t end) {
+                            return flat_grads_.Rows(begin, end);
+                          });
 }
 
 }  // namespace aoetron::parallel

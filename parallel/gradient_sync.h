@@ -91,8 +91,8 @@ std::vector<GradientBucket> PlanGradientBuckets(const std::vector<FlatSegment>& 
 
 class GradientSync {
  public:
-  // `flat_grads`: f32 buffer (on the model's device) of the whole local replica; `segments` cover it in order.
-  // `groups` outlives this object. bucket_bytes: bucket size in bytes of f32 (≥ 4).
+  // `flat_grads`: f32 buffer (on the model's device) of the whole local replica; `segments` cover
+  // it in order. `groups` outlives this object. bucket_bytes: bucket size in bytes of f32 (≥ 4).
   GradientSync(Tensor flat_grads, std::vector<FlatSegment> segments, ProcessGroups& groups,
                int64_t bucket_bytes);
 

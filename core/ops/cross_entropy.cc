@@ -38,7 +38,8 @@ void CheckCrossEntropyOperands(const char* op, const Tensor& logits, const Tenso
 // row statistics of the sharded stages.
 void CheckShardOperands(const char* op, const Tensor& logits_shard, const Tensor& targets,
                         const Tensor& row_max) {
-  CheckOperands(op, {{"logits_shard", &logits_shard}, {"targets", &targets}, {"row_max", &row_max}});
+  CheckOperands(op,
+                {{"logits_shard", &logits_shard}, {"targets", &targets}, {"row_max", &row_max}});
   CheckFloat(op, "logits_shard", logits_shard);
   CheckRank(op, "logits_shard", logits_shard, 2);
   AOETRON_CHECK(logits_shard.dim(1) >= 1)

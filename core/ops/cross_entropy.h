@@ -33,8 +33,7 @@ void CrossEntropyShardRowMax(const Tensor& logits_shard, Tensor& row_max);
 // sums: f64 [2, N].
 // A target ≥ vocab_size is a CHECK failure.
 void CrossEntropyShardSums(Tensor& logits_shard, const Tensor& targets, int64_t vocab_begin,
-                           int64_t vocab_size, const Tensor& row_max, bool store_exp,
-                           Tensor& sums);
+                           int64_t vocab_size, const Tensor& row_max, bool store_exp, Tensor& sums);
 // With Z and the target logit summed over shards: losses[t] = m_t + log Z_t − x_target,t (0 for
 // ignored rows). With backward, the logits (holding e^(x − m) from the sums stage) become
 // grad_scale · (e / Z − onehot(target)) over this shard's columns, 0 for ignored rows.

@@ -79,8 +79,8 @@ void EmbeddingShardBackward(const Tensor& ids, const Tensor& dout, int64_t row_b
 #ifdef AOETRON_WITH_CUDA
   if (OnCuda(dtable_shard)) {
     cuda::EmbeddingBackward(CudaOrdinal(dtable_shard), dtable_shard.dtype(), ids.data<int32_t>(),
-                            ids.dim(0), dout.raw_data(), vocab_size, row_begin,
-                            dtable_shard.dim(0), dtable_shard.dim(1), dtable_shard.raw_data());
+                            ids.dim(0), dout.raw_data(), vocab_size, row_begin, dtable_shard.dim(0),
+                            dtable_shard.dim(1), dtable_shard.raw_data());
     return;
   }
 #endif

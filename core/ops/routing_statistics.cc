@@ -15,13 +15,12 @@ using namespace internal;  // NOLINT: the op_checks helpers
 void CheckIndex(const char* op, const Tensor& index, int64_t rows, int64_t columns) {
   CheckDType(op, "index", index, DType::kI32);
   CheckRank(op, "index", index, 2);
-  AOETRON_CHECK(index.dim(0) == rows) << op << ": index " << index.DebugString() << " for "
-                                      << rows << " rows";
+  AOETRON_CHECK(index.dim(0) == rows)
+      << op << ": index " << index.DebugString() << " for " << rows << " rows";
   const int32_t* entry = index.data<int32_t>();
   for (int64_t q = 0; q < index.numel(); ++q) {
     AOETRON_CHECK(entry[q] >= 0 && entry[q] < columns)
-        << op << ": index entry " << q << " = " << entry[q] << " is outside [0, " << columns
-        << ")";
+        << op << ": index entry " << q << " = " << entry[q] << " is outside [0, " << columns << ")";
   }
 }
 

@@ -27,9 +27,8 @@ int64_t CheckRowMove(const char* op, const Tensor& src, const Tensor& src_rows, 
   CheckRank(op, "src", src, 2);
   CheckRank(op, "dst", dst, 2);
   CheckDType(op, "dst", dst, src.dtype());
-  AOETRON_CHECK(src.dim(1) == dst.dim(1))
-      << op << ": src " << src.DebugString() << " and dst " << dst.DebugString()
-      << " differ in row width";
+  AOETRON_CHECK(src.dim(1) == dst.dim(1)) << op << ": src " << src.DebugString() << " and dst "
+                                          << dst.DebugString() << " differ in row width";
   int64_t m = -1;
   for (auto [name, index, rows] : {std::tuple{"src_rows", &src_rows, src.dim(0)},
                                    std::tuple{"dst_rows", &dst_rows, dst.dim(0)}}) {
@@ -38,8 +37,7 @@ int64_t CheckRowMove(const char* op, const Tensor& src, const Tensor& src_rows, 
         << op << ": " << name << " " << index->DebugString() << " is not on " << src.DebugString();
     CheckDType(op, name, *index, DType::kI32);
     CheckRank(op, name, *index, 1);
-    AOETRON_CHECK(m < 0 || m == index->dim(0))
-        << op << ": src_rows and dst_rows differ in length";
+    AOETRON_CHECK(m < 0 || m == index->dim(0)) << op << ": src_rows and dst_rows differ in length";
     m = index->dim(0);
     const int32_t* row = index->data<int32_t>();
     const bool written = index == &dst_rows;  // each dst row has one writer at most
@@ -58,10 +56,10 @@ int64_t CheckRowMove(const char* op, const Tensor& src, const Tensor& src_rows, 
         << op << ": without indices src and dst need the same rows";
     m = src.dim(0);
   }
-  AOETRON_CHECK(src_rows.defined() || m <= src.dim(0)) << op << ": " << m << " rows from "
-                                                      << src.DebugString();
-  AOETRON_CHECK(dst_rows.defined() || m <= dst.dim(0)) << op << ": " << m << " rows into "
-                                                      << dst.DebugString();
+  AOETRON_CHECK(src_rows.defined() || m <= src.dim(0))
+      << op << ": " << m << " rows from " << src.DebugString();
+  AOETRON_CHECK(dst_rows.defined() || m <= dst.dim(0))
+      << op << ": " << m << " rows into " << dst.DebugString();
   return m;
 }
 

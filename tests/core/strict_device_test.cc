@@ -50,8 +50,9 @@ bool Bitwise(const Tensor& a, const Tensor& b) {
 
 TEST(StrictDeviceDeathTest, HostAccessFailsNamingTheCaller) {
   Tensor t = Tensor::Empty({4}, DType::kF32, Device::StrictCpu());
-  EXPECT_DEATH(t.data<float>()[0] = 1.0f, "host access to the elements of f32\\[4\\] on strict_cpu "
-                                          "from .*strict_device_test.cc");
+  EXPECT_DEATH(t.data<float>()[0] = 1.0f,
+               "host access to the elements of f32\\[4\\] on strict_cpu "
+               "from .*strict_device_test.cc");
   EXPECT_DEATH((void)t.raw_data(), "strict_device_test.cc");
   // Ops, device copies and metadata are fine.
   ops::Fill(t, 2.0);
@@ -135,7 +136,8 @@ TEST(StrictDeviceTest, RowMovesMatchPlainLoops) {
     const auto hit = std::find(to.begin(), to.end(), r);
     for (int64_t c = 0; c < w; ++c) {
       const float old = before.data<float>()[r * w + c];
-      const float moved = hit == to.end() ? 0.0f : src.data<float>()[from[hit - to.begin()] * w + c];
+      const float moved =
+          hit == to.end() ? 0.0f : src.data<float>()[from[hit - to.begin()] * w + c];
       EXPECT_EQ(copied.data<float>()[r * w + c], hit == to.end() ? old : moved);
       EXPECT_EQ(summed.data<float>()[r * w + c], hit == to.end() ? old : old + moved);
     }

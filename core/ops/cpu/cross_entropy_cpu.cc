@@ -155,12 +155,12 @@ void CrossEntropyShardFinish(T* logits, const int32_t* targets, int64_t n, int64
   }
 }
 
-#define AOETRON_INSTANTIATE_SHARD_STAGES(T)                                                      \
-  template void CrossEntropyShardRowMax<T>(const T*, int64_t, int64_t, double*);                \
-  template void CrossEntropyShardSums<T>(T*, const int32_t*, int64_t, int64_t, int64_t,         \
-                                         const double*, bool, double*, double*);               \
-  template void CrossEntropyShardFinish<T>(T*, const int32_t*, int64_t, int64_t, int64_t,       \
-                                           const double*, const double*, const double*, bool,   \
+#define AOETRON_INSTANTIATE_SHARD_STAGES(T)                                                   \
+  template void CrossEntropyShardRowMax<T>(const T*, int64_t, int64_t, double*);              \
+  template void CrossEntropyShardSums<T>(T*, const int32_t*, int64_t, int64_t, int64_t,       \
+                                         const double*, bool, double*, double*);              \
+  template void CrossEntropyShardFinish<T>(T*, const int32_t*, int64_t, int64_t, int64_t,     \
+                                           const double*, const double*, const double*, bool, \
                                            double, T*);
 AOETRON_INSTANTIATE_SHARD_STAGES(float)
 AOETRON_INSTANTIATE_SHARD_STAGES(double)

@@ -60,8 +60,7 @@ void BuildLimitedExpertLayout(const int32_t* expert_index, int64_t pairs, int64_
   std::vector<int64_t> cursor(offsets, offsets + experts);
   int64_t dropped_cursor = offsets[experts];
   for (int64_t p = 0; p < pairs; ++p) {
-    position[p] =
-        static_cast<int32_t>(kept[p] ? cursor[expert_index[p]]++ : dropped_cursor++);
+    position[p] = static_cast<int32_t>(kept[p] ? cursor[expert_index[p]]++ : dropped_cursor++);
   }
 }
 
