@@ -106,6 +106,27 @@ TEST(Elementwise, SumSquaresThreadCountIndependent) {
   EXPECT_EQ(std::memcmp(&one, &two, sizeof(double)), 0) << one << " vs " << two;
 }
 
+// The summation order is a function of the indices alone: the same values at every alignment
+// (views starting 0–15 floats into a buffer) give the same bits. The gradient norm sums the same
+// pieces from the flat gradients and from ZeRO-1's shard buffer.
+TEST(Elementwise, SumSquaresIndependentOfAlignment) {
+  const uint64_t seed = TestSeed();
+  SCOPED_TRACE(SeedTrace(seed));
+  std::mt19937_64 rng(seed);
+  for (int64_t n : {5, 37, 16384 + 29}) {
+    const Tensor x = ToF32(Uniform({n}, rng, -5.0, 5.0));
+    const double reference = ops::SumSquares(x);
+    for (int64_t offset = 1; offset < 16; ++offset) {
+      Tensor buffer = Tensor::Zeros({n + offset}, DType::kF32);
+      Tensor view = buffer.Rows(offset, offset + n);
+      ops::Copy(x, view);
+      const double moved = ops::SumSquares(view);
+      EXPECT_EQ(std::memcmp(&moved, &reference, sizeof(double)), 0)
+          << "n " << n << ", offset " << offset << ": " << moved << " vs " << reference;
+    }
+  }
+}
+
 TEST(ElementwiseDeathTest, RejectsMismatches) {
   Tensor a = Tensor::Zeros({4}, DType::kF32), b = Tensor::Zeros({5}, DType::kF32);
   Tensor c = Tensor::Zeros({4}, DType::kF64);

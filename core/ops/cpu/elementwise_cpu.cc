@@ -65,20 +65,34 @@ void Scale(T* x, int64_t n, T alpha) {
 }
 
 // Σ x², in double: partial[c] = Σ_{i in chunk c} x[i]², total = Σ_c partial[c] in order of c.
+// Inside a chunk, element i goes to lane (i − begin) mod kSumLanes and the lanes are added in
+// order at the end: the summation order is fixed by the indices alone, so the bits do not depend
+// on the pointer's alignment (a compiler's own simd reduction may peel for alignment and so
+// assign elements to lanes differently for the same values at another address). The gradient
+// norm relies on this: ZeRO-1 sums the same gradient pieces from another buffer.
 template <typename T>
 double SumSquares(const T* x, int64_t n) {
+  constexpr int64_t kSumLanes = 16;
   const int64_t chunks = (n + kSumChunk - 1) / kSumChunk;
   std::vector<double> partial(chunks);
 #pragma omp parallel for schedule(static) if (n >= kParallelMinElements)
   for (int64_t c = 0; c < chunks; ++c) {
     const int64_t begin = c * kSumChunk;
     const int64_t end = std::min(n, begin + kSumChunk);
-    double sum = 0.0;
-#pragma omp simd reduction(+ : sum)
-    for (int64_t i = begin; i < end; ++i) {
-      const double v = static_cast<double>(x[i]);
-      sum += v * v;
+    double lanes[kSumLanes] = {};
+    const int64_t full = begin + (end - begin) / kSumLanes * kSumLanes;
+    for (int64_t i = begin; i < full; i += kSumLanes) {
+      for (int64_t l = 0; l < kSumLanes; ++l) {
+        const double v = static_cast<double>(x[i + l]);
+        lanes[l] += v * v;
+      }
     }
+    for (int64_t i = full; i < end; ++i) {
+      const double v = static_cast<double>(x[i]);
+      lanes[i - full] += v * v;
+    }
+    double sum = 0.0;
+    for (int64_t l = 0; l < kSumLanes; ++l) sum += lanes[l];
     partial[c] = sum;
   }
   double total = 0.0;
