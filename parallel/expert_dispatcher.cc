@@ -36,6 +36,22 @@ int64_t PeerSum(const std::vector<int64_t>& counts, int self, int64_t weight) {
   return total;
 }
 
+// A host vector seen as a 1-D cpu tensor (no copy; valid while the vector is unchanged).
+template <typename T>
+Tensor HostView(const std::vector<T>& values) {
+  return Tensor::Wrap(const_cast<T*>(values.data()), {static_cast<int64_t>(values.size())},
+                      DTypeOf<T>::value);
+}
+
+// A copy of host index data in the arena, on the arena's (the activations') device. The layout's
+// index vectors go over once per Dispatch (a few i32 per pair); every pack and unpack is then a
+// core/ops row move.
+Tensor CopyIntoArena(const Tensor& host, ActivationArena& arena) {
+  Tensor copy = arena.Allocate(host.shape(), host.dtype());
+  if (copy.numel() > 0) CopyAcrossDevices(host, copy);
+  return copy;
+}
+
 std::vector<int64_t> PrefixSum(const std::vector<int64_t>& counts) {
   std::vector<int64_t> offset(counts.size() + 1, 0);
   for (size_t p = 0; p < counts.size(); ++p) offset[p + 1] = offset[p] + counts[p];
@@ -162,22 +178,6 @@ Tensor ExpertDispatcher::MetadataWords(const Tensor& payload, int64_t first_unit
   return payload.Rows(first_unit, first_unit + units).ViewAs(DType::kI32, {words});
 }
 
-// The host index vectors of a layout go to the device once per Dispatch (a few i32 per pair);
-// every pack and unpack below is then a core/ops row move.
-static Tensor UploadIndex(std::span<const int32_t> host, const Device& device,
-                          ActivationArena& arena) {
-  Tensor on_device = arena.Allocate({static_cast<int64_t>(host.size())}, DType::kI32);
-  AOETRON_CHECK(on_device.device() == device)
-      << "ExpertDispatcher: the arena is on " << on_device.device().ToString() << ", x on "
-      << device.ToString();
-  if (!host.empty()) {
-    CopyAcrossDevices(Tensor::Wrap(const_cast<int32_t*>(host.data()),
-                                   {static_cast<int64_t>(host.size())}, DType::kI32),
-                      on_device);
-  }
-  return on_device;
-}
-
 void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_index,
                                         const Tensor& gate_cache,
                                         std::span<const int64_t> keep_limit,
@@ -185,15 +185,16 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
   const int ep = ep_->size(), self = ep_->rank();
   const int64_t d = d_model_, g = gate_width_;
   const int64_t element_bytes = static_cast<int64_t>(SizeOf(x.dtype()));
-  const Device device = x.device();
 
-  // D1. layout, on the host from a copy of the N·K expert indices (as ops::BuildExpertLayout).
-  const Tensor host_index = CopyToDevice(expert_index, Device::Cpu());
+  // D1. layout, on the host from the N·K expert indices (copied over unless they are cpu
+  //     tensors already, as ops::BuildExpertLayout does).
+  const Tensor host_index =
+      expert_index.device().is_cpu() ? expert_index : CopyToDevice(expert_index, Device::Cpu());
   BuildDispatchLayout(host_index, num_experts_, ep, keep_limit, layout_);
   CountMinimumPayload(host_index, element_bytes);
   const int64_t kept = layout_.kept_pairs();
-  sent_token_ = UploadIndex(layout_.sent_token, device, arena);
-  pair_slot_ = CopyToDevice(layout_.pair_slot, device);
+  sent_token_ = CopyIntoArena(HostView(layout_.sent_token), arena);
+  pair_slot_ = CopyIntoArena(layout_.pair_slot, arena);
   if (g > 0) {
     // Row of each kept pair's C_i in the gate cache seen as [N·n, g]: t·n + e.
     std::vector<int32_t> gate_row(kept);
@@ -201,7 +202,7 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
       gate_row[s] =
           static_cast<int32_t>(layout_.slot_token[s] * num_experts_ + layout_.slot_expert[s]);
     }
-    gate_cache_row_ = UploadIndex(gate_row, device, arena);
+    gate_cache_row_ = CopyIntoArena(HostView(gate_row), arena);
   }
 
   // D2. counts: (distinct tokens, pairs) for every peer, both ways. (The only exchange before
@@ -251,8 +252,8 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
     Tensor words = MetadataWords(send_payload, send_forward_offset[p], pairs, element_bytes);
     ops::Fill(words, 0.0);
     Tensor metadata = words.Rows(0, 2 * pairs);
-    CopyAcrossDevices(Tensor::Wrap(layout_.slot_metadata.data() + 2 * layout_.send_pair_offset[p],
-                                   {2 * pairs}, DType::kI32),
+    const int64_t first_word = 2 * layout_.send_pair_offset[p];
+    CopyAcrossDevices(HostView(layout_.slot_metadata).Rows(first_word, first_word + 2 * pairs),
                       metadata);
     const int64_t x_unit = send_forward_offset[p] + MetadataUnits(pairs, element_bytes);
     Tensor x_rows = PeerBlock(send_payload, x_unit, tokens, d);
@@ -277,8 +278,8 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
   for (int s = 0; s < ep; ++s) {
     const Tensor words =
         MetadataWords(recv_payload, recv_forward_offset[s], recv_pairs_[s], element_bytes);
-    Tensor host = Tensor::Wrap(recv_metadata_.data() + 2 * recv_pair_offset_[s],
-                               {2 * recv_pairs_[s]}, DType::kI32);
+    Tensor host =
+        HostView(recv_metadata_).Rows(2 * recv_pair_offset_[s], 2 * recv_pair_offset_[s + 1]);
     CopyAcrossDevices(words.Rows(0, 2 * recv_pairs_[s]), host);
   }
 
@@ -323,11 +324,9 @@ void ExpertDispatcher::DispatchAllToAll(const Tensor& x, const Tensor& expert_in
           << "ExpertDispatcher: rank " << s << " sent a token's pairs out of order";
     }
   }
-  grouped_row_device_ = UploadIndex(grouped_row_, device, arena);
-  const Tensor pair_token_row_device = UploadIndex(pair_token_row, device, arena);
-  token_first_pair_device_ = arena.Allocate({received_tokens + 1}, DType::kI64);
-  CopyAcrossDevices(Tensor::Wrap(token_first_pair_.data(), {received_tokens + 1}, DType::kI64),
-                    token_first_pair_device_);
+  grouped_row_device_ = CopyIntoArena(HostView(grouped_row_), arena);
+  const Tensor pair_token_row_device = CopyIntoArena(HostView(pair_token_row), arena);
+  token_first_pair_device_ = CopyIntoArena(HostView(token_first_pair_), arena);
   batch_.x = arena.Allocate({received, d}, x.dtype());
   batch_.gate = batch_.x;
   if (g > 0) batch_.gate = arena.Allocate({received, g}, x.dtype());

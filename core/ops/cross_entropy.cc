@@ -34,12 +34,10 @@ void CheckCrossEntropyOperands(const char* op, const Tensor& logits, const Tenso
   CheckTargetsBelow(op, targets, vocab);
 }
 
-// logits_shard [N, V_s] with its columns inside [0, vocab), targets i32 [N] < vocab, and the f64
-// row statistics of the sharded stages.
+// logits_shard [N, V_s], targets i32 [N], and the f64 row statistics of the sharded stages (on
+// one device, which CheckOperands of the caller's full operand list has checked).
 void CheckShardOperands(const char* op, const Tensor& logits_shard, const Tensor& targets,
                         const Tensor& row_max) {
-  CheckOperands(op,
-                {{"logits_shard", &logits_shard}, {"targets", &targets}, {"row_max", &row_max}});
   CheckFloat(op, "logits_shard", logits_shard);
   CheckRank(op, "logits_shard", logits_shard, 2);
   AOETRON_CHECK(logits_shard.dim(1) >= 1)
@@ -80,8 +78,11 @@ void CrossEntropyShardSums(Tensor& logits_shard, const Tensor& targets, int64_t 
                            Tensor& sums) {
   const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "CrossEntropyShardSums";
+  CheckOperands(kOp, {{"logits_shard", &logits_shard},
+                      {"targets", &targets},
+                      {"row_max", &row_max},
+                      {"sums", &sums}});
   CheckShardOperands(kOp, logits_shard, targets, row_max);
-  CheckOperands(kOp, {{"logits_shard", &logits_shard}, {"sums", &sums}});
   CheckDType(kOp, "sums", sums, DType::kF64);
   CheckShapeEq(kOp, "sums", sums, {2, logits_shard.dim(0)});
   CheckShardOnHost(kOp, logits_shard);
@@ -103,8 +104,12 @@ void CrossEntropyShardFinish(Tensor& logits_shard, const Tensor& targets, int64_
                              double grad_scale, Tensor& losses) {
   const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "CrossEntropyShardFinish";
+  CheckOperands(kOp, {{"logits_shard", &logits_shard},
+                      {"targets", &targets},
+                      {"row_max", &row_max},
+                      {"sums", &sums},
+                      {"losses", &losses}});
   CheckShardOperands(kOp, logits_shard, targets, row_max);
-  CheckOperands(kOp, {{"logits_shard", &logits_shard}, {"sums", &sums}, {"losses", &losses}});
   const int64_t n = logits_shard.dim(0);
   CheckDType(kOp, "sums", sums, DType::kF64);
   CheckShapeEq(kOp, "sums", sums, {2, n});

@@ -20,16 +20,6 @@ void CheckEmbedding(const char* op, const Tensor& ids, const Tensor& table, cons
   CheckShapeEq(op, rows_name, rows, {ids.dim(0), table.dim(1)});
 }
 
-// Data validation happens before the model, so an id out of range is a bug: CHECK it here,
-// before a kernel reads outside the table.
-void CheckIds(const char* op, const Tensor& ids, int64_t vocab) {
-  const int32_t* id = ids.data<int32_t>();
-  for (int64_t t = 0; t < ids.numel(); ++t) {
-    AOETRON_CHECK(id[t] >= 0 && id[t] < vocab)
-        << op << ": ids[" << t << "] = " << id[t] << " is outside the table's [0, " << vocab << ")";
-  }
-}
-
 void CheckShardRange(const char* op, const Tensor& table_shard, int64_t row_begin,
                      int64_t vocab_size) {
   AOETRON_CHECK(row_begin >= 0 && row_begin + table_shard.dim(0) <= vocab_size)
@@ -62,7 +52,9 @@ void EmbeddingShardForward(const Tensor& ids, const Tensor& table_shard, int64_t
     return;
   }
 #endif
-  CheckIds(kOp, ids, vocab_size);
+  // Data validation happens before the model, so an id out of range is a bug: CHECK it here,
+  // before a kernel reads outside the table.
+  CheckIndexRange(kOp, "ids", ids, vocab_size);
   DispatchFloat(table_shard.dtype(), [&]<typename T>() {
     cpu::EmbeddingForward<T>(ids.data<int32_t>(), ids.dim(0), table_shard.data<T>(), row_begin,
                              table_shard.dim(0), table_shard.dim(1), out.data<T>());
@@ -84,7 +76,9 @@ void EmbeddingShardBackward(const Tensor& ids, const Tensor& dout, int64_t row_b
     return;
   }
 #endif
-  CheckIds(kOp, ids, vocab_size);
+  // Data validation happens before the model, so an id out of range is a bug: CHECK it here,
+  // before a kernel reads outside the table.
+  CheckIndexRange(kOp, "ids", ids, vocab_size);
   DispatchFloat(dtable_shard.dtype(), [&]<typename T>() {
     cpu::EmbeddingBackward<T>(ids.data<int32_t>(), ids.dim(0), dout.data<T>(), row_begin,
                               dtable_shard.dim(0), dtable_shard.dim(1), dtable_shard.data<T>());

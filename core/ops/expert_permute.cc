@@ -40,12 +40,7 @@ void CheckExpertIndex(const char* op, const Tensor& expert_index, const Shape& s
   CheckDType(op, "expert_index", expert_index, DType::kI32);
   CheckShapeEq(op, "expert_index", expert_index, shape);
   if (OnCuda(expert_index)) return;  // checked by the kernels as they read it
-  const int32_t* index = expert_index.data<int32_t>();
-  for (int64_t p = 0; p < expert_index.numel(); ++p) {
-    AOETRON_CHECK(index[p] >= 0 && index[p] < experts)
-        << op << ": expert_index entry " << p << " = " << index[p] << " is outside [0, " << experts
-        << ")";
-  }
+  CheckIndexRange(op, "expert_index", expert_index, experts);
 }
 
 // A float [rows, cols] operand of the reference dtype.
@@ -100,14 +95,9 @@ ExpertLayout BuildExpertLayout(const Tensor& expert_index, int64_t num_experts,
   layout.offsets.resize(num_experts + 1);
   layout.position = Tensor::Empty(expert_index.shape(), DType::kI32, expert_index.device());
   Tensor position = OnHost(layout.position);
-  if (keep_limit.empty()) {
-    cpu::BuildExpertLayout(index.data<int32_t>(), index.dim(0), index.dim(1), num_experts,
-                           layout.counts.data(), layout.offsets.data(), position.data<int32_t>());
-  } else {
-    cpu::BuildLimitedExpertLayout(index.data<int32_t>(), pairs, num_experts, keep_limit.data(),
-                                  layout.counts.data(), layout.offsets.data(),
-                                  position.data<int32_t>());
-  }
+  cpu::BuildExpertLayout(index.data<int32_t>(), pairs, num_experts,
+                         keep_limit.empty() ? nullptr : keep_limit.data(), layout.counts.data(),
+                         layout.offsets.data(), position.data<int32_t>());
   if (!layout.position.device().host_memory()) CopyAcrossDevices(position, layout.position);
   return layout;
 }

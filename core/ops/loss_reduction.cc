@@ -1,20 +1,17 @@
+// Serial loops on the host: N is a micro-batch's tokens. A CUDA tensor is copied over first
+// (internal::OnHost): N i32 or N f32, one small copy each.
 #include "core/ops/loss_reduction.h"
 
-#include "core/device_transfer.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
-namespace {
 
 using namespace internal;  // NOLINT: the op_checks helpers
-
-}  // namespace
 
 int64_t CountTargets(const Tensor& targets) {
   const DeviceAccessScope kernel_access;
   CheckOperands("CountTargets", {{"targets", &targets}});
   CheckDType("CountTargets", "targets", targets, DType::kI32);
-  // On a GPU the N targets come over whole: N·4 bytes, as small as the one count.
   const Tensor host = OnHost(targets);
   const int32_t* target = host.data<int32_t>();
   int64_t counted = 0;
@@ -27,7 +24,8 @@ double SumInOrder(const Tensor& values) {
   CheckOperands("SumInOrder", {{"values", &values}});
   const Tensor host = OnHost(values);
   double sum = 0.0;
-  VisitHostFloat(host, [&](const auto* v) {
+  DispatchFloat(host.dtype(), [&]<typename T>() {
+    const T* v = host.data<T>();
     for (int64_t i = 0; i < host.numel(); ++i) sum += static_cast<double>(v[i]);
   });
   return sum;

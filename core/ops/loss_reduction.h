@@ -13,7 +13,7 @@ namespace aoetron::ops {
 int64_t CountTargets(const Tensor& targets);
 
 // Σ values[i] in index order, accumulated in double (the same bits for every thread count).
-// values: f32, f64 or bf16, any shape.
+// values: f32 or f64 (losses are f32 for bf16 activations), any shape.
 double SumInOrder(const Tensor& values);
 
 }  // namespace aoetron::ops

@@ -3,10 +3,8 @@
 // Internal to core/ops: not part of any op's contract.
 #pragma once
 
-#include <bit>
 #include <cstdint>
 #include <initializer_list>
-#include <vector>
 
 #include "core/check.h"
 #include "core/tensor.h"
@@ -78,10 +76,17 @@ inline void CheckShapeEq(const char* op, const char* name, const Tensor& t, cons
 // for the small metadata-sized reductions whose result goes to the host anyway.
 Tensor OnHost(const Tensor& t);
 
-// Calls visit(const T*) with t's elements as float, double or (bf16 widened to) float; t in host
-// memory, read inside a kernel.
-template <typename Visitor>
-void VisitHostFloat(const Tensor& t, Visitor&& visit);
+// Every entry of the i32 tensor `index` lies in [0, bound). `index` in host memory (read inside
+// the calling kernel's DeviceAccessScope); CUDA kernels check their indices as they read them.
+inline void CheckIndexRange(const char* op, const char* name, const Tensor& index, int64_t bound) {
+  CheckDType(op, name, index, DType::kI32);
+  const int32_t* entry = index.data<int32_t>();
+  for (int64_t i = 0; i < index.numel(); ++i) {
+    AOETRON_CHECK(entry[i] >= 0 && entry[i] < bound)
+        << op << ": " << name << "[" << i << "] = " << entry[i] << " is outside [0, " << bound
+        << ")";
+  }
+}
 
 // The CUDA ordinal of a CUDA tensor (the dispatch passes it to core/ops/cuda/kernels.h).
 inline int CudaOrdinal(const Tensor& t) { return t.device().index; }
@@ -95,29 +100,6 @@ inline void DispatchFloat(DType dtype, F&& f) {
   } else {
     AOETRON_CHECK(dtype == DType::kF64) << "DispatchFloat: unexpected " << DTypeName(dtype);
     f.template operator()<double>();
-  }
-}
-
-template <typename Visitor>
-void VisitHostFloat(const Tensor& t, Visitor&& visit) {
-  switch (t.dtype()) {
-    case DType::kF32:
-      visit(t.data<float>());
-      return;
-    case DType::kF64:
-      visit(t.data<double>());
-      return;
-    case DType::kBF16: {
-      const BFloat16* values = t.data<BFloat16>();
-      std::vector<float> widened(static_cast<size_t>(t.numel()));
-      for (size_t i = 0; i < widened.size(); ++i) {
-        widened[i] = std::bit_cast<float>(static_cast<uint32_t>(values[i].bits) << 16);
-      }
-      visit(static_cast<const float*>(widened.data()));
-      return;
-    }
-    default:
-      AOETRON_CHECK(false) << "expected a float tensor, got " << t.DebugString();
   }
 }
 

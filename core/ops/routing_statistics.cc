@@ -12,16 +12,12 @@ namespace {
 
 using namespace internal;  // NOLINT: the op_checks helpers
 
+// index: i32 [rows, K] (host memory) with entries in [0, columns).
 void CheckIndex(const char* op, const Tensor& index, int64_t rows, int64_t columns) {
-  CheckDType(op, "index", index, DType::kI32);
   CheckRank(op, "index", index, 2);
   AOETRON_CHECK(index.dim(0) == rows)
       << op << ": index " << index.DebugString() << " for " << rows << " rows";
-  const int32_t* entry = index.data<int32_t>();
-  for (int64_t q = 0; q < index.numel(); ++q) {
-    AOETRON_CHECK(entry[q] >= 0 && entry[q] < columns)
-        << op << ": index entry " << q << " = " << entry[q] << " is outside [0, " << columns << ")";
-  }
+  CheckIndexRange(op, "index", index, columns);
 }
 
 }  // namespace
@@ -39,7 +35,8 @@ std::vector<double> RoutingStatistics(const Tensor& top_index, const Tensor& pro
   const int32_t* chosen = index.data<int32_t>();
   for (int64_t p = 0; p < index.numel(); ++p) sums[chosen[p]] += 1.0;
   double confidence_entropy = 0.0;
-  VisitHostFloat(q_host, [&](const auto* q) {
+  DispatchFloat(q_host.dtype(), [&]<typename T>() {
+    const T* q = q_host.data<T>();
     for (int64_t t = 0; t < tokens; ++t) {
       for (int64_t i = 0; i < n; ++i) {
         const double p = q[t * n + i];

@@ -5,7 +5,6 @@
 #include <omp.h>
 
 #include <cstring>
-#include <tuple>
 #include <vector>
 
 #include "core/ops/op_checks.h"
@@ -18,48 +17,51 @@ using namespace internal;  // NOLINT: the op_checks helpers
 // Below this many elements moved a call stays on one thread.
 constexpr int64_t kParallelMinElements = int64_t{1} << 14;
 
+// Which CUDA has no kernel for yet: the row moves run on host memory only.
+void CheckOnHost(const char* op, const Tensor& src) {
+  AOETRON_CHECK(src.device().host_memory())
+      << op << ": no CUDA kernel yet (expert parallelism on GPUs): " << src.DebugString();
+}
+
+// A defined row index: i32 [m] on src's device with entries in [0, rows).
+void CheckRowIndex(const char* op, const char* name, const Tensor& index, const Tensor& src,
+                   int64_t m, int64_t rows) {
+  AOETRON_CHECK(index.device() == src.device())
+      << op << ": " << name << " " << index.DebugString() << " is not on " << src.DebugString();
+  CheckShapeEq(op, name, index, {m});
+  CheckIndexRange(op, name, index, rows);
+}
+
 // Checks the operands of a row move and returns M, the number of rows moved.
 int64_t CheckRowMove(const char* op, const Tensor& src, const Tensor& src_rows, const Tensor& dst,
                      const Tensor& dst_rows) {
   CheckOperands(op, {{"src", &src}, {"dst", &dst}});
-  AOETRON_CHECK(src.device().host_memory())
-      << op << ": no CUDA kernel yet (expert parallelism on GPUs): " << src.DebugString();
+  CheckOnHost(op, src);
   CheckRank(op, "src", src, 2);
   CheckRank(op, "dst", dst, 2);
   CheckDType(op, "dst", dst, src.dtype());
   AOETRON_CHECK(src.dim(1) == dst.dim(1)) << op << ": src " << src.DebugString() << " and dst "
                                           << dst.DebugString() << " differ in row width";
-  int64_t m = -1;
-  for (auto [name, index, rows] : {std::tuple{"src_rows", &src_rows, src.dim(0)},
-                                   std::tuple{"dst_rows", &dst_rows, dst.dim(0)}}) {
-    if (!index->defined()) continue;
-    AOETRON_CHECK(index->device() == src.device())
-        << op << ": " << name << " " << index->DebugString() << " is not on " << src.DebugString();
-    CheckDType(op, name, *index, DType::kI32);
-    CheckRank(op, name, *index, 1);
-    AOETRON_CHECK(m < 0 || m == index->dim(0)) << op << ": src_rows and dst_rows differ in length";
-    m = index->dim(0);
-    const int32_t* row = index->data<int32_t>();
-    const bool written = index == &dst_rows;  // each dst row has one writer at most
-    std::vector<char> seen(written ? rows : 0, 0);
-    for (int64_t i = 0; i < m; ++i) {
-      AOETRON_CHECK(row[i] >= 0 && row[i] < rows)
-          << op << ": " << name << "[" << i << "] = " << row[i] << " is outside [0, " << rows
-          << ")";
-      if (!written) continue;
-      AOETRON_CHECK(!seen[row[i]]) << op << ": dst row " << row[i] << " is named twice";
-      seen[row[i]] = 1;
-    }
+  const int64_t m = src_rows.defined()   ? src_rows.numel()
+                    : dst_rows.defined() ? dst_rows.numel()
+                                         : src.dim(0);
+  if (src_rows.defined()) {
+    CheckRowIndex(op, "src_rows", src_rows, src, m, src.dim(0));
+  } else {
+    AOETRON_CHECK(m <= src.dim(0)) << op << ": " << m << " rows from " << src.DebugString();
   }
-  if (m < 0) {
-    AOETRON_CHECK(src.dim(0) == dst.dim(0))
-        << op << ": without indices src and dst need the same rows";
-    m = src.dim(0);
+  if (!dst_rows.defined()) {
+    AOETRON_CHECK(m <= dst.dim(0)) << op << ": " << m << " rows into " << dst.DebugString();
+    return m;
   }
-  AOETRON_CHECK(src_rows.defined() || m <= src.dim(0))
-      << op << ": " << m << " rows from " << src.DebugString();
-  AOETRON_CHECK(dst_rows.defined() || m <= dst.dim(0))
-      << op << ": " << m << " rows into " << dst.DebugString();
+  CheckRowIndex(op, "dst_rows", dst_rows, src, m, dst.dim(0));
+  // Each dst row has one writer at most (the kernels write rows in parallel).
+  std::vector<char> written(dst.dim(0), 0);
+  const int32_t* row = dst_rows.data<int32_t>();
+  for (int64_t i = 0; i < m; ++i) {
+    AOETRON_CHECK(!written[row[i]]) << op << ": dst row " << row[i] << " is named twice";
+    written[row[i]] = 1;
+  }
   return m;
 }
 
@@ -121,18 +123,13 @@ void SegmentSumRows(const Tensor& src, const Tensor& src_rows, const Tensor& beg
   }
   AOETRON_CHECK(segments == 0 || (first[0] >= 0 && first[segments] <= src_rows.numel()))
       << kOp << ": segments outside the " << src_rows.numel() << " src_rows";
-  AOETRON_CHECK(src.device().host_memory())
-      << kOp << ": no CUDA kernel yet (expert parallelism on GPUs): " << src.DebugString();
+  CheckOnHost(kOp, src);
   CheckRank(kOp, "src", src, 2);
-  CheckDType(kOp, "src_rows", src_rows, DType::kI32);
+  CheckRank(kOp, "src_rows", src_rows, 1);
+  CheckIndexRange(kOp, "src_rows", src_rows, src.dim(0));
   CheckDType(kOp, "dst", dst, src.dtype());
   AOETRON_CHECK(dst.rank() == 2 && dst.dim(1) == w) << kOp << ": dst " << dst.DebugString();
   const int32_t* rows = src_rows.data<int32_t>();
-  for (int64_t q = 0; q < src_rows.numel(); ++q) {
-    AOETRON_CHECK(rows[q] >= 0 && rows[q] < src.dim(0))
-        << kOp << ": src_rows[" << q << "] = " << rows[q] << " is outside [0, " << src.dim(0)
-        << ")";
-  }
   DispatchFloat(src.dtype(), [&]<typename T>() {
     const T* in = src.data<T>();
     T* out = dst.data<T>();

@@ -7,9 +7,6 @@
 namespace aoetron::checkpoint {
 namespace {
 
-// Element offset of parameter `p` in the set's flat value buffer.
-int64_t FlatOffset(const ParameterSet&, const Parameter& p) { return p.flat_offset; }
-
 // Which replica class a parameter is in, its replica count and this rank's index in it.
 struct Replicas {
   int cls;
@@ -105,7 +102,7 @@ void ForEachShardPiece(const ParameterSet& params, const ShadowState& shard, int
   const size_t element = SizeOf(shard.flat.dtype());
   auto* shard_base = static_cast<uint8_t*>(const_cast<Tensor&>(shard.flat).raw_data());
   for (const Parameter& p : params.all()) {
-    const int64_t begin = FlatOffset(params, p);
+    const int64_t begin = p.flat_offset;
     const int64_t end = begin + NumElements(p.local_shape);
     const int64_t from = std::max(begin, flat_begin), to = std::min(end, flat_end);
     if (from >= to) continue;

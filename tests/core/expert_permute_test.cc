@@ -213,7 +213,7 @@ TEST(ExpertPermute, F32MatchesF64AndThreadCountIndependent) {
 
 TEST(ExpertPermuteDeathTest, RejectsBadRouting) {
   EXPECT_DEATH(ops::BuildExpertLayout(Index(2, 2, {0, 1, 4, 0}), 4),
-               "BuildExpertLayout: expert_index entry 2 = 4 is outside \\[0, 4\\)");
+               "BuildExpertLayout: expert_index\\[2\\] = 4 is outside \\[0, 4\\)");
   Tensor x = Tensor::Zeros({2, 3}, DType::kF32), out = Tensor::Zeros({4, 3}, DType::kF32);
   EXPECT_DEATH(ops::PermuteRows(x, Index(2, 2, {0, 1, 1, 3}), out),
                "PermuteRows: position .* is not a permutation");

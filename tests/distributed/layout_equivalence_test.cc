@@ -26,6 +26,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -150,6 +151,15 @@ TrainedRun Train(const config::TrainConfig& config, TrainerParallelism paralleli
   return run;
 }
 
+// AdamW's m and v of a trained run's whole replica, on the host (GatherOptimizerState).
+std::pair<Tensor, Tensor> GatheredMoments(Trainer& trainer) {
+  const int64_t n = trainer.model().parameters().num_elements();
+  std::pair<Tensor, Tensor> moments{Tensor::Empty({n}, DType::kF32),
+                                    Tensor::Empty({n}, DType::kF32)};
+  trainer.GatherOptimizerState(moments.first, moments.second);
+  return moments;
+}
+
 double Relative(double actual, double expected) {
   return std::abs(actual - expected) / std::max(std::abs(expected), 1e-30);
 }
@@ -235,10 +245,8 @@ TEST_P(LayoutEquivalenceTest, MatchesTheOneProcessRun) {
   EXPECT_TRUE(tp_test::BitwiseEqual(zero_params.flat_values(), plain_params.flat_values()))
       << "parameters after ZeRO-1 differ from plain AdamW";
   const int64_t n = zero_params.num_elements();
-  Tensor zero_m = Tensor::Empty({n}, DType::kF32), zero_v = Tensor::Empty({n}, DType::kF32);
-  Tensor plain_m = Tensor::Empty({n}, DType::kF32), plain_v = Tensor::Empty({n}, DType::kF32);
-  run.trainer->GatherOptimizerState(zero_m, zero_v);
-  plain.trainer->GatherOptimizerState(plain_m, plain_v);
+  const auto [zero_m, zero_v] = GatheredMoments(*run.trainer);
+  const auto [plain_m, plain_v] = GatheredMoments(*plain.trainer);
   EXPECT_TRUE(tp_test::BitwiseEqual(zero_m, plain_m)) << "AdamW m";
   EXPECT_TRUE(tp_test::BitwiseEqual(zero_v, plain_v)) << "AdamW v";
   EXPECT_EQ(run.trainer->optimizer_steps(), kSteps);
@@ -289,11 +297,8 @@ TEST_P(StrictDeviceTest, TrainsWithTheCpuNumbersBitForBit) {
   EXPECT_TRUE(tp_test::BitwiseEqual(CopyToDevice(strict_params.flat_values(), Device::Cpu()),
                                     cpu.trainer->model().parameters().flat_values()))
       << "parameters";
-  const int64_t n = strict_params.num_elements();
-  Tensor cpu_m = Tensor::Empty({n}, DType::kF32), cpu_v = Tensor::Empty({n}, DType::kF32);
-  Tensor strict_m = Tensor::Empty({n}, DType::kF32), strict_v = Tensor::Empty({n}, DType::kF32);
-  cpu.trainer->GatherOptimizerState(cpu_m, cpu_v);
-  strict.trainer->GatherOptimizerState(strict_m, strict_v);
+  const auto [cpu_m, cpu_v] = GatheredMoments(*cpu.trainer);
+  const auto [strict_m, strict_v] = GatheredMoments(*strict.trainer);
   EXPECT_TRUE(tp_test::BitwiseEqual(strict_m, cpu_m)) << "AdamW m";
   EXPECT_TRUE(tp_test::BitwiseEqual(strict_v, cpu_v)) << "AdamW v";
   absl::StatusOr<double> cpu_eval = cpu.trainer->Evaluate();

@@ -30,29 +30,19 @@ constexpr int64_t kParallelMinElements = int64_t{1} << 14;
 
 }  // namespace
 
-void BuildExpertLayout(const int32_t* expert_index, int64_t n, int64_t k, int64_t experts,
-                       int64_t* counts, int64_t* offsets, int32_t* position) {
+void BuildExpertLayout(const int32_t* expert_index, int64_t pairs, int64_t experts,
+                       const int64_t* keep_limit, int64_t* counts, int64_t* offsets,
+                       int32_t* position) {
   // n·k is a few thousand pairs: one serial pass is microseconds, and serial is what makes the
   // order "by token index" trivially true.
-  const int64_t pairs = n * k;
   for (int64_t e = 0; e < experts; ++e) counts[e] = 0;
-  for (int64_t p = 0; p < pairs; ++p) ++counts[expert_index[p]];
-  offsets[0] = 0;
-  for (int64_t e = 0; e < experts; ++e) offsets[e + 1] = offsets[e] + counts[e];
-  std::vector<int64_t> cursor(offsets, offsets + experts);
-  for (int64_t p = 0; p < pairs; ++p) position[p] = static_cast<int32_t>(cursor[expert_index[p]]++);
-}
-
-void BuildLimitedExpertLayout(const int32_t* expert_index, int64_t pairs, int64_t experts,
-                              const int64_t* keep_limit, int64_t* counts, int64_t* offsets,
-                              int32_t* position) {
-  for (int64_t e = 0; e < experts; ++e) counts[e] = 0;
-  std::vector<char> kept(pairs, 0);
+  std::vector<char> dropped(keep_limit != nullptr ? pairs : 0, 0);
   for (int64_t p = 0; p < pairs; ++p) {
     int64_t& count = counts[expert_index[p]];
-    if (count < keep_limit[expert_index[p]]) {
+    if (keep_limit == nullptr || count < keep_limit[expert_index[p]]) {
       ++count;
-      kept[p] = 1;
+    } else {
+      dropped[p] = 1;
     }
   }
   offsets[0] = 0;
@@ -60,7 +50,8 @@ void BuildLimitedExpertLayout(const int32_t* expert_index, int64_t pairs, int64_
   std::vector<int64_t> cursor(offsets, offsets + experts);
   int64_t dropped_cursor = offsets[experts];
   for (int64_t p = 0; p < pairs; ++p) {
-    position[p] = static_cast<int32_t>(kept[p] ? cursor[expert_index[p]]++ : dropped_cursor++);
+    const bool keep = keep_limit == nullptr || !dropped[p];
+    position[p] = static_cast<int32_t>(keep ? cursor[expert_index[p]]++ : dropped_cursor++);
   }
 }
 

@@ -111,16 +111,13 @@ void GroupedL2NormBackward(const T* dnorms, const T* c, const T* norms, int64_t 
                            int64_t width, T* dc);
 
 // ---- expert_permute_cpu.cc ----------------------------------------------------------------------
-// expert_index: [n, k] already validated to lie in [0, experts). counts: [experts],
-// offsets: [experts + 1], position: [n, k].
-void BuildExpertLayout(const int32_t* expert_index, int64_t n, int64_t k, int64_t experts,
-                       int64_t* counts, int64_t* offsets, int32_t* position);
-// The same with a per-expert keep limit: expert e keeps its first keep_limit[e] pairs (in pair
-// order); counts are the kept pairs; dropped pairs take the rows after offsets[experts] in pair
-// order.
-void BuildLimitedExpertLayout(const int32_t* expert_index, int64_t pairs, int64_t experts,
-                              const int64_t* keep_limit, int64_t* counts, int64_t* offsets,
-                              int32_t* position);
+// expert_index: [pairs] (the [n, k] choices in pair order) already validated to lie in
+// [0, experts). counts: [experts], offsets: [experts + 1], position: [pairs]. keep_limit: null
+// (dropless) or [experts]: expert e keeps its first keep_limit[e] pairs in pair order, counts are
+// the kept pairs, and dropped pairs take the rows after offsets[experts] in pair order.
+void BuildExpertLayout(const int32_t* expert_index, int64_t pairs, int64_t experts,
+                       const int64_t* keep_limit, int64_t* counts, int64_t* offsets,
+                       int32_t* position);
 // position entries already validated to lie in [0, n·k). x: [n, d], grouped: [n·k, d].
 template <typename T>
 void PermuteRows(const T* x, const int32_t* position, int64_t n, int64_t k, int64_t d, T* grouped);
