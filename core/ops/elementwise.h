@@ -10,7 +10,8 @@ void Copy(const Tensor& src, Tensor& dst);            // dst = src (same dtype a
 void AddInto(const Tensor& src, Tensor& dst);         // dst += src
 void Axpy(double alpha, const Tensor& x, Tensor& y);  // y += alpha · x
 void Scale(Tensor& t, double alpha);                  // t *= alpha
-// Σ t², accumulated in double over fixed chunks (thread-count independent).
+// Σ t², accumulated in double over fixed chunks and fixed lanes: the bits depend on the values
+// alone, not on the thread count or on where t's storage starts (on the CPU).
 double SumSquares(const Tensor& t);
 
 }  // namespace aoetron::ops
