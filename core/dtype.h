@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 namespace aoetron {
@@ -54,6 +55,32 @@ constexpr std::string_view DTypeName(DType dtype) {
 struct BFloat16 {
   uint16_t bits = 0;
 };
+
+// f32 → bf16, rounded to nearest even; a NaN stays a (quiet) NaN.
+inline BFloat16 ToBFloat16(float value) {
+  uint32_t bits;
+  std::memcpy(&bits, &value, sizeof(bits));
+  if ((bits & 0x7FFFFFFFu) > 0x7F800000u)
+    return BFloat16{static_cast<uint16_t>((bits >> 16) | 0x40)};
+  bits += 0x7FFFu + ((bits >> 16) & 1u);
+  return BFloat16{static_cast<uint16_t>(bits >> 16)};
+}
+
+// bf16 → f32, exact.
+inline float ToFloat(BFloat16 value) {
+  const uint32_t bits = static_cast<uint32_t>(value.bits) << 16;
+  float result;
+  std::memcpy(&result, &bits, sizeof(result));
+  return result;
+}
+
+// The dtype that reductions, saved statistics (RMSNorm's rstd, attention's log-sum-exp, losses,
+// routing scores and norms), parameter gradients and master weights use for activations of
+// `compute` dtype: f32 for bf16 (mixed precision: bf16's unit roundoff of 2⁻⁸ would swamp a
+// sum), else the dtype itself.
+constexpr DType AccumulationDType(DType compute) {
+  return compute == DType::kBF16 ? DType::kF32 : compute;
+}
 
 // Maps a C++ element type to its DType, so Tensor::data<T>() can check what it is asked for.
 template <typename T>

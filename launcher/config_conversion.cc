@@ -35,6 +35,10 @@ ModelConfig ModelConfigFromConfig(const config::TrainConfig& config) {
   return model;
 }
 
+DType ComputeDTypeFromConfig(const config::TrainConfig& config) {
+  return config.model().precision() == config::ModelSection::bf16 ? DType::kBF16 : DType::kF32;
+}
+
 AdamWHyperParams AdamWHyperParamsFromConfig(const config::TrainConfig& config) {
   AdamWHyperParams hp;
   hp.beta1 = static_cast<float>(config.optimizer().beta1());

@@ -10,6 +10,8 @@
 namespace aoetron {
 
 ModelConfig ModelConfigFromConfig(const config::TrainConfig& config);
+// model.precision as the model's compute dtype: f32, or bf16 (mixed precision).
+DType ComputeDTypeFromConfig(const config::TrainConfig& config);
 AdamWHyperParams AdamWHyperParamsFromConfig(const config::TrainConfig& config);
 // total_steps is train.steps.
 LrSchedule LrScheduleFromConfig(const config::TrainConfig& config);

@@ -132,7 +132,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::TrainConf
   trainer->data_ = *std::move(data);
 
   const ModelConfig model_config = ModelConfigFromConfig(config);
-  trainer->model_ = std::make_unique<GptModel>(model_config, *groups, device);
+  trainer->model_ =
+      std::make_unique<GptModel>(model_config, *groups, device, ComputeDTypeFromConfig(config));
   trainer->arena_ = std::make_unique<ActivationArena>(device);
   ParameterSet& params = trainer->model_->parameters();
   params.Initialize(config.train().seed());
@@ -142,7 +143,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::TrainConf
       std::max<int64_t>(4, std::llround(config.parallel().grad_bucket_mb() * (1 << 20)));
   if (config.parallel().zero1()) {
     trainer->zero_ = std::make_unique<parallel::DistributedOptimizer>(
-        params.flat_values(), params.flat_grads(), std::move(segments), *groups, bucket_bytes,
+        params.flat_masters(), params.flat_grads(), std::move(segments), *groups, bucket_bytes,
         AdamWHyperParamsFromConfig(config));
   } else {
     trainer->optimizer_ =
@@ -163,7 +164,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::TrainConf
     trainer->checkpoint_m_ = Tensor::Zeros({params.num_elements()}, DType::kF32);
     trainer->checkpoint_v_ = Tensor::Zeros({params.num_elements()}, DType::kF32);
     if (!device.is_cpu()) {
-      trainer->checkpoint_values_ = Tensor::Zeros({params.num_elements()}, params.dtype());
+      trainer->checkpoint_values_ = Tensor::Zeros({params.num_elements()}, params.master_dtype());
     }
   }
   if (!config.checkpoint().dir().empty()) {
@@ -203,7 +204,8 @@ absl::Status Trainer::RestoreFrom(const checkpoint::CheckpointReader& reader) {
   std::vector<checkpoint::ReadRequest> requests =
       checkpoint::ParameterReadRequests(params, shadows, checkpoint_values_);
   if (absl::Status read = reader.Read(requests); !read.ok()) return read;
-  if (checkpoint_values_.defined()) CopyAcrossDevices(checkpoint_values_, params.flat_values());
+  if (checkpoint_values_.defined()) CopyAcrossDevices(checkpoint_values_, params.flat_masters());
+  params.RefreshComputeCopy();
   LoadOptimizerState(checkpoint_m_, checkpoint_v_, state.step());
   start_step_ = state.step();
   resumed_from_ = reader.directory();
@@ -223,7 +225,7 @@ absl::Status Trainer::SaveCheckpoint(int64_t step) {
   GatherOptimizerState(checkpoint_m_, checkpoint_v_);
   ParameterSet& params = model_->parameters();
   const parallel::ProcessGrid& grid = groups_->grid();
-  if (checkpoint_values_.defined()) CopyAcrossDevices(params.flat_values(), checkpoint_values_);
+  if (checkpoint_values_.defined()) CopyAcrossDevices(params.flat_masters(), checkpoint_values_);
   const std::vector<checkpoint::SaveItem> items = checkpoint::ParameterSaveItems(
       params, grid, {{".adam_m", checkpoint_m_}, {".adam_v", checkpoint_v_}}, checkpoint_values_);
   checkpoint::pb::TrainingState state;
@@ -489,6 +491,7 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
   } else {
     optimizer_->Step(result.lr);
   }
+  model_->parameters().RefreshComputeCopy();  // bf16 compute copy of the updated masters
   if (summarise_experts) {
     result.layers = SummariseAcrossRanks(layer_stats);
     if (groups_->grid().ep_size() > 1) result.dispatch = SummariseDispatch(layer_stats);

@@ -20,7 +20,7 @@ Tensor AoeScorer::Forward(const Tensor& x, ActivationArena& arena) {
   x_ = x;
   c_ = arena.Allocate({tokens, n_experts_ * d_low_}, params_->dtype());
   ops::Gemm(x, false, (*params_)[w_down_].value, false, c_);
-  norms_ = arena.Allocate({tokens, n_experts_}, params_->dtype());
+  norms_ = arena.Allocate({tokens, n_experts_}, AccumulationDType(params_->dtype()));
   ops::GroupedL2Norm(c_, d_low_, norms_);
   return norms_;
 }

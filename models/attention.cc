@@ -54,7 +54,7 @@ void CausalSelfAttention::Forward(const Tensor& x, int64_t batch, int64_t seq, T
             qkv_matrix);
   ops::RopeForward(qkv_, rope_theta_);
   attended_ = arena.Allocate({batch, seq, local_heads_, head_dim_}, params_->dtype());
-  lse_ = arena.Allocate({batch, local_heads_, seq}, params_->dtype());
+  lse_ = arena.Allocate({batch, local_heads_, seq}, AccumulationDType(params_->dtype()));
   ops::CausalAttentionForward(qkv_, attended_, lse_);
   ops::Gemm(attended_.Reshape({tokens, local_width_}), false, (*params_)[w_o_].value, false, y);
   parallel::ReduceFromTensorParallelRegionForward(*tensor_parallel_, y);

@@ -105,7 +105,7 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
     blocks_[l]->Forward(stream[l], batch, seq, stream[l + 1], arena);
   }
   Tensor final_hidden = arena.Allocate({n, d}, params_.dtype());
-  Tensor final_rstd = arena.Allocate({n}, params_.dtype());
+  Tensor final_rstd = arena.Allocate({n}, AccumulationDType(params_.dtype()));
   ops::RmsNormForward(stream.back(), final_norm.value, static_cast<float>(config_.norm_eps),
                       final_hidden, final_rstd);
   // Vocabulary-parallel LM head: this rank's logit columns only, [N, V/tp].
@@ -115,7 +115,7 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
   // Loss: mean over the tokens whose target is not ignored (< 0), the same on every tp rank.
   const int64_t counted = ops::CountTargets(flat_targets);
   const double inv_count = counted > 0 ? 1.0 / static_cast<double>(counted) : 0.0;
-  Tensor losses = arena.Allocate({n}, params_.dtype());
+  Tensor losses = arena.Allocate({n}, AccumulationDType(params_.dtype()));
   if (backward) {
     // logits becomes dlogits = loss_scale/count · (softmax − onehot) over this rank's columns.
     parallel::VocabParallelCrossEntropyForwardBackward(tp, logits, flat_targets, vocab_begin, vocab,

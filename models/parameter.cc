@@ -39,13 +39,15 @@ void ParameterSet::Allocate(Device device) {
   AOETRON_CHECK(!values_.defined()) << "ParameterSet::Allocate called twice";
   int64_t total = 0;
   for (const Parameter& p : params_) total += NumElements(p.local_shape);
-  values_ = Tensor::Empty({total}, dtype_, device);
-  grads_ = Tensor::Empty({total}, dtype_, device);
+  masters_ = Tensor::Empty({total}, master_dtype(), device);
+  values_ = has_compute_copy() ? Tensor::Empty({total}, dtype_, device) : masters_;
+  grads_ = Tensor::Empty({total}, master_dtype(), device);
   int64_t offset = 0;
   for (Parameter& p : params_) {
     const int64_t n = NumElements(p.local_shape);
     p.flat_offset = offset;
     p.value = values_.Rows(offset, offset + n).Reshape(p.local_shape);
+    p.master = masters_.Rows(offset, offset + n).Reshape(p.local_shape);
     p.grad = grads_.Rows(offset, offset + n).Reshape(p.local_shape);
     offset += n;
   }
@@ -54,15 +56,16 @@ void ParameterSet::Allocate(Device device) {
 void ParameterSet::Initialize(uint64_t seed) {
   for (Parameter& p : params_) {
     if (p.init_std == 0.0) {
-      ops::Fill(p.value, p.init_value);
+      ops::Fill(p.master, p.init_value);
       continue;
     }
     // The draws are made on the host (once per run); a device copy follows for other devices.
-    Tensor host = values_.device().is_cpu() ? p.value : Tensor::Empty(p.local_shape, dtype_);
+    Tensor host =
+        masters_.device().is_cpu() ? p.master : Tensor::Empty(p.local_shape, master_dtype());
     const uint64_t stream = StableHash(p.name);
     // The f32 draw is the reference: an f64 model starts from exactly the same values.
     const float std = static_cast<float>(p.init_std);
-    const int64_t n = p.value.numel();
+    const int64_t n = p.master.numel();
     // Local element i sits at multi-index local(i) + local_offset of the global tensor; its
     // global row-major index picks the draw.
     const int rank = static_cast<int>(p.global_shape.size());
@@ -84,9 +87,14 @@ void ParameterSet::Initialize(uint64_t seed) {
         data[i] = std * NormalAt(seed, stream, index);
       }
     });
-    if (!values_.device().is_cpu()) CopyAcrossDevices(host, p.value);
+    if (!masters_.device().is_cpu()) CopyAcrossDevices(host, p.master);
   }
+  RefreshComputeCopy();
   ZeroGrads();
+}
+
+void ParameterSet::RefreshComputeCopy() {
+  if (has_compute_copy()) ops::Convert(masters_, values_);
 }
 
 void ParameterSet::ZeroGrads() { ops::Fill(grads_, 0.0); }

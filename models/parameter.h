@@ -2,9 +2,16 @@
 //
 // Every parameter has a stable name ("layers.3.ffn.experts.5.w_up"), its global shape, and how
 // it is split across ranks. Checkpoints, export, gradient sync and the optimizer are driven by
-// this metadata alone. Values and gradients of all parameters live in two contiguous f32 buffers
+// this metadata alone. Values and gradients of all parameters live in contiguous flat buffers
 // (one allocation each), so an all-reduce or a ZeRO shard is a range of one buffer, and a
 // parameter is a view into it.
+//
+// Precision. The set's dtype is the compute dtype the layers read (f32 for training, f64 for the
+// finite-difference tests, bf16 for mixed precision). Master weights and gradients are in
+// AccumulationDType(dtype): f32 beside bf16, else the dtype itself. In mixed precision the
+// layers read a bf16 compute copy of the f32 masters (`value`), accumulate f32 gradients
+// (`grad`), and the optimizer updates the masters and refreshes the copy (RefreshComputeCopy);
+// checkpoints hold the masters. Otherwise the masters ARE the values (one buffer).
 #pragma once
 
 #include <cstdint>
@@ -48,19 +55,23 @@ struct Parameter {
   bool weight_decay = true;  // false for norm weights
   double init_std = 0.0;     // N(0, init_std²); 0 means "constant init_value"
   double init_value = 0.0;
-  Tensor value;             // view into ParameterSet's value buffer
-  Tensor grad;              // view into ParameterSet's gradient buffer
-  int64_t flat_offset = 0;  // first element of value (and grad) in the flat buffers
+  Tensor value;             // view into the compute buffer: what the layers read
+  Tensor master;            // view into the master buffer (the same view as value unless bf16)
+  Tensor grad;              // view into the gradient buffer (the masters' dtype)
+  int64_t flat_offset = 0;  // first element of value, master and grad in the flat buffers
 };
 
 class ParameterSet {
  public:
-  // `dtype` is the floating-point type of values, gradients and the activations computed from
-  // them: f32 for training, f64 for the finite-difference tests.
+  // `dtype` is the compute dtype: of the values the layers read and of the activations computed
+  // from them: f32 for training, bf16 for mixed precision, f64 for the finite-difference tests.
   // `tp_rank` of `tp_size` places this rank in the tensor-parallel group: Add() cuts every
   // tensor-split parameter to this rank's block.
   explicit ParameterSet(DType dtype = DType::kF32, int tp_rank = 0, int tp_size = 1);
   DType dtype() const { return dtype_; }
+  // Of the masters, the gradients and the optimizer state: f32 beside bf16, else dtype().
+  DType master_dtype() const { return AccumulationDType(dtype_); }
+  bool has_compute_copy() const { return dtype_ != master_dtype(); }
   int tp_rank() const { return tp_rank_; }
   int tp_size() const { return tp_size_; }
 
@@ -68,12 +79,13 @@ class ParameterSet {
   // local_offset. Checks (programming errors): a unique name, a split dim inside the shape
   // and divisible by tp_size. Returns its index. Only before Allocate().
   int Add(Parameter parameter);
-  // Creates the flat value and gradient buffers and points every parameter at its slice.
+  // Creates the flat master, gradient and (bf16) compute buffers and points every parameter at
+  // its slices.
   void Allocate(Device device = Device::Cpu());
 
-  // Fills every value from its init_std/init_value with NormalAt(seed, StableHash(name),
+  // Fills every master from its init_std/init_value with NormalAt(seed, StableHash(name),
   // global element index): each rank draws exactly its box of the global tensor, so the model is
-  // the same whatever the layout.
+  // the same whatever the layout. Then refreshes the compute copy.
   void Initialize(uint64_t seed);
   void ZeroGrads();
 
@@ -85,14 +97,21 @@ class ParameterSet {
   // Null if no parameter has that name.
   Parameter* Find(const std::string& name);
 
+  // The compute values (bf16 in mixed precision; the masters themselves otherwise).
   Tensor& flat_values() { return values_; }
+  // What the optimizer updates and checkpoints save: f32 (f64 in the tests).
+  Tensor& flat_masters() { return masters_; }
   Tensor& flat_grads() { return grads_; }
+  // values = masters rounded to the compute dtype (bf16: to nearest even); nothing when they are
+  // one buffer. After every change of the masters: an optimizer step, a checkpoint load.
+  void RefreshComputeCopy();
   int64_t num_elements() const { return values_.numel(); }
 
  private:
   DType dtype_;
   int tp_rank_, tp_size_;
   std::vector<Parameter> params_;
+  Tensor masters_;
   Tensor values_;
   Tensor grads_;
 };

@@ -58,13 +58,15 @@ void RoutedFeedForward::Forward(const Tensor& x, Tensor& y, ActivationArena& are
   // 1. score
   Tensor scores = scorer_->Forward(x, arena);
   // 2. select
-  top_values_ = arena.Allocate({tokens, top_k_}, x_.dtype());
+  // Scores, probabilities and gate weights are in the scores' dtype (f32 beside bf16).
+  const DType score_dtype = scores.dtype();
+  top_values_ = arena.Allocate({tokens, top_k_}, score_dtype);
   top_index_ = arena.Allocate({tokens, top_k_}, DType::kI32);
   ops::TopK(scores, top_k_, top_values_, top_index_);
   // 3. weigh (softmax over all n is needed anyway for the aux loss and Ent_conf)
-  probs_all_ = arena.Allocate({tokens, n_experts_}, x_.dtype());
+  probs_all_ = arena.Allocate({tokens, n_experts_}, score_dtype);
   ops::RowSoftmaxForward(scores, probs_all_);
-  gate_weights_ = arena.Allocate({tokens, top_k_}, x_.dtype());
+  gate_weights_ = arena.Allocate({tokens, top_k_}, score_dtype);
   if (gate_over_all_experts_) {
     ops::TakeAlongRows(probs_all_, top_index_, gate_weights_);  // w = q[I]
   } else {
@@ -144,7 +146,8 @@ void RoutedFeedForward::Backward(const Tensor& dy, double loss_scale, Tensor& dx
                                  ActivationArena& arena) {
   const int64_t tokens = x_.dim(0);
   // 8'. combine: dY per pair back to the experts' ranks, and dL/dw
-  Tensor d_gate_weights = arena.Allocate({tokens, top_k_}, x_.dtype());
+  const DType score_dtype = probs_all_.dtype();
+  Tensor d_gate_weights = arena.Allocate({tokens, top_k_}, score_dtype);
   ops::Fill(d_gate_weights, 0.0);
   parallel::ExpertBatchGradients grads =
       dispatcher_->CombineBackward(dy, gate_weights_, d_gate_weights, arena);
@@ -159,14 +162,14 @@ void RoutedFeedForward::Backward(const Tensor& dy, double loss_scale, Tensor& dx
   dispatcher_->DispatchBackward(grads, dx, d_gate_cache, arena);
   stats_.dispatch.backward_exchange_seconds = dispatcher_->stats().backward_exchange_seconds;
   // 3'. and 4'. — gradient of the scores through the gate weights and through P.
-  Tensor dscores = arena.Allocate({tokens, n_experts_}, x_.dtype());
+  Tensor dscores = arena.Allocate({tokens, n_experts_}, score_dtype);
   ops::Fill(dscores, 0.0);
-  Tensor dprobs_all = arena.Allocate({tokens, n_experts_}, x_.dtype());
+  Tensor dprobs_all = arena.Allocate({tokens, n_experts_}, score_dtype);
   ops::Fill(dprobs_all, 0.0);
   if (gate_over_all_experts_) {
     ops::TopKBackward(d_gate_weights, top_index_, dprobs_all);  // w = q[I]: scatter-add
   } else {
-    Tensor d_top_values = arena.Allocate({tokens, top_k_}, x_.dtype());
+    Tensor d_top_values = arena.Allocate({tokens, top_k_}, score_dtype);
     ops::Fill(d_top_values, 0.0);
     ops::RowSoftmaxBackward(d_gate_weights, gate_weights_, d_top_values);
     ops::TopKBackward(d_top_values, top_index_, dscores);  // 2'. select

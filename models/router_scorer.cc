@@ -1,5 +1,6 @@
 #include "models/router_scorer.h"
 
+#include "core/ops/elementwise.h"
 #include "core/ops/gemm.h"
 
 namespace aoetron {
@@ -16,7 +17,9 @@ RouterScorer::RouterScorer(ParameterSet* params, const std::string& prefix, int6
 
 Tensor RouterScorer::Forward(const Tensor& x, ActivationArena& arena) {
   x_ = x;
-  Tensor logits = arena.Allocate({x.dim(0), n_experts_}, params_->dtype());
+  // Scores in f32 beside bf16 activations (routing decisions from bf16-rounded logits would
+  // tie and flip): the GEMM writes an f32 C from bf16 operands.
+  Tensor logits = arena.Allocate({x.dim(0), n_experts_}, AccumulationDType(params_->dtype()));
   ops::Gemm(x, false, (*params_)[w_router_].value, false, logits);
   return logits;
 }
@@ -24,8 +27,15 @@ Tensor RouterScorer::Forward(const Tensor& x, ActivationArena& arena) {
 void RouterScorer::Backward(const Tensor& dscores, Tensor& d_gate_cache, Tensor& dx,
                             ActivationArena& arena) {
   Parameter& w = (*params_)[w_router_];
-  ops::Gemm(x_, true, dscores, false, w.grad, 1.0f, 1.0f);
-  ops::Gemm(dscores, false, w.value, true, dx, 1.0f, 1.0f);
+  // The GEMMs multiply operands of one dtype: the f32 score gradient is rounded to the
+  // activations' dtype (bf16) first, as the input of any bf16 GEMM.
+  Tensor dlogits = dscores;
+  if (dscores.dtype() != x_.dtype()) {
+    dlogits = arena.Allocate(dscores.shape(), x_.dtype());
+    ops::Convert(dscores, dlogits);
+  }
+  ops::Gemm(x_, true, dlogits, false, w.grad, 1.0f, 1.0f);
+  ops::Gemm(dlogits, false, w.value, true, dx, 1.0f, 1.0f);
 }
 
 }  // namespace aoetron

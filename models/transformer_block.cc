@@ -35,13 +35,13 @@ void TransformerBlock::Forward(const Tensor& x_in, int64_t batch, int64_t seq, T
   const int64_t tokens = x_in.dim(0), d = x_in.dim(1);
   x_in_ = x_in;
   h1_ = arena.Allocate({tokens, d}, params_->dtype());
-  rstd1_ = arena.Allocate({tokens}, params_->dtype());
+  rstd1_ = arena.Allocate({tokens}, AccumulationDType(params_->dtype()));
   ops::RmsNormForward(x_in, (*params_)[attn_norm_].value, norm_eps_, h1_, rstd1_);
   x_mid_ = arena.Allocate({tokens, d}, params_->dtype());
   attention_.Forward(h1_, batch, seq, x_mid_, arena);
   ops::AddInto(x_in, x_mid_);
   h2_ = arena.Allocate({tokens, d}, params_->dtype());
-  rstd2_ = arena.Allocate({tokens}, params_->dtype());
+  rstd2_ = arena.Allocate({tokens}, AccumulationDType(params_->dtype()));
   ops::RmsNormForward(x_mid_, (*params_)[ffn_norm_].value, norm_eps_, h2_, rstd2_);
   ffn_->Forward(h2_, x_out, arena);
   ops::AddInto(x_mid_, x_out);

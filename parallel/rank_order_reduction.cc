@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "core/check.h"
 
@@ -43,11 +44,27 @@ void Reduce(ReduceOp op, std::span<const void* const> contributions, void* out_r
   }
 }
 
+// bf16: the contributions are widened to f32 and combined in f32 in rank order, then rounded
+// once (mixed precision reduces in f32; a bf16 running sum would round at every rank).
+void ReduceBf16(ReduceOp op, std::span<const void* const> contributions, void* out_raw,
+                int64_t count) {
+  std::vector<float> sum(static_cast<size_t>(count));
+  for (size_t r = 0; r < contributions.size(); ++r) {
+    const BFloat16* next = static_cast<const BFloat16*>(contributions[r]);
+    for (int64_t i = 0; i < count; ++i) {
+      const float value = ToFloat(next[i]);
+      sum[i] = r == 0 ? value : Combine(op, sum[i], value);
+    }
+  }
+  BFloat16* out = static_cast<BFloat16*>(out_raw);
+  for (int64_t i = 0; i < count; ++i) out[i] = ToBFloat16(sum[i]);
+}
+
 }  // namespace
 
 bool IsReducible(DType dtype) {
-  return dtype == DType::kF32 || dtype == DType::kF64 || dtype == DType::kI32 ||
-         dtype == DType::kI64;
+  return dtype == DType::kF32 || dtype == DType::kF64 || dtype == DType::kBF16 ||
+         dtype == DType::kI32 || dtype == DType::kI64;
 }
 
 void ReduceInRankOrder(ReduceOp op, DType dtype, std::span<const void* const> contributions,
@@ -59,6 +76,8 @@ void ReduceInRankOrder(ReduceOp op, DType dtype, std::span<const void* const> co
       return Reduce<float>(op, contributions, out, count);
     case DType::kF64:
       return Reduce<double>(op, contributions, out, count);
+    case DType::kBF16:
+      return ReduceBf16(op, contributions, out, count);
     case DType::kI32:
       return Reduce<int32_t>(op, contributions, out, count);
     case DType::kI64:

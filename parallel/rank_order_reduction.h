@@ -16,7 +16,8 @@
 
 namespace aoetron::parallel {
 
-// True for the element types reductions accept: f32, f64, i32, i64.
+// True for the element types reductions accept: f32, f64, bf16 (combined in f32, rounded once),
+// i32, i64.
 bool IsReducible(DType dtype);
 
 // Reduces `count` elements of each contribution (contributions[r] is rank r's, `count` elements

@@ -1,6 +1,7 @@
 #include "core/ops/aoe_gate.h"
 
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/f32_staging.h"
 #include "core/ops/grouped_l2_norm.h"
 #include "core/ops/op_checks.h"
 #include "core/ops/softmax.h"
@@ -27,22 +28,23 @@ void AoeGate(const Tensor& c, int64_t group_width, int64_t k, Tensor& norms, Ten
   const int64_t n = c.dim(0), groups = c.dim(1) / group_width;
   AOETRON_CHECK(1 <= k && k <= groups)
       << kOp << ": k = " << k << " must lie in [1, " << groups << "] for c " << c.DebugString();
-  CheckDType(kOp, "norms", norms, c.dtype());
+  CheckGradientDType(kOp, "norms", norms, c.dtype());
   CheckShapeEq(kOp, "norms", norms, {n, groups});
-  CheckDType(kOp, "top_values", top_values, c.dtype());
+  CheckDType(kOp, "top_values", top_values, norms.dtype());
   CheckShapeEq(kOp, "top_values", top_values, {n, k});
   CheckDType(kOp, "top_index", top_index, DType::kI32);
   CheckShapeEq(kOp, "top_index", top_index, {n, k});
-  CheckDType(kOp, "gate_weights", gate_weights, c.dtype());
+  CheckDType(kOp, "gate_weights", gate_weights, norms.dtype());
   CheckShapeEq(kOp, "gate_weights", gate_weights, {n, k});
 #ifdef AOETRON_WITH_CUDA
-  if (OnCuda(c)) {
+  if (OnCuda(c) && norms.dtype() == c.dtype()) {
     cuda::AoeGate(CudaOrdinal(c), c.dtype(), c.raw_data(), n, groups, group_width, k,
                   norms.raw_data(), top_values.raw_data(), top_index.data<int32_t>(),
                   gate_weights.raw_data());
     return;
   }
 #endif
+  // The composition (each op stages bf16 itself).
   GroupedL2Norm(c, group_width, norms);
   TopK(norms, k, top_values, top_index);
   RowSoftmaxForward(top_values, gate_weights);

@@ -2,6 +2,7 @@
 
 #include "core/ops/cpu/kernels.h"
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/f32_staging.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -30,7 +31,7 @@ void CausalAttentionForward(const Tensor& qkv, Tensor& out, Tensor& lse) {
   CheckQkv(kOp, "qkv", qkv);
   CheckDType(kOp, "out", out, qkv.dtype());
   CheckShapeEq(kOp, "out", out, OutShape(qkv));
-  CheckDType(kOp, "lse", lse, StatisticsDType(qkv.dtype()));
+  CheckDType(kOp, "lse", lse, AccumulationDType(qkv.dtype()));
   CheckShapeEq(kOp, "lse", lse, LseShape(qkv));
 #ifdef AOETRON_WITH_CUDA
   if (OnCuda(qkv)) {
@@ -40,6 +41,11 @@ void CausalAttentionForward(const Tensor& qkv, Tensor& out, Tensor& lse) {
     return;
   }
 #endif
+  if (qkv.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    CausalAttentionForward(f32.In(qkv), f32.Out(out), lse);
+    return;
+  }
   DispatchFloat(qkv.dtype(), [&]<typename T>() {
     cpu::CausalAttentionForward<T>(qkv.data<T>(), qkv.dim(0), qkv.dim(1), qkv.dim(3), qkv.dim(4),
                                    out.data<T>(), lse.data<T>());
@@ -57,7 +63,7 @@ void CausalAttentionBackward(const Tensor& dout, const Tensor& qkv, const Tensor
     CheckDType(kOp, operand.name, *operand.tensor, qkv.dtype());
     CheckShapeEq(kOp, operand.name, *operand.tensor, OutShape(qkv));
   }
-  CheckDType(kOp, "lse", lse, StatisticsDType(qkv.dtype()));
+  CheckDType(kOp, "lse", lse, AccumulationDType(qkv.dtype()));
   CheckShapeEq(kOp, "lse", lse, LseShape(qkv));
   CheckDType(kOp, "dqkv", dqkv, qkv.dtype());
   CheckShapeEq(kOp, "dqkv", dqkv, qkv.shape());
@@ -69,6 +75,11 @@ void CausalAttentionBackward(const Tensor& dout, const Tensor& qkv, const Tensor
     return;
   }
 #endif
+  if (qkv.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    CausalAttentionBackward(f32.In(dout), f32.In(qkv), f32.In(out), lse, f32.InOut(dqkv));
+    return;
+  }
   DispatchFloat(qkv.dtype(), [&]<typename T>() {
     cpu::CausalAttentionBackward<T>(dout.data<T>(), qkv.data<T>(), out.data<T>(), lse.data<T>(),
                                     qkv.dim(0), qkv.dim(1), qkv.dim(3), qkv.dim(4), dqkv.data<T>());

@@ -2,6 +2,7 @@
 
 #include "core/ops/cpu/kernels.h"
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/f32_staging.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -28,7 +29,7 @@ void CheckCrossEntropyOperands(const char* op, const Tensor& logits, const Tenso
   const int64_t n = logits.dim(0), vocab = logits.dim(1);
   CheckDType(op, "targets", targets, DType::kI32);
   CheckShapeEq(op, "targets", targets, {n});
-  CheckDType(op, "losses", losses, StatisticsDType(logits.dtype()));
+  CheckDType(op, "losses", losses, AccumulationDType(logits.dtype()));
   CheckShapeEq(op, "losses", losses, {n});
   if (OnCuda(targets)) return;  // the kernel checks the targets (core/cuda/device_errors.h)
   CheckTargetsBelow(op, targets, vocab);
@@ -67,6 +68,12 @@ void CrossEntropyShardRowMax(const Tensor& logits_shard, Tensor& row_max) {
   CheckDType(kOp, "row_max", row_max, DType::kF64);
   CheckShapeEq(kOp, "row_max", row_max, {logits_shard.dim(0)});
   CheckShardOnHost(kOp, logits_shard);
+  if (logits_shard.dtype() ==
+      DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    CrossEntropyShardRowMax(f32.In(logits_shard), row_max);
+    return;
+  }
   DispatchFloat(logits_shard.dtype(), [&]<typename T>() {
     cpu::CrossEntropyShardRowMax<T>(logits_shard.data<T>(), logits_shard.dim(0),
                                     logits_shard.dim(1), row_max.data<double>());
@@ -91,6 +98,13 @@ void CrossEntropyShardSums(Tensor& logits_shard, const Tensor& targets, int64_t 
       << kOp << ": shard [" << vocab_begin << ", " << vocab_begin + logits_shard.dim(1)
       << ") outside the vocabulary [0, " << vocab_size << ")";
   CheckTargetsBelow(kOp, targets, vocab_size);
+  if (logits_shard.dtype() ==
+      DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    CrossEntropyShardSums(f32.InOut(logits_shard), targets, vocab_begin, vocab_size, row_max,
+                          store_exp, sums);
+    return;
+  }
   DispatchFloat(logits_shard.dtype(), [&]<typename T>() {
     double* z = sums.data<double>();
     cpu::CrossEntropyShardSums<T>(logits_shard.data<T>(), targets.data<int32_t>(), n,
@@ -113,9 +127,16 @@ void CrossEntropyShardFinish(Tensor& logits_shard, const Tensor& targets, int64_
   const int64_t n = logits_shard.dim(0);
   CheckDType(kOp, "sums", sums, DType::kF64);
   CheckShapeEq(kOp, "sums", sums, {2, n});
-  CheckDType(kOp, "losses", losses, logits_shard.dtype());
+  CheckDType(kOp, "losses", losses, AccumulationDType(logits_shard.dtype()));
   CheckShapeEq(kOp, "losses", losses, {n});
   CheckShardOnHost(kOp, logits_shard);
+  if (logits_shard.dtype() ==
+      DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    CrossEntropyShardFinish(f32.InOut(logits_shard), targets, vocab_begin, row_max, sums, backward,
+                            grad_scale, losses);
+    return;
+  }
   DispatchFloat(logits_shard.dtype(), [&]<typename T>() {
     const double* z = sums.data<double>();
     cpu::CrossEntropyShardFinish<T>(logits_shard.data<T>(), targets.data<int32_t>(), n,
@@ -136,6 +157,11 @@ void CrossEntropyForward(const Tensor& logits, const Tensor& targets, Tensor& lo
     return;
   }
 #endif
+  if (logits.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    CrossEntropyForward(f32.In(logits), targets, losses);
+    return;
+  }
   DispatchFloat(logits.dtype(), [&]<typename T>() {
     cpu::CrossEntropyForward<T>(logits.data<T>(), targets.data<int32_t>(), logits.dim(0),
                                 logits.dim(1), losses.data<T>());
@@ -155,6 +181,11 @@ void CrossEntropyForwardBackward(Tensor& logits, const Tensor& targets, double g
     return;
   }
 #endif
+  if (logits.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    CrossEntropyForwardBackward(f32.InOut(logits), targets, grad_scale, losses);
+    return;
+  }
   DispatchFloat(logits.dtype(), [&]<typename T>() {
     cpu::CrossEntropyForwardBackward<T>(logits.data<T>(), targets.data<int32_t>(), logits.dim(0),
                                         logits.dim(1), static_cast<T>(grad_scale),

@@ -8,6 +8,7 @@
 #ifdef AOETRON_WITH_CUDA
 #include "core/cuda/device_context.h"
 #endif
+#include "core/ops/f32_staging.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -17,16 +18,8 @@ using internal::CheckFloat;
 using internal::CheckOperands;
 using internal::CudaOrdinal;
 using internal::DispatchFloat;
+using internal::F32Staging;
 using internal::OnCuda;
-
-// f32 → bf16 keeping the upper 16 bits, rounded to nearest even (NaN stays a quiet NaN).
-BFloat16 ToBFloat16(float value) {
-  uint32_t bits;
-  std::memcpy(&bits, &value, sizeof(bits));
-  if (std::isnan(value)) return BFloat16{static_cast<uint16_t>((bits >> 16) | 0x40)};
-  bits += 0x7FFF + ((bits >> 16) & 1);
-  return BFloat16{static_cast<uint16_t>(bits >> 16)};
-}
 
 void CheckSameLayout(const char* op, const char* a_name, const Tensor& a, const char* b_name,
                      const Tensor& b) {
@@ -117,6 +110,57 @@ void Copy(const Tensor& src, Tensor& dst) {
   cpu::CopyBytes(src.raw_data(), dst.raw_data(), src.nbytes());
 }
 
+void Convert(const Tensor& src, Tensor& dst) {
+  const DeviceAccessScope kernel_access;
+  constexpr const char* kOp = "Convert";
+  CheckOperands(kOp, {{"src", &src}, {"dst", &dst}});
+  CheckFloat(kOp, "src", src);
+  CheckFloat(kOp, "dst", dst);
+  AOETRON_CHECK(src.numel() == dst.numel())
+      << kOp << ": src and dst differ in element count: " << src.DebugString() << " vs "
+      << dst.DebugString();
+  if (src.dtype() == dst.dtype()) {
+    Copy(src, dst);
+    return;
+  }
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(dst)) {
+    cuda::Convert(CudaOrdinal(dst), src.dtype(), src.raw_data(), dst.dtype(), dst.raw_data(),
+                  dst.numel());
+    return;
+  }
+#endif
+  const int64_t n = dst.numel();
+  auto convert_to = [&]<typename D>(D* out) {
+    switch (src.dtype()) {
+      case DType::kF32:
+        cpu::Convert(src.data<float>(), n, out);
+        return;
+      case DType::kF64:
+        cpu::Convert(src.data<double>(), n, out);
+        return;
+      case DType::kBF16:
+        cpu::Convert(src.data<BFloat16>(), n, out);
+        return;
+      default:
+        AOETRON_CHECK(false) << kOp << ": src " << src.DebugString();
+    }
+  };
+  switch (dst.dtype()) {
+    case DType::kF32:
+      convert_to(dst.data<float>());
+      return;
+    case DType::kF64:
+      convert_to(dst.data<double>());
+      return;
+    case DType::kBF16:
+      convert_to(dst.data<BFloat16>());
+      return;
+    default:
+      AOETRON_CHECK(false) << kOp << ": dst " << dst.DebugString();
+  }
+}
+
 void AddInto(const Tensor& src, Tensor& dst) {
   const DeviceAccessScope kernel_access;
   CheckOperands("AddInto", {{"src", &src}, {"dst", &dst}});
@@ -128,6 +172,11 @@ void AddInto(const Tensor& src, Tensor& dst) {
     return;
   }
 #endif
+  if (dst.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    AddInto(f32.In(src), f32.InOut(dst));
+    return;
+  }
   DispatchFloat(dst.dtype(),
                 [&]<typename T>() { cpu::AddInto<T>(src.data<T>(), dst.data<T>(), dst.numel()); });
 }
@@ -144,6 +193,11 @@ void Axpy(double alpha, const Tensor& x, Tensor& y) {
     return;
   }
 #endif
+  if (y.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    Axpy(alpha, f32.In(x), f32.InOut(y));
+    return;
+  }
   DispatchFloat(y.dtype(), [&]<typename T>() {
     cpu::Axpy<T>(static_cast<T>(alpha), x.data<T>(), y.data<T>(), y.numel());
   });
@@ -159,6 +213,11 @@ void Scale(Tensor& t, double alpha) {
     return;
   }
 #endif
+  if (t.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    Scale(f32.InOut(t), alpha);
+    return;
+  }
   DispatchFloat(t.dtype(), [&]<typename T>() {
     cpu::Scale<T>(t.data<T>(), t.numel(), static_cast<T>(alpha));
   });
@@ -171,6 +230,10 @@ double SumSquares(const Tensor& t) {
 #ifdef AOETRON_WITH_CUDA
   if (OnCuda(t)) return cuda::SumSquares(CudaOrdinal(t), t.dtype(), t.raw_data(), t.numel());
 #endif
+  if (t.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    return SumSquares(f32.In(t));
+  }
   double result = 0.0;
   DispatchFloat(t.dtype(),
                 [&]<typename T>() { result = cpu::SumSquares<T>(t.data<T>(), t.numel()); });

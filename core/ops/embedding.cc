@@ -2,6 +2,7 @@
 
 #include "core/ops/cpu/kernels.h"
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/f32_staging.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -10,13 +11,15 @@ namespace {
 using namespace internal;  // NOLINT: the op_checks helpers
 
 // Shapes and dtypes shared by forward and backward.
-void CheckEmbedding(const char* op, const Tensor& ids, const Tensor& table, const char* rows_name,
-                    const Tensor& rows) {
+// `rows` (out, dout) sets the activation dtype; the table may be f32 beside bf16 rows (mixed
+// precision's f32 gradient: CheckGradientDType), else it is of the rows' dtype.
+void CheckEmbedding(const char* op, const Tensor& ids, const char* table_name, const Tensor& table,
+                    const char* rows_name, const Tensor& rows) {
   CheckDType(op, "ids", ids, DType::kI32);
   CheckRank(op, "ids", ids, 1);
-  CheckFloat(op, "table", table);
-  CheckRank(op, "table", table, 2);
-  CheckDType(op, rows_name, rows, table.dtype());
+  CheckFloat(op, rows_name, rows);
+  CheckRank(op, table_name, table, 2);
+  CheckGradientDType(op, table_name, table, rows.dtype());
   CheckShapeEq(op, rows_name, rows, {ids.dim(0), table.dim(1)});
 }
 
@@ -42,7 +45,8 @@ void EmbeddingShardForward(const Tensor& ids, const Tensor& table_shard, int64_t
   const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "EmbeddingForward";
   CheckOperands(kOp, {{"ids", &ids}, {"table", &table_shard}, {"out", &out}});
-  CheckEmbedding(kOp, ids, table_shard, "out", out);
+  CheckEmbedding(kOp, ids, "table", table_shard, "out", out);
+  CheckDType(kOp, "table", table_shard, out.dtype());
   CheckShardRange(kOp, table_shard, row_begin, vocab_size);
 #ifdef AOETRON_WITH_CUDA
   if (OnCuda(table_shard)) {  // ids are checked by the kernel (core/cuda/device_errors.h)
@@ -55,6 +59,11 @@ void EmbeddingShardForward(const Tensor& ids, const Tensor& table_shard, int64_t
   // Data validation happens before the model, so an id out of range is a bug: CHECK it here,
   // before a kernel reads outside the table.
   CheckIndexRange(kOp, "ids", ids, vocab_size);
+  if (out.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    EmbeddingShardForward(ids, f32.In(table_shard), row_begin, vocab_size, f32.Out(out));
+    return;
+  }
   DispatchFloat(table_shard.dtype(), [&]<typename T>() {
     cpu::EmbeddingForward<T>(ids.data<int32_t>(), ids.dim(0), table_shard.data<T>(), row_begin,
                              table_shard.dim(0), table_shard.dim(1), out.data<T>());
@@ -66,10 +75,10 @@ void EmbeddingShardBackward(const Tensor& ids, const Tensor& dout, int64_t row_b
   const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "EmbeddingBackward";
   CheckOperands(kOp, {{"ids", &ids}, {"dout", &dout}, {"dtable", &dtable_shard}});
-  CheckEmbedding(kOp, ids, dtable_shard, "dout", dout);
+  CheckEmbedding(kOp, ids, "dtable", dtable_shard, "dout", dout);
   CheckShardRange(kOp, dtable_shard, row_begin, vocab_size);
 #ifdef AOETRON_WITH_CUDA
-  if (OnCuda(dtable_shard)) {
+  if (OnCuda(dtable_shard) && dtable_shard.dtype() == dout.dtype()) {
     cuda::EmbeddingBackward(CudaOrdinal(dtable_shard), dtable_shard.dtype(), ids.data<int32_t>(),
                             ids.dim(0), dout.raw_data(), vocab_size, row_begin, dtable_shard.dim(0),
                             dtable_shard.dim(1), dtable_shard.raw_data());
@@ -79,6 +88,11 @@ void EmbeddingShardBackward(const Tensor& ids, const Tensor& dout, int64_t row_b
   // Data validation happens before the model, so an id out of range is a bug: CHECK it here,
   // before a kernel reads outside the table.
   CheckIndexRange(kOp, "ids", ids, vocab_size);
+  if (dout.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    EmbeddingShardBackward(ids, f32.In(dout), row_begin, vocab_size, f32.InOut(dtable_shard));
+    return;
+  }
   DispatchFloat(dtable_shard.dtype(), [&]<typename T>() {
     cpu::EmbeddingBackward<T>(ids.data<int32_t>(), ids.dim(0), dout.data<T>(), row_begin,
                               dtable_shard.dim(0), dtable_shard.dim(1), dtable_shard.data<T>());

@@ -8,6 +8,7 @@
 #include "core/cuda/device_context.h"
 #endif
 #include "core/device_transfer.h"
+#include "core/ops/f32_staging.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -119,6 +120,11 @@ void PermuteRows(const Tensor& x, const Tensor& position, Tensor& out) {
     return;
   }
 #endif
+  if (x.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    PermuteRows(f32.In(x), position, f32.Out(out));
+    return;
+  }
   DispatchFloat(x.dtype(), [&]<typename T>() {
     cpu::PermuteRows<T>(x.data<T>(), position.data<int32_t>(), n, k, d, out.data<T>());
   });
@@ -141,6 +147,11 @@ void PermuteRowsBackward(const Tensor& dout, const Tensor& position, Tensor& dx)
     return;
   }
 #endif
+  if (dx.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    PermuteRowsBackward(f32.In(dout), position, f32.InOut(dx));
+    return;
+  }
   DispatchFloat(dx.dtype(), [&]<typename T>() {
     cpu::PermuteRowsBackward<T>(dout.data<T>(), position.data<int32_t>(), n, k, d, dx.data<T>());
   });
@@ -161,6 +172,11 @@ void GatherExpertSlices(const Tensor& c, const Tensor& expert_index, const Tenso
     return;
   }
 #endif
+  if (c.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    GatherExpertSlices(f32.In(c), expert_index, position, f32.Out(out));
+    return;
+  }
   DispatchFloat(c.dtype(), [&]<typename T>() {
     cpu::GatherExpertSlices<T>(c.data<T>(), expert_index.data<int32_t>(), position.data<int32_t>(),
                                position.dim(0), position.dim(1), experts, out.dim(1),
@@ -185,6 +201,11 @@ void GatherExpertSlicesBackward(const Tensor& dout, const Tensor& expert_index,
     return;
   }
 #endif
+  if (dc.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    GatherExpertSlicesBackward(f32.In(dout), expert_index, position, f32.InOut(dc));
+    return;
+  }
   DispatchFloat(dc.dtype(), [&]<typename T>() {
     cpu::GatherExpertSlicesBackward<T>(dout.data<T>(), expert_index.data<int32_t>(),
                                        position.data<int32_t>(), position.dim(0), position.dim(1),
@@ -205,15 +226,22 @@ void CombineRows(const Tensor& expert_out, const Tensor& position, const Tensor&
   const int64_t n = position.dim(0), k = position.dim(1), d = expert_out.dim(1);
   const DType dtype = expert_out.dtype();
   CheckMatrix(kOp, "expert_out", expert_out, dtype, n * k, d);
-  CheckMatrix(kOp, "weights", weights, dtype, n, k);
+  CheckGradientDType(kOp, "weights", weights, dtype);
+  CheckShapeEq(kOp, "weights", weights, {n, k});
   CheckMatrix(kOp, "y", y, dtype, n, d);
 #ifdef AOETRON_WITH_CUDA
-  if (OnCuda(y)) {
+  if (OnCuda(y) && weights.dtype() == dtype) {
     cuda::CombineRows(CudaOrdinal(y), dtype, expert_out.raw_data(), position.data<int32_t>(),
                       weights.raw_data(), n, k, d, y.raw_data());
     return;
   }
 #endif
+  if (expert_out.dtype() ==
+      DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    CombineRows(f32.In(expert_out), position, f32.In(weights), f32.Out(y));
+    return;
+  }
   DispatchFloat(dtype, [&]<typename T>() {
     cpu::CombineRows<T>(expert_out.data<T>(), position.data<int32_t>(), weights.data<T>(), n, k, d,
                         y.data<T>());
@@ -237,17 +265,25 @@ void CombineRowsBackward(const Tensor& dy, const Tensor& expert_out, const Tenso
   const DType dtype = expert_out.dtype();
   CheckMatrix(kOp, "expert_out", expert_out, dtype, n * k, d);
   CheckMatrix(kOp, "d_expert_out", d_expert_out, dtype, n * k, d);
-  CheckMatrix(kOp, "weights", weights, dtype, n, k);
-  CheckMatrix(kOp, "dweights", dweights, dtype, n, k);
+  CheckGradientDType(kOp, "weights", weights, dtype);
+  CheckShapeEq(kOp, "weights", weights, {n, k});
+  CheckMatrix(kOp, "dweights", dweights, weights.dtype(), n, k);
   CheckMatrix(kOp, "dy", dy, dtype, n, d);
 #ifdef AOETRON_WITH_CUDA
-  if (OnCuda(dy)) {
+  if (OnCuda(dy) && weights.dtype() == dtype) {
     cuda::CombineRowsBackward(CudaOrdinal(dy), dtype, dy.raw_data(), expert_out.raw_data(),
                               position.data<int32_t>(), weights.raw_data(), n, k, d,
                               d_expert_out.raw_data(), dweights.raw_data());
     return;
   }
 #endif
+  if (expert_out.dtype() ==
+      DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    CombineRowsBackward(f32.In(dy), f32.In(expert_out), position, f32.In(weights),
+                        f32.InOut(d_expert_out), f32.InOut(dweights));
+    return;
+  }
   DispatchFloat(dtype, [&]<typename T>() {
     cpu::CombineRowsBackward<T>(dy.data<T>(), expert_out.data<T>(), position.data<int32_t>(),
                                 weights.data<T>(), n, k, d, d_expert_out.data<T>(),

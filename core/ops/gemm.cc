@@ -4,6 +4,7 @@
 
 #include "core/ops/cpu/gemm_cpu.h"
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/f32_staging.h"
 
 namespace aoetron::ops {
 namespace {
@@ -41,9 +42,11 @@ void Gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& 
   const MatrixShape b_shape = AsMatrixShape(b, "B");
   const MatrixShape c_shape = AsMatrixShape(c, "C");
 
-  AOETRON_CHECK(a.dtype() == b.dtype() && a.dtype() == c.dtype())
-      << "Gemm: A, B and C must share a dtype, got A " << a.DebugString() << ", B "
-      << b.DebugString() << ", C " << c.DebugString();
+  // Mixed precision: bf16 A and B may write an f32 C (weight gradients, routing scores).
+  AOETRON_CHECK(a.dtype() == b.dtype() &&
+                (c.dtype() == a.dtype() || c.dtype() == AccumulationDType(a.dtype())))
+      << "Gemm: A and B must share a dtype and C be of it (or f32 beside bf16), got A "
+      << a.DebugString() << ", B " << b.DebugString() << ", C " << c.DebugString();
   AOETRON_CHECK(a.device() == b.device() && a.device() == c.device())
       << "Gemm: A, B and C must live on one device, got A " << a.DebugString() << ", B "
       << b.DebugString() << ", C " << c.DebugString();
@@ -70,13 +73,22 @@ void Gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& 
 
 #ifdef AOETRON_WITH_CUDA
   if (c.device().kind == DeviceKind::kCuda) {
-    AOETRON_CHECK(c.dtype() == DType::kF32 || c.dtype() == DType::kBF16)
-        << "Gemm: dtype on CUDA must be f32 or bf16, got C " << c.DebugString();
-    cuda::Gemm(c.device().index, c.dtype(), trans_a, trans_b, m, n, k, alpha, a.raw_data(),
-               b.raw_data(), beta, c.raw_data());
+    AOETRON_CHECK(a.dtype() == DType::kF32 || a.dtype() == DType::kBF16)
+        << "Gemm: dtype on CUDA must be f32 or bf16, got A " << a.DebugString();
+    cuda::Gemm(c.device().index, a.dtype(), c.dtype(), trans_a, trans_b, m, n, k, alpha,
+               a.raw_data(), b.raw_data(), beta, c.raw_data());
     return;
   }
 #endif
+  if (a.dtype() == DType::kBF16) {
+    // bf16 on the CPU: A and B widened to f32 (exact), one f32 GEMM, C rounded once. (oneDNN's
+    // bf16 matmul would skip the widening where the CPU has AVX512_BF16 or AMX; the CPU's bf16
+    // path exists to test the mixed-precision policy, not for speed — docs/training.md.)
+    internal::F32Staging f32;
+    Gemm(f32.In(a), trans_a, f32.In(b), trans_b, beta == 0.0f ? f32.Out(c) : f32.InOut(c), alpha,
+         beta);
+    return;
+  }
   switch (c.dtype()) {
     case DType::kF32:
       cpu::GemmF32(trans_a, trans_b, m, n, k, alpha, a.data<float>(), b.data<float>(), beta,

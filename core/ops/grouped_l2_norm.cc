@@ -2,6 +2,7 @@
 
 #include "core/ops/cpu/kernels.h"
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/f32_staging.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -26,15 +27,20 @@ void GroupedL2Norm(const Tensor& c, int64_t group_width, Tensor& norms) {
   constexpr const char* kOp = "GroupedL2Norm";
   CheckOperands(kOp, {{"c", &c}, {"norms", &norms}});
   const int64_t groups = CheckGroupedC(kOp, c, group_width);
-  CheckDType(kOp, "norms", norms, c.dtype());
+  CheckGradientDType(kOp, "norms", norms, c.dtype());
   CheckShapeEq(kOp, "norms", norms, {c.dim(0), groups});
 #ifdef AOETRON_WITH_CUDA
-  if (OnCuda(c)) {
+  if (OnCuda(c) && norms.dtype() == c.dtype()) {
     cuda::GroupedL2Norm(CudaOrdinal(c), c.dtype(), c.raw_data(), c.dim(0), groups, group_width,
                         norms.raw_data());
     return;
   }
 #endif
+  if (c.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    GroupedL2Norm(f32.In(c), group_width, f32.Out(norms));
+    return;
+  }
   DispatchFloat(c.dtype(), [&]<typename T>() {
     cpu::GroupedL2Norm<T>(c.data<T>(), c.dim(0), groups, group_width, norms.data<T>());
   });
@@ -46,19 +52,24 @@ void GroupedL2NormBackward(const Tensor& dnorms, const Tensor& c, const Tensor& 
   constexpr const char* kOp = "GroupedL2NormBackward";
   CheckOperands(kOp, {{"dnorms", &dnorms}, {"c", &c}, {"norms", &norms}, {"dc", &dc}});
   const int64_t groups = CheckGroupedC(kOp, c, group_width);
-  CheckDType(kOp, "norms", norms, c.dtype());
+  CheckGradientDType(kOp, "norms", norms, c.dtype());
   CheckShapeEq(kOp, "norms", norms, {c.dim(0), groups});
-  CheckDType(kOp, "dnorms", dnorms, c.dtype());
+  CheckDType(kOp, "dnorms", dnorms, norms.dtype());
   CheckShapeEq(kOp, "dnorms", dnorms, {c.dim(0), groups});
   CheckDType(kOp, "dc", dc, c.dtype());
   CheckShapeEq(kOp, "dc", dc, c.shape());
 #ifdef AOETRON_WITH_CUDA
-  if (OnCuda(c)) {
+  if (OnCuda(c) && norms.dtype() == c.dtype()) {
     cuda::GroupedL2NormBackward(CudaOrdinal(c), c.dtype(), dnorms.raw_data(), c.raw_data(),
                                 norms.raw_data(), c.dim(0), groups, group_width, dc.raw_data());
     return;
   }
 #endif
+  if (c.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    GroupedL2NormBackward(f32.In(dnorms), f32.In(c), f32.In(norms), group_width, f32.InOut(dc));
+    return;
+  }
   DispatchFloat(c.dtype(), [&]<typename T>() {
     cpu::GroupedL2NormBackward<T>(dnorms.data<T>(), c.data<T>(), norms.data<T>(), c.dim(0), groups,
                                   group_width, dc.data<T>());

@@ -38,28 +38,32 @@ inline void CheckOperands(const char* op, std::initializer_list<Operand> operand
 
 inline bool OnCuda(const Tensor& t) { return t.device().kind == DeviceKind::kCuda; }
 
-// The float types of the floating-point ops: f32 or f64 on the CPU (f64 for the tests'
-// finite-difference reference), f32 or bf16 on CUDA (bf16 for mixed precision).
+// The float types of the floating-point ops: f32 (training), bf16 (mixed precision: a native
+// kernel on CUDA, f32 arithmetic through F32Staging on the CPU), and f64 on the CPU only (the
+// tests' finite-difference reference).
 inline void CheckFloat(const char* op, const char* name, const Tensor& t) {
   if (OnCuda(t)) {
     AOETRON_CHECK(t.dtype() == DType::kF32 || t.dtype() == DType::kBF16)
         << op << ": " << name << " must be f32 or bf16 on CUDA, got " << t.DebugString();
     return;
   }
-  AOETRON_CHECK(t.dtype() == DType::kF32 || t.dtype() == DType::kF64)
-      << op << ": " << name << " must be f32 or f64, got " << t.DebugString();
-}
-
-// The dtype of what an op reduces into and saves: RMSNorm's rstd, attention's lse, the
-// cross-entropy losses. f32 for bf16 activations (reductions stay in fp32), else the
-// activations' own dtype.
-inline DType StatisticsDType(DType activations) {
-  return activations == DType::kBF16 ? DType::kF32 : activations;
+  AOETRON_CHECK(t.dtype() == DType::kF32 || t.dtype() == DType::kF64 || t.dtype() == DType::kBF16)
+      << op << ": " << name << " must be f32, bf16 or f64, got " << t.DebugString();
 }
 
 inline void CheckDType(const char* op, const char* name, const Tensor& t, DType dtype) {
   AOETRON_CHECK(t.dtype() == dtype)
       << op << ": " << name << " must be " << DTypeName(dtype) << ", got " << t.DebugString();
+}
+
+// An operand that accumulates beside activations of dtype `activations`: a parameter gradient
+// (dweight, dtable), a GEMM's C, a routing score or norm. Of the activations' dtype, or f32
+// beside bf16 (AccumulationDType: mixed precision keeps these in f32).
+inline void CheckGradientDType(const char* op, const char* name, const Tensor& t,
+                               DType activations) {
+  AOETRON_CHECK(t.dtype() == activations || t.dtype() == AccumulationDType(activations))
+      << op << ": " << name << " must be " << DTypeName(activations)
+      << (activations == DType::kBF16 ? " or f32" : "") << ", got " << t.DebugString();
 }
 
 inline void CheckRank(const char* op, const char* name, const Tensor& t, int rank) {

@@ -2,6 +2,7 @@
 
 #include "core/ops/cpu/kernels.h"
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/f32_staging.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -18,7 +19,7 @@ void CheckRmsNormOperands(const char* op, const Tensor& x, const Tensor& weight,
   AOETRON_CHECK(d >= 1) << op << ": x needs at least one column, got " << x.DebugString();
   CheckDType(op, "weight", weight, x.dtype());
   CheckShapeEq(op, "weight", weight, {d});
-  CheckDType(op, "rstd", rstd, StatisticsDType(x.dtype()));
+  CheckDType(op, "rstd", rstd, AccumulationDType(x.dtype()));
   CheckShapeEq(op, "rstd", rstd, {n});
   for (const Operand& row : rows) {
     CheckDType(op, row.name, *row.tensor, x.dtype());
@@ -41,6 +42,11 @@ void RmsNormForward(const Tensor& x, const Tensor& weight, float eps, Tensor& y,
     return;
   }
 #endif
+  if (x.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    RmsNormForward(f32.In(x), f32.In(weight), eps, f32.Out(y), f32.Out(rstd));
+    return;
+  }
   DispatchFloat(x.dtype(), [&]<typename T>() {
     cpu::RmsNormForward<T>(x.data<T>(), weight.data<T>(), x.dim(0), x.dim(1), static_cast<T>(eps),
                            y.data<T>(), rstd.data<T>());
@@ -58,16 +64,21 @@ void RmsNormBackward(const Tensor& dy, const Tensor& x, const Tensor& weight, co
                       {"dx", &dx},
                       {"dweight", &dweight}});
   CheckRmsNormOperands(kOp, x, weight, {{"dy", &dy}, {"dx", &dx}}, rstd);
-  CheckDType(kOp, "dweight", dweight, x.dtype());
+  CheckGradientDType(kOp, "dweight", dweight, x.dtype());
   CheckShapeEq(kOp, "dweight", dweight, {x.dim(1)});
 #ifdef AOETRON_WITH_CUDA
-  if (OnCuda(x)) {
+  if (OnCuda(x) && dweight.dtype() == x.dtype()) {
     cuda::RmsNormBackward(CudaOrdinal(x), x.dtype(), dy.raw_data(), x.raw_data(), weight.raw_data(),
                           rstd.data<float>(), x.dim(0), x.dim(1), dx.raw_data(),
                           dweight.raw_data());
     return;
   }
 #endif
+  if (x.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    RmsNormBackward(f32.In(dy), f32.In(x), f32.In(weight), rstd, f32.InOut(dx), f32.InOut(dweight));
+    return;
+  }
   DispatchFloat(x.dtype(), [&]<typename T>() {
     cpu::RmsNormBackward<T>(dy.data<T>(), x.data<T>(), weight.data<T>(), rstd.data<T>(), x.dim(0),
                             x.dim(1), dx.data<T>(), dweight.data<T>());

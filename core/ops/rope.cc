@@ -2,6 +2,7 @@
 
 #include "core/ops/cpu/kernels.h"
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/f32_staging.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -26,6 +27,11 @@ void RunRope(const char* op, const char* name, Tensor& qkv, float theta, bool in
     return;
   }
 #endif
+  if (qkv.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    RunRope(op, name, f32.InOut(qkv), theta, inverse);
+    return;
+  }
   DispatchFloat(qkv.dtype(), [&]<typename T>() {
     cpu::Rope<T>(qkv.data<T>(), qkv.dim(0), qkv.dim(1), qkv.dim(3), qkv.dim(4), theta, inverse);
   });

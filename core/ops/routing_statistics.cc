@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/device_transfer.h"
+#include "core/ops/f32_staging.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -27,6 +28,10 @@ std::vector<double> RoutingStatistics(const Tensor& top_index, const Tensor& pro
   constexpr const char* kOp = "RoutingStatistics";
   CheckOperands(kOp, {{"top_index", &top_index}, {"probs", &probs}});
   CheckRank(kOp, "probs", probs, 2);
+  if (probs.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage
+    F32Staging f32;
+    return RoutingStatistics(top_index, f32.In(probs));
+  }
   const int64_t tokens = probs.dim(0), n = probs.dim(1);
   const Tensor index = OnHost(top_index);
   const Tensor q_host = OnHost(probs);
@@ -90,6 +95,11 @@ void AddRowVector(std::span<const double> row, Tensor& x) {
   const int64_t tokens = x.dim(0), n = x.dim(1);
   AOETRON_CHECK(static_cast<int64_t>(row.size()) == n)
       << kOp << ": " << row.size() << " row values for " << x.DebugString();
+  if (x.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    AddRowVector(row, f32.InOut(x));
+    return;
+  }
   Tensor host = OnHost(x);
   DispatchFloat(host.dtype(), [&]<typename T>() {
     T* v = host.data<T>();

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/ops/f32_staging.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -91,6 +92,11 @@ void AddRows(const Tensor& src, const Tensor& src_rows, Tensor& dst, const Tenso
   const DeviceAccessScope kernel_access;
   const int64_t m = CheckRowMove("AddRows", src, src_rows, dst, dst_rows);
   CheckFloat("AddRows", "src", src);
+  if (src.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    AddRows(f32.In(src), src_rows, f32.InOut(dst), dst_rows);
+    return;
+  }
   const int64_t w = src.dim(1);
   const int32_t* from = IndexOrNull(src_rows);
   const int32_t* to = IndexOrNull(dst_rows);
@@ -129,6 +135,11 @@ void SegmentSumRows(const Tensor& src, const Tensor& src_rows, const Tensor& beg
   CheckIndexRange(kOp, "src_rows", src_rows, src.dim(0));
   CheckDType(kOp, "dst", dst, src.dtype());
   AOETRON_CHECK(dst.rank() == 2 && dst.dim(1) == w) << kOp << ": dst " << dst.DebugString();
+  if (src.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    SegmentSumRows(f32.In(src), src_rows, begin, f32.Out(dst));
+    return;
+  }
   const int32_t* rows = src_rows.data<int32_t>();
   DispatchFloat(src.dtype(), [&]<typename T>() {
     const T* in = src.data<T>();

@@ -2,6 +2,7 @@
 
 #include "core/ops/cpu/kernels.h"
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/f32_staging.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -36,6 +37,11 @@ void RowSoftmaxForward(const Tensor& x, Tensor& y) {
     return;
   }
 #endif
+  if (x.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    RowSoftmaxForward(f32.In(x), f32.Out(y));
+    return;
+  }
   DispatchFloat(x.dtype(), [&]<typename T>() {
     cpu::RowSoftmaxForward<T>(x.data<T>(), x.dim(0), x.dim(1), y.data<T>());
   });
@@ -53,6 +59,11 @@ void RowSoftmaxBackward(const Tensor& dy, const Tensor& y, Tensor& dx) {
     return;
   }
 #endif
+  if (y.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    RowSoftmaxBackward(f32.In(dy), f32.In(y), f32.InOut(dx));
+    return;
+  }
   DispatchFloat(y.dtype(), [&]<typename T>() {
     cpu::RowSoftmaxBackward<T>(dy.data<T>(), y.data<T>(), y.dim(0), y.dim(1), dx.data<T>());
   });

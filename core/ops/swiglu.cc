@@ -2,6 +2,7 @@
 
 #include "core/ops/cpu/kernels.h"
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/f32_staging.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -33,6 +34,11 @@ void SwiGluForward(const Tensor& gate, const Tensor& up, Tensor& out) {
     return;
   }
 #endif
+  if (gate.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    SwiGluForward(f32.In(gate), f32.In(up), f32.Out(out));
+    return;
+  }
   DispatchFloat(gate.dtype(), [&]<typename T>() {
     cpu::SwiGluForward<T>(gate.data<T>(), up.data<T>(), gate.numel(), out.data<T>());
   });
@@ -52,6 +58,11 @@ void SwiGluBackward(const Tensor& dout, const Tensor& gate, const Tensor& up, Te
     return;
   }
 #endif
+  if (gate.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    SwiGluBackward(f32.In(dout), f32.In(gate), f32.In(up), f32.InOut(dgate), f32.InOut(dup));
+    return;
+  }
   DispatchFloat(gate.dtype(), [&]<typename T>() {
     cpu::SwiGluBackward<T>(dout.data<T>(), gate.data<T>(), up.data<T>(), gate.numel(),
                            dgate.data<T>(), dup.data<T>());

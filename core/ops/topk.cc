@@ -2,6 +2,7 @@
 
 #include "core/ops/cpu/kernels.h"
 #include "core/ops/cuda/kernels.h"
+#include "core/ops/f32_staging.h"
 #include "core/ops/op_checks.h"
 
 namespace aoetron::ops {
@@ -31,6 +32,11 @@ void TopK(const Tensor& scores, int64_t k, Tensor& values, Tensor& indices) {
     return;
   }
 #endif
+  if (scores.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    TopK(f32.In(scores), k, f32.Out(values), indices);
+    return;
+  }
   DispatchFloat(scores.dtype(), [&]<typename T>() {
     cpu::TopK<T>(scores.data<T>(), n, m, k, values.data<T>(), indices.data<int32_t>());
   });
@@ -58,6 +64,11 @@ void TopKBackward(const Tensor& dvalues, const Tensor& indices, Tensor& dscores)
     return;
   }
 #endif
+  if (dscores.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
+    F32Staging f32;
+    TopKBackward(f32.In(dvalues), indices, f32.InOut(dscores));
+    return;
+  }
   const int32_t* idx = indices.data<int32_t>();
   for (int64_t i = 0; i < n * k; ++i) {
     AOETRON_CHECK(idx[i] >= 0 && idx[i] < m) << kOp << ": indices[" << i / k << ", " << i % k

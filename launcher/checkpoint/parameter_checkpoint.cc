@@ -56,8 +56,8 @@ std::vector<SaveItem> ParameterSaveItems(const ParameterSet& params,
     const Replicas r = ReplicasOf(p, grid);
     class_items[r.cls].push_back(items.size());
     replicas.push_back(r);
-    const Tensor values = host_values.defined() ? ShadowView(params, p, host_values) : p.value;
-    items.push_back(SaveItem{ParameterBox(p, p.value.dtype()), pb::KIND_PARAMETER, values, true});
+    const Tensor values = host_values.defined() ? ShadowView(params, p, host_values) : p.master;
+    items.push_back(SaveItem{ParameterBox(p, p.master.dtype()), pb::KIND_PARAMETER, values, true});
     for (const ShadowState& shadow : shadows) {
       class_items[r.cls].push_back(items.size());
       replicas.push_back(r);
@@ -82,8 +82,8 @@ std::vector<ReadRequest> ParameterReadRequests(ParameterSet& params,
                                                const Tensor& host_values) {
   std::vector<ReadRequest> requests;
   for (Parameter& p : params.all()) {
-    const Tensor values = host_values.defined() ? ShadowView(params, p, host_values) : p.value;
-    requests.push_back(ReadRequest{ParameterBox(p, p.value.dtype()), values});
+    const Tensor values = host_values.defined() ? ShadowView(params, p, host_values) : p.master;
+    requests.push_back(ReadRequest{ParameterBox(p, p.master.dtype()), values});
     for (const ShadowState& shadow : shadows) {
       requests.push_back(ReadRequest{ParameterBox(p, shadow.flat.dtype(), shadow.suffix),
                                      ShadowView(params, p, shadow.flat)});

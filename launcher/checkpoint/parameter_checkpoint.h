@@ -44,20 +44,22 @@ Tensor ShadowView(const ParameterSet& params, const Parameter& p, const Tensor& 
 // The box of parameter `p` in global coordinates, named `p.name + suffix`, dtype of `dtype`.
 TensorBox ParameterBox(const Parameter& p, DType dtype, const std::string& suffix = "");
 
-// Every parameter's value (kind PARAMETER) and every shadow's box, with write flags set for a
+// Every parameter's master value (kind PARAMETER: f32 in mixed precision, never the bf16
+// compute copy) and every shadow's box, with write flags set for a
 // fully parallel save over `grid` (see the file comment). `grid` is this rank's place in the
 // layout the parameter set was built for (a 1-rank grid writes everything).
-// `host_values`, when defined, is a host buffer laid out like params' value buffer that is saved
-// in place of the values themselves (the parameters live on a device: copy them over first).
+// `host_values`, when defined, is a host buffer laid out like params' master buffer that is saved
+// in place of the masters themselves (the parameters live on a device: copy them over first).
 std::vector<SaveItem> ParameterSaveItems(const ParameterSet& params,
                                          const parallel::ProcessGrid& grid,
                                          const std::vector<ShadowState>& shadows = {},
                                          const Tensor& host_values = Tensor());
 
-// Read requests filling every parameter's value and every shadow from a checkpoint, whatever
+// Read requests filling every parameter's master value and every shadow from a checkpoint, whatever
 // layout saved it (each request is this rank's box).
 // `host_values`, when defined, receives the values in place of the parameters (laid out like
-// their value buffer; the caller copies it to the device).
+// their master buffer; the caller copies it to the device). The caller then refreshes the compute
+// copy (ParameterSet::RefreshComputeCopy).
 std::vector<ReadRequest> ParameterReadRequests(ParameterSet& params,
                                                const std::vector<ShadowState>& shadows = {},
                                                const Tensor& host_values = Tensor());

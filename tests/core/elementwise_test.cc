@@ -133,7 +133,7 @@ TEST(ElementwiseDeathTest, RejectsMismatches) {
   EXPECT_DEATH(ops::AddInto(a, b), "AddInto: src and dst differ in element count");
   EXPECT_DEATH(ops::Copy(a, c), "Copy: src and dst differ in dtype");
   Tensor i = Tensor::Zeros({4}, DType::kI32);
-  EXPECT_DEATH(ops::Scale(i, 2.0), "Scale: t must be f32 or f64");
+  EXPECT_DEATH(ops::Scale(i, 2.0), "Scale: t must be f32, bf16 or f64");
   Tensor cuda = Tensor::Wrap(a.raw_data(), {4}, DType::kF32, Device::Cuda(0));
   if (!CudaBackendBuilt()) {  // with the backend, tests/cuda covers CUDA tensors
     EXPECT_DEATH(ops::Fill(cuda, 1.0), "no CUDA kernel for Fill in this build");

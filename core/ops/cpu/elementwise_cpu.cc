@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "core/dtype.h"
@@ -42,6 +43,44 @@ void CopyBytes(const void* src, void* dst, size_t nbytes) {
     std::memcpy(d + begin, s + begin, len);
   }
 }
+
+namespace {
+float Widen(float x) { return x; }
+double Widen(double x) { return x; }
+float Widen(BFloat16 x) { return ToFloat(x); }
+template <typename D>
+D Narrow(double x) {
+  return static_cast<D>(x);
+}
+template <>
+BFloat16 Narrow<BFloat16>(double x) {
+  return ToBFloat16(static_cast<float>(x));
+}
+}  // namespace
+
+template <typename S, typename D>
+void Convert(const S* src, int64_t n, D* dst) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMinElements)
+  for (int64_t i = 0; i < n; ++i) {
+    if constexpr (std::is_same_v<D, BFloat16> && std::is_same_v<S, float>) {
+      dst[i] = ToBFloat16(src[i]);  // one rounding, not through double
+    } else {
+      dst[i] = Narrow<D>(Widen(src[i]));
+    }
+  }
+}
+
+#define AOETRON_CONVERT(S, D) template void Convert<S, D>(const S*, int64_t, D*);
+AOETRON_CONVERT(float, float)
+AOETRON_CONVERT(float, double)
+AOETRON_CONVERT(float, BFloat16)
+AOETRON_CONVERT(double, double)
+AOETRON_CONVERT(double, float)
+AOETRON_CONVERT(double, BFloat16)
+AOETRON_CONVERT(BFloat16, BFloat16)
+AOETRON_CONVERT(BFloat16, float)
+AOETRON_CONVERT(BFloat16, double)
+#undef AOETRON_CONVERT
 
 // dst += src
 template <typename T>

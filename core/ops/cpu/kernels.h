@@ -11,6 +11,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "core/dtype.h"
+
 namespace aoetron::ops::cpu {
 
 // ---- elementwise_cpu.cc -------------------------------------------------------------------------
@@ -18,6 +20,9 @@ namespace aoetron::ops::cpu {
 template <typename T>
 void Fill(T* x, int64_t n, T value);
 void CopyBytes(const void* src, void* dst, size_t nbytes);
+// dst[i] = src[i] converted (S, D in float, double, BFloat16; bf16 rounds to nearest even).
+template <typename S, typename D>
+void Convert(const S* src, int64_t n, D* dst);
 template <typename T>
 void AddInto(const T* src, T* dst, int64_t n);
 template <typename T>

@@ -12,7 +12,8 @@
 //   C [M, N] is column-major [N, M], ld N.
 //
 // Precision: f32 runs CUBLAS_COMPUTE_32F (true fp32: no TF32, for parity with the CPU); bf16 runs
-// bf16 operands with CUBLAS_COMPUTE_32F accumulation and f32 alpha/beta, C stored bf16.
+// bf16 operands with CUBLAS_COMPUTE_32F accumulation and f32 alpha/beta, C stored bf16 or, for
+// mixed precision's f32 weight gradients and routing scores, f32.
 //
 // Plans. A descriptor set and the heuristic's chosen algorithm are cached per (dtype, transposes,
 // M, N, K, operand alignments): a training step repeats the same few shapes, so after the first
@@ -51,7 +52,7 @@ uint32_t Alignment(const void* ptr) {
 }
 
 using PlanKey =
-    std::tuple<DType, bool, bool, int64_t, int64_t, int64_t, uint32_t, uint32_t, uint32_t>;
+    std::tuple<DType, DType, bool, bool, int64_t, int64_t, int64_t, uint32_t, uint32_t, uint32_t>;
 
 struct Plan {
   cublasLtMatmulDesc_t operation = nullptr;
@@ -82,8 +83,9 @@ DeviceGemmState& StateFor(int device) {
 const Plan& PlanFor(DeviceGemmState& state, const PlanKey& key) {
   auto found = state.plans.find(key);
   if (found != state.plans.end()) return found->second;
-  const auto [dtype, trans_a, trans_b, m, n, k, align_a, align_b, align_c] = key;
+  const auto [dtype, c_dtype, trans_a, trans_b, m, n, k, align_a, align_b, align_c] = key;
   const cudaDataType_t type = dtype == DType::kBF16 ? CUDA_R_16BF : CUDA_R_32F;
+  const cudaDataType_t c_type = c_dtype == DType::kBF16 ? CUDA_R_16BF : CUDA_R_32F;
   Plan plan;
   CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.operation, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t op_first = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -99,7 +101,7 @@ const Plan& PlanFor(DeviceGemmState& state, const PlanKey& key) {
                                           static_cast<int64_t>(first_rows)));
   CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.second, type, second_rows, second_cols,
                                           static_cast<int64_t>(second_rows)));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.result, type, n, m, n));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.result, c_type, n, m, n));
 
   cublasLtMatmulPreference_t preference = nullptr;
   CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
@@ -122,35 +124,39 @@ const Plan& PlanFor(DeviceGemmState& state, const PlanKey& key) {
                                               plan.result, plan.result, preference, 1, &result,
                                               &returned));
   CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(preference));
-  AOETRON_CHECK(returned > 0) << "Gemm (cuBLASLt): no algorithm for " << DTypeName(dtype)
-                              << " M=" << m << " N=" << n << " K=" << k << " trans_a=" << trans_a
-                              << " trans_b=" << trans_b << " alignments A/B/C " << align_a << "/"
-                              << align_b << "/" << align_c;
+  AOETRON_CHECK(returned > 0) << "Gemm (cuBLASLt): no algorithm for " << DTypeName(dtype) << " → "
+                              << DTypeName(c_dtype) << " M=" << m << " N=" << n << " K=" << k
+                              << " trans_a=" << trans_a << " trans_b=" << trans_b
+                              << " alignments A/B/C " << align_a << "/" << align_b << "/"
+                              << align_c;
   plan.algo = result.algo;
   return state.plans.emplace(key, plan).first->second;
 }
 
 }  // namespace
 
-void Gemm(int device, DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-          float alpha, const void* a, const void* b, float beta, void* c) {
-  AOETRON_CHECK(dtype == DType::kF32 || dtype == DType::kBF16)
-      << "Gemm (CUDA): dtype must be f32 or bf16, got " << DTypeName(dtype);
+void Gemm(int device, DType dtype, DType c_dtype, bool trans_a, bool trans_b, int64_t m, int64_t n,
+          int64_t k, float alpha, const void* a, const void* b, float beta, void* c) {
+  AOETRON_CHECK((dtype == DType::kF32 || dtype == DType::kBF16) &&
+                (c_dtype == dtype || c_dtype == DType::kF32))
+      << "Gemm (CUDA): operands f32 or bf16 and C of their dtype or f32, got " << DTypeName(dtype)
+      << " → " << DTypeName(c_dtype);
   if (m == 0 || n == 0) return;
   DeviceContext& context = DeviceContext::Get(device);
   if (k == 0 || alpha == 0.0f) {
     // C = beta · C without reading A or B (BLAS semantics); beta = 0 ignores C's contents.
     if (beta == 0.0f) {
-      CUDA_CHECK(cudaMemsetAsync(c, 0, static_cast<size_t>(m * n) * SizeOf(dtype),
+      CUDA_CHECK(cudaMemsetAsync(c, 0, static_cast<size_t>(m * n) * SizeOf(c_dtype),
                                  context.stream()));  // +0.0 in f32 and bf16
     } else if (beta != 1.0f) {
-      Scale(device, dtype, c, m * n, beta);
+      Scale(device, c_dtype, c, m * n, beta);
     }
     return;
   }
   std::lock_guard<std::mutex> lock(g_mutex);
   DeviceGemmState& state = StateFor(device);
-  const PlanKey key{dtype, trans_a, trans_b, m, n, k, Alignment(a), Alignment(b), Alignment(c)};
+  const PlanKey key{dtype, c_dtype, trans_a,      trans_b,      m,
+                    n,     k,       Alignment(a), Alignment(b), Alignment(c)};
   const Plan& plan = PlanFor(state, key);
   CUBLAS_CHECK(cublasLtMatmul(state.handle, plan.operation, &alpha, b, plan.first, a, plan.second,
                               &beta, c, plan.result, c, plan.result, &plan.algo, state.workspace,

@@ -110,9 +110,9 @@ void CausalAttentionBackward(int device, DType dtype, const void* dout, const vo
 
 // ---- gemm_cublaslt.cc ---------------------------------------------------------------------------
 // Row-major C[M, N] = alpha · op(A) · op(B) + beta · C through cuBLASLt (core/ops/gemm.h).
-// f32: f32 operands, f32 compute (no TF32), for parity. bf16: bf16 operands and C, f32
-// accumulation and f32 alpha/beta.
-void Gemm(int device, DType dtype, bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
-          float alpha, const void* a, const void* b, float beta, void* c);
+// f32: f32 operands, f32 compute (no TF32), for parity. bf16: bf16 operands, f32 accumulation
+// and f32 alpha/beta; C (`c_dtype`) bf16 or f32.
+void Gemm(int device, DType dtype, DType c_dtype, bool trans_a, bool trans_b, int64_t m, int64_t n,
+          int64_t k, float alpha, const void* a, const void* b, float beta, void* c);
 
 }  // namespace aoetron::ops::cuda
