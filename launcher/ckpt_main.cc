@@ -5,7 +5,7 @@
 //   aoetron-ckpt verify PATH                every CRC-32C piece of every record; coverage and
 //                                           disjointness of every tensor's boxes (exit 1 on
 //                                           any problem, each named by file and tensor)
-//   aoetron-ckpt export PATH --out=DIR [--max_shard_size=5GiB] [--all_kinds]
+//   aoetron-ckpt export PATH --out=DIR [--max_shard_size=5GiB] [--all_kinds] [--dtype=f32|bf16]
 //                                           full tensors as safetensors + index JSON
 //
 // PATH is a step directory (<root>/step_<N>) or a checkpoint root, which means its newest
@@ -32,6 +32,8 @@ ABSL_FLAG(std::string, out, "", "export: output directory");
 ABSL_FLAG(std::string, max_shard_size, "5GiB",
           "export: largest safetensors file (bytes; suffixes KiB, MiB, GiB, KB, MB, GB)");
 ABSL_FLAG(bool, all_kinds, false, "export: also optimizer state and other tensors");
+ABSL_FLAG(std::string, dtype, "f32",
+          "export: f32 (the saved master weights) or bf16 (rounded to nearest even)");
 ABSL_FLAG(bool, config, false, "inspect: print the saved config text");
 
 namespace aoetron::checkpoint {
@@ -40,7 +42,7 @@ namespace {
 constexpr char kUsage[] = R"(aoetron-ckpt: inspect, verify and export sharded checkpoints.
   aoetron-ckpt inspect PATH [--config]
   aoetron-ckpt verify PATH
-  aoetron-ckpt export PATH --out=DIR [--max_shard_size=5GiB] [--all_kinds]
+  aoetron-ckpt export PATH --out=DIR [--max_shard_size=5GiB] [--all_kinds] [--dtype=f32|bf16]
 PATH: a step directory (<root>/step_<N>) or a checkpoint root (its newest complete checkpoint).)";
 
 std::string Bytes(uint64_t n) {
@@ -179,6 +181,12 @@ int Export(const CheckpointReader& reader) {
     return 2;
   }
   options.include_all_kinds = absl::GetFlag(FLAGS_all_kinds);
+  const std::string dtype = absl::GetFlag(FLAGS_dtype);
+  if (dtype != "f32" && dtype != "bf16") {
+    std::cerr << "aoetron-ckpt: --dtype=" << dtype << " must be f32 or bf16\n";
+    return 2;
+  }
+  options.float_dtype = dtype == "bf16" ? DType::kBF16 : DType::kF32;
   if (absl::GetFlag(FLAGS_out).empty()) {
     std::cerr << "aoetron-ckpt: export needs --out=DIR\n";
     return 2;

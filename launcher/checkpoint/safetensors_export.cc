@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "core/ops/elementwise.h"
 #include "launcher/checkpoint/durable_file.h"
 
 namespace aoetron::checkpoint {
@@ -46,7 +47,8 @@ std::string JsonString(const std::string& s) {
 
 struct Planned {
   const SavedTensor* tensor;
-  uint64_t bytes;
+  uint64_t bytes;  // as written
+  DType written;
 };
 
 }  // namespace
@@ -82,10 +84,17 @@ absl::StatusOr<ExportSummary> ExportSafetensors(const CheckpointReader& reader,
                                                 const ExportOptions& options) {
   // 1. Which tensors, in which order, in which file.
   std::vector<Planned> tensors;
+  if (options.float_dtype != DType::kF32 && options.float_dtype != DType::kBF16) {
+    return absl::InvalidArgumentError(absl::StrCat("export dtype must be f32 or bf16, got ",
+                                                   std::string(DTypeName(options.float_dtype))));
+  }
   for (const auto& [name, saved] : reader.tensors()) {
     if (!options.include_all_kinds && saved.kind != pb::KIND_PARAMETER) continue;
+    const bool floating = saved.dtype == DType::kF32 || saved.dtype == DType::kF64;
+    const DType written = floating ? options.float_dtype : saved.dtype;
     tensors.push_back(Planned{
-        &saved, static_cast<uint64_t>(NumElements(saved.global_shape)) * SizeOf(saved.dtype)});
+        &saved, static_cast<uint64_t>(NumElements(saved.global_shape)) * SizeOf(written),
+        written});
   }
   if (tensors.empty()) {
     return absl::FailedPreconditionError(
@@ -122,7 +131,7 @@ absl::StatusOr<ExportSummary> ExportSafetensors(const CheckpointReader& reader,
         absl::StrAppend(&shape, d ? "," : "", t.tensor->global_shape[d]);
       }
       absl::StrAppend(&header, ",", JsonString(t.tensor->name), ":{\"dtype\":\"",
-                      SafetensorsDType(t.tensor->dtype), "\",\"shape\":[", shape,
+                      SafetensorsDType(t.written), "\",\"shape\":[", shape,
                       "],\"data_offsets\":[", offset, ",", offset + t.bytes, "]}");
       offset += t.bytes;
       absl::StrAppend(&weight_map, weight_map.empty() ? "" : ",\n    ", JsonString(t.tensor->name),
@@ -144,6 +153,11 @@ absl::StatusOr<ExportSummary> ExportSafetensors(const CheckpointReader& reader,
       // No staging: `whole` is ours and discarded on error.
       if (absl::Status s = reader.Read({&request, 1}, ReadOptions{.staging = false}); !s.ok()) {
         return s;
+      }
+      if (t.written != whole.dtype()) {
+        Tensor narrowed = Tensor::Empty(whole.shape(), t.written);
+        ops::Convert(whole, narrowed);
+        whole = narrowed;
       }
       if (absl::Status s = file->WriteAll(whole.raw_data(), whole.nbytes()); !s.ok()) return s;
       ++summary.tensors;

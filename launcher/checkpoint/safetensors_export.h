@@ -15,7 +15,8 @@
 // are stored [in, out] (y = x @ W), the transpose of torch.nn.Linear.weight. Tensors are written
 // in natural name order ("layers.2" before "layers.10"), so an export does not depend on the
 // layout that saved the checkpoint: the same model gives byte-identical files.
-// Only KIND_PARAMETER tensors are exported unless include_all_kinds.
+// Only KIND_PARAMETER tensors are exported unless include_all_kinds. Floating-point tensors are
+// written as saved (f32), or rounded to bf16 with ExportOptions::float_dtype.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +32,9 @@ struct ExportOptions {
   // A file holds tensors up to this many data bytes; a larger tensor gets a file of its own.
   uint64_t max_shard_bytes = uint64_t{5} << 30;
   bool include_all_kinds = false;  // also optimizer state and other tensors
+  // The dtype floating-point tensors are written in: f32 (as saved: checkpoints hold f32 masters)
+  // or bf16 (rounded to nearest even, half the bytes: what bf16 inference loads).
+  DType float_dtype = DType::kF32;
 };
 
 struct ExportSummary {

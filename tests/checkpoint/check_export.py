@@ -65,20 +65,15 @@ def read_safetensors(path):
     return tensors, metadata
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--export", required=True)
-    parser.add_argument("--bundle", required=True)
-    parser.add_argument("--min_files", type=int, default=2)
-    args = parser.parse_args()
-
-    with open(os.path.join(args.export, "model.safetensors.index.json")) as f:
+def load_export(directory):
+    """{name: tensor} of a whole export (every file the index names), checked against the index."""
+    with open(os.path.join(directory, "model.safetensors.index.json")) as f:
         index = json.load(f)
     weight_map = index["weight_map"]
     files = sorted(set(weight_map.values()))
     tensors, total = {}, 0
     for name in files:
-        loaded, metadata = read_safetensors(os.path.join(args.export, name))
+        loaded, metadata = read_safetensors(os.path.join(directory, name))
         assert metadata.get("format") == "pt", metadata
         for key, t in loaded.items():
             assert key not in tensors, f"{key} in two files"
@@ -87,6 +82,29 @@ def main():
             total += t.numel() * t.element_size()
     assert set(tensors) == set(weight_map), "index and files name different tensors"
     assert index["metadata"]["total_size"] == total, (index["metadata"], total)
+    return tensors, files, total
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--export", required=True)
+    parser.add_argument("--bundle", required=True)
+    parser.add_argument("--min_files", type=int, default=2)
+    # An `export --dtype=bf16` of the same checkpoint: every tensor must be the f32 export's,
+    # rounded to nearest even (torch's f32 → bf16 conversion), with the same names and shapes.
+    parser.add_argument("--bf16_export", default="")
+    args = parser.parse_args()
+
+    tensors, files, total = load_export(args.export)
+    if args.bf16_export:
+        narrow, _, narrow_total = load_export(args.bf16_export)
+        assert set(narrow) == set(tensors), "the bf16 export names other tensors"
+        assert narrow_total * 2 == total, (narrow_total, total)
+        for name, t in tensors.items():
+            assert narrow[name].dtype == torch.bfloat16, (name, narrow[name].dtype)
+            assert torch.equal(narrow[name].view(torch.int16), t.to(torch.bfloat16).view(torch.int16)), \
+                f"{name}: the bf16 export is not the f32 weights rounded to nearest even"
+        print(f"bf16 export: {len(narrow)} tensors, each the f32 export rounded to nearest even")
     assert len(files) >= args.min_files, f"expected a sharded export, got {len(files)} file(s)"
 
     b = read_bundle(args.bundle)

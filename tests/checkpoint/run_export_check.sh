@@ -1,6 +1,7 @@
 #!/bin/bash
-# export_fixture saves a tiny model → aoetron-ckpt verify and export (small shards) →
-# check_export.py loads the export in PyTorch and compares losses.
+# export_fixture saves a tiny model → aoetron-ckpt verify and export (small shards; f32 and
+# --dtype=bf16) → check_export.py loads the export in PyTorch and compares losses, and checks the
+# bf16 export is the f32 one rounded to nearest even.
 # usage: run_export_check.sh PYTHON EXPORT_FIXTURE AOETRON_CKPT FFN
 # Exit 0 pass, 1 fail, 77 skip (no torch).
 set -euo pipefail
@@ -17,4 +18,6 @@ trap 'rm -rf "$work"' EXIT
 "$ckpt" inspect "$work/ckpt" > "$work/inspect.txt"
 head -14 "$work/inspect.txt"
 "$ckpt" export "$work/ckpt" --out="$work/export" --max_shard_size=40KiB
-"$python" "$here/check_export.py" --export "$work/export" --bundle "$work/fixture.aoetb"
+"$ckpt" export "$work/ckpt" --out="$work/export_bf16" --max_shard_size=40KiB --dtype=bf16
+"$python" "$here/check_export.py" --export "$work/export" --bundle "$work/fixture.aoetb" \
+  --bf16_export "$work/export_bf16"

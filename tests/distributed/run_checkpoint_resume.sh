@@ -12,6 +12,8 @@
 #             files (parameters, AdamW m and v) must be identical byte for byte.
 #   exact_zero1  the same with dp2 and ZeRO-1 (np 2): the moments are all-gathered to save and
 #             each rank keeps its shards on load.
+#   exact_bf16   `exact` with model.precision=bf16: the checkpoint holds the f32 masters, and the
+#             resumed run rebuilds the bf16 compute copy from them, so it too is bit for bit.
 #   sigterm   ep2·dp2 (np 4): SIGTERM to one rank mid-run → every rank stops after the same
 #             step, step_<N> is committed, mpirun exits 0; --resume auto then finishes the run.
 #   reshard   tp2·ep2 (np 4) saves step_4 and runs to 8; one process resumes from step_4: its
@@ -19,6 +21,8 @@
 #             reduction order), steps 6–8 within 1e-4. Then a model with n_experts=8 (and one
 #             with d_model=48) must be refused with an error naming the tensor. Last, ep4 (np 4)
 #             saves step_4 and ep2·dp2 (np 4) resumes it: step 5 within 1e-5 relative.
+#   reshard_bf16  tp2·ep2 (np 4) in bf16 saves step_4, one process resumes it: steps 5–8 within
+#             2⁻⁸ relative (one bf16 spacing: the layout tests' bf16 tolerance for losses).
 set -uo pipefail
 if [[ $# -ne 3 ]]; then
   echo "usage: $0 MPIEXEC AOETRON_TRAIN SCENARIO" >&2
@@ -83,10 +87,13 @@ rank_pid() {
 }
 
 case $scenario in
-exact | exact_zero1)
+exact | exact_zero1 | exact_bf16)
   np=4 layout=(--set parallel.ep=2 --set train.steps=30)
   if [[ $scenario == exact_zero1 ]]; then
     np=2 layout=(--set parallel.zero1=true --set train.steps=30)
+  fi
+  if [[ $scenario == exact_bf16 ]]; then
+    layout+=(--set model.precision=bf16)
   fi
   "${mpirun[@]}" -np $np "$train" "${common[@]}" "${layout[@]}" --set "checkpoint.dir=$work/a" \
       --set "logging.metrics_file=$work/a.jsonl" > "$work/a.log" 2>&1 ||
@@ -185,6 +192,28 @@ a, b = load(sys.argv[1]), load(sys.argv[2])
 rel = abs(a[5] - b[5]) / abs(a[5])
 print(f"ep4 → ep2·dp2: step 5 loss {a[5]:.9g} vs {b[5]:.9g}, relative {rel:.2e} (tol 1e-5)")
 assert sorted(b) == [5, 6, 7, 8] and rel <= 1e-5
+PY
+  echo "OK"
+  ;;
+reshard_bf16)
+  run=(--set train.steps=8 --set checkpoint.interval=4 --set "checkpoint.dir=$work/r"
+       --set model.precision=bf16)
+  "${mpirun[@]}" -np 4 "$train" "${common[@]}" "${run[@]}" --set parallel.tp=2 \
+      --set parallel.ep=2 --set "logging.metrics_file=$work/r4.jsonl" > "$work/r4.log" 2>&1 ||
+    { cat "$work/r4.log"; fail "the bf16 tp2·ep2 run failed"; }
+  "$train" "${common[@]}" "${run[@]}" --set "checkpoint.dir=$work/r1" \
+      --set "logging.metrics_file=$work/r1.jsonl" --resume "$work/r/step_4" > "$work/r1.log" 2>&1 ||
+    { cat "$work/r1.log"; fail "one process could not resume the bf16 tp2·ep2 checkpoint"; }
+  python3 - "$work/r4.jsonl" "$work/r1.jsonl" <<'PY' || fail "bf16 losses after resharding differ"
+import json, sys
+def load(path):
+    return {j["step"]: j["loss"] for j in map(json.loads, filter(str.strip, open(path)))}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert sorted(b) == [5, 6, 7, 8], sorted(b)
+for step in b:
+    rel = abs(a[step] - b[step]) / abs(a[step])
+    print(f"bf16 step {step}: tp2·ep2 {a[step]:.9g}, 1 process {b[step]:.9g}, relative {rel:.2e}")
+    assert rel <= 2.0 ** -8
 PY
   echo "OK"
   ;;
