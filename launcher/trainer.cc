@@ -137,20 +137,11 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::TrainConf
   trainer->arena_ = std::make_unique<ActivationArena>(device);
   ParameterSet& params = trainer->model_->parameters();
   params.Initialize(config.train().seed());
-  for (Parameter& p : params.all()) trainer->grads_.push_back(p.grad);
-  std::vector<parallel::FlatSegment> segments = FlatSegmentsOf(params, grid);
   const int64_t bucket_bytes =
       std::max<int64_t>(4, std::llround(config.parallel().grad_bucket_mb() * (1 << 20)));
-  if (config.parallel().zero1()) {
-    trainer->zero_ = std::make_unique<parallel::DistributedOptimizer>(
-        params.flat_masters(), params.flat_grads(), std::move(segments), *groups, bucket_bytes,
-        AdamWHyperParamsFromConfig(config));
-  } else {
-    trainer->optimizer_ =
-        std::make_unique<AdamWOptimizer>(&params, AdamWHyperParamsFromConfig(config));
-    trainer->grad_sync_ = std::make_unique<parallel::GradientSync>(
-        params.flat_grads(), std::move(segments), *groups, bucket_bytes);
-  }
+  trainer->optimizer_ =
+      MakeDataParallelOptimizer(config.parallel().zero1(), params, FlatSegmentsOf(params, grid),
+                                *groups, bucket_bytes, AdamWHyperParamsFromConfig(config));
   trainer->schedule_ = LrScheduleFromConfig(config);
 
   const int64_t seq = config.model().seq_len();
@@ -263,35 +254,14 @@ bool Trainer::AgreeOnStop() {
   return flag.data<double>()[0] != 0.0;
 }
 
-int64_t Trainer::optimizer_steps() const {
-  return zero_ != nullptr ? zero_->steps_taken() : optimizer_->steps_taken();
-}
+int64_t Trainer::optimizer_steps() const { return optimizer_->steps_taken(); }
 
 void Trainer::GatherOptimizerState(Tensor flat_m, Tensor flat_v) {
-  if (zero_ == nullptr) {
-    CopyAcrossDevices(optimizer_->flat_m(), flat_m);
-    CopyAcrossDevices(optimizer_->flat_v(), flat_v);
-    return;
-  }
-  if (flat_m.device() == device() && flat_v.device() == device()) {
-    zero_->GatherState(flat_m, flat_v);
-    return;
-  }
-  Tensor m = Tensor::Empty(flat_m.shape(), DType::kF32, device());
-  Tensor v = Tensor::Empty(flat_v.shape(), DType::kF32, device());
-  zero_->GatherState(m, v);
-  CopyAcrossDevices(m, flat_m);
-  CopyAcrossDevices(v, flat_v);
+  optimizer_->GatherState(flat_m, flat_v);
 }
 
 void Trainer::LoadOptimizerState(const Tensor& flat_m, const Tensor& flat_v, int64_t steps_taken) {
-  if (zero_ == nullptr) {
-    CopyAcrossDevices(flat_m, optimizer_->flat_m());
-    CopyAcrossDevices(flat_v, optimizer_->flat_v());
-    optimizer_->set_steps_taken(steps_taken);
-    return;
-  }
-  zero_->LoadState(CopyToDevice(flat_m, device()), CopyToDevice(flat_v, device()), steps_taken);
+  optimizer_->LoadState(flat_m, flat_v, steps_taken);
 }
 
 // Step 3 of the loop: every rank learns the global batch's loss and whether any rank saw a
@@ -304,14 +274,9 @@ absl::Status Trainer::AgreeOnLoss(int64_t step, double local_loss_sum, double lo
                                   bool local_finite, StepResult& result) {
   const int world = world_->size();
   const bool counts = groups_->grid().tp_rank() == 0;
-  // Checked before the sum: GradientSync checks each bucket before starting it; ZeRO-1 needs
-  // one pass here (~1.5% of a bench step). Alone, the norm check suffices.
-  bool grads_finite = true;
-  if (local_finite && world > 1) {
-    grads_finite = zero_ == nullptr
-                       ? grad_sync_->local_gradients_finite()
-                       : std::isfinite(ops::SumSquares(model_->parameters().flat_grads()));
-  }
+  // Checked before the sum (DataParallelOptimizer::LocalGradientsFinite). Alone, the norm check
+  // suffices.
+  const bool grads_finite = !local_finite || world == 1 || optimizer_->LocalGradientsFinite();
   Tensor reduced = Tensor::Zeros({2 + world}, DType::kF64);
   double* v = reduced.data<double>();
   v[0] = counts ? local_loss_sum : 0.0;
@@ -425,12 +390,11 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
   StepResult result;
   std::vector<std::vector<ExpertLoadStats>> layer_stats;
 
-  // 1.–2. Forward and backward over this rank's micro-batches. Without ZeRO-1 the last
-  // micro-batch's backward starts the gradient all-reduce of each bucket as soon as its layers
-  // are done (GradientSync's overlap); ZeRO-1 reduce-scatters after backward.
+  // 1.–2. Forward and backward over this rank's micro-batches. The last micro-batch's backward
+  // may start the gradient reduction of each bucket as soon as its layers are done
+  // (DataParallelOptimizer::LastMicroBatchHook: the replicated optimizer's overlap).
   model_->parameters().ZeroGrads();
-  const bool overlap_sync = zero_ == nullptr;
-  if (overlap_sync) grad_sync_->StartStep(/*check_finite=*/world_->size() > 1);
+  optimizer_->BeginStep(/*check_finite=*/world_->size() > 1);
   double loss_sum = 0.0, aux_sum = 0.0;
   bool finite = true;
   for (int64_t m = 0; m < micro_batches; ++m) {
@@ -439,9 +403,7 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
                                                        step + 1, next.message()));
     }
     GradientsReadyHook gradients_ready;
-    if (overlap_sync && m + 1 == micro_batches) {
-      gradients_ready = [this](int first) { grad_sync_->GradientsReadyFrom(first); };
-    }
+    if (m + 1 == micro_batches) gradients_ready = optimizer_->LastMicroBatchHook();
     StepOutputs out =
         model_->ForwardBackward(tokens_, targets_, loss_scale, *arena_, gradients_ready);
     finite = finite && std::isfinite(out.loss) && std::isfinite(out.aux_loss);
@@ -449,22 +411,16 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
     aux_sum += out.aux_loss;
     if (!out.layer_stats.empty()) layer_stats.push_back(std::move(out.layer_stats));
   }
-  if (overlap_sync) grad_sync_->Finish();
+  optimizer_->FinishBackward();
   // 3. The loss of the global batch, and a stop on every rank if any saw a non-finite one.
   if (absl::Status agreed = AgreeOnLoss(step, loss_sum, aux_sum, finite, result); !agreed.ok()) {
     return agreed;
   }
 
   // 4.–5. Sum the gradients over the replicas; the global norm counts each element once.
-  double local_squares = 0.0;
-  if (zero_ != nullptr) {
-    zero_->ReduceScatterGradients();
-    local_squares = zero_->LocalSquaredNorm();
-  } else {
-    local_squares = grad_sync_->LocalSquaredNorm();  // summed during backward (step 2)
-  }
+  optimizer_->ReduceGradients();
   Tensor squares = Tensor::Zeros({1}, DType::kF64);
-  squares.data<double>()[0] = local_squares;
+  squares.data<double>()[0] = optimizer_->LocalSquaredNorm();
   if (world_->size() > 1) world_->AllReduce(squares, parallel::ReduceOp::kSum);
   result.grad_norm = std::sqrt(squares.data<double>()[0]);
   if (!std::isfinite(result.grad_norm)) {
@@ -474,24 +430,13 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
         step + 1, result.grad_norm, result.loss));
   }
 
-  // 6. Clip (the same factor and element-wise scaling in both optimizer modes).
-  const double max_norm = config_.optimizer().grad_clip();
-  if (zero_ != nullptr) {
-    if (max_norm > 0.0 && result.grad_norm > max_norm) {
-      zero_->ScaleGradients(max_norm / (result.grad_norm + 1e-6));
-    }
-  } else {
-    ClipByGlobalNorm(grads_, result.grad_norm, max_norm);
-  }
+  // 6. Clip.
+  const double clip = ClipFactor(result.grad_norm, config_.optimizer().grad_clip());
+  if (clip != 1.0) optimizer_->ScaleGradients(clip);
 
-  // 7. AdamW.
+  // 7. AdamW on the masters (and the bf16 compute copy refreshed).
   result.lr = schedule_.At(step);
-  if (zero_ != nullptr) {
-    zero_->Step(result.lr);
-  } else {
-    optimizer_->Step(result.lr);
-  }
-  model_->parameters().RefreshComputeCopy();  // bf16 compute copy of the updated masters
+  optimizer_->Step(result.lr);
   if (summarise_experts) {
     result.layers = SummariseAcrossRanks(layer_stats);
     if (groups_->grid().ep_size() > 1) result.dispatch = SummariseDispatch(layer_stats);

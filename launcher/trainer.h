@@ -44,16 +44,15 @@
 #include "absl/status/statusor.h"
 #include "core/arena.h"
 #include "core/optim/lr_schedule.h"
-#include "launcher/adamw_optimizer.h"
 #include "launcher/batch_source.h"
 #include "launcher/checkpoint/checkpoint_manager.h"
 #include "launcher/config.pb.h"
 #include "launcher/config_conversion.h"
+#include "launcher/data_parallel_optimizer.h"
 #include "launcher/step_metrics.h"
 #include "models/gpt_model.h"
 #include "parallel/communicator.h"
 #include "parallel/distributed_optimizer.h"
-#include "parallel/gradient_sync.h"
 #include "parallel/process_groups.h"
 #include "parallel/watchdog.h"
 
@@ -172,7 +171,7 @@ class Trainer {
   void LoadOptimizerState(const Tensor& flat_m, const Tensor& flat_v, int64_t steps_taken);
   // With parallel.zero1: the moments this rank holds, per parameter piece (segment i is
   // parameter i); null otherwise (use GatherOptimizerState or the full AdamWOptimizer buffers).
-  parallel::DistributedOptimizer* distributed_optimizer() { return zero_.get(); }
+  parallel::DistributedOptimizer* distributed_optimizer() { return optimizer_->zero1(); }
   // Optimizer steps already taken when Train starts (the resumed checkpoint's step, else 0).
   int64_t start_step() const { return start_step_; }
 
@@ -206,11 +205,7 @@ class Trainer {
   parallel::Watchdog* watchdog_ = nullptr;
   BatchLayout batch_;
   std::unique_ptr<GptModel> model_;
-  // Exactly one of the two optimizer paths:
-  std::unique_ptr<AdamWOptimizer> optimizer_;  // with grad_sync_ (parallel.zero1 false)
-  std::unique_ptr<parallel::GradientSync> grad_sync_;
-  std::unique_ptr<parallel::DistributedOptimizer> zero_;  // parallel.zero1 true
-  std::vector<Tensor> grads_;                             // views of every parameter gradient
+  std::unique_ptr<DataParallelOptimizer> optimizer_;  // replicated or ZeRO-1 (parallel.zero1)
   LrSchedule schedule_;
   DataStreams data_;
   std::unique_ptr<ActivationArena> arena_;  // on the model's device

@@ -15,11 +15,17 @@ double GlobalSumSquares(const std::vector<Tensor>& grads) {
   return sum;
 }
 
-double ClipByGlobalNorm(std::vector<Tensor>& grads, double norm, double max_norm) {
+double ClipFactor(double norm, double max_norm) {
   if (!std::isfinite(norm)) return std::numeric_limits<double>::quiet_NaN();
   if (max_norm <= 0.0 || norm <= max_norm) return 1.0;
-  const double factor = max_norm / (norm + 1e-6);
-  for (Tensor& grad : grads) ops::Scale(grad, factor);
+  return max_norm / (norm + 1e-6);
+}
+
+double ClipByGlobalNorm(std::vector<Tensor>& grads, double norm, double max_norm) {
+  const double factor = ClipFactor(norm, max_norm);
+  if (factor != 1.0 && std::isfinite(factor)) {
+    for (Tensor& grad : grads) ops::Scale(grad, factor);
+  }
   return factor;
 }
 

@@ -93,8 +93,7 @@ absl::StatusOr<ExportSummary> ExportSafetensors(const CheckpointReader& reader,
     const bool floating = saved.dtype == DType::kF32 || saved.dtype == DType::kF64;
     const DType written = floating ? options.float_dtype : saved.dtype;
     tensors.push_back(Planned{
-        &saved, static_cast<uint64_t>(NumElements(saved.global_shape)) * SizeOf(written),
-        written});
+        &saved, static_cast<uint64_t>(NumElements(saved.global_shape)) * SizeOf(written), written});
   }
   if (tensors.empty()) {
     return absl::FailedPreconditionError(
@@ -131,8 +130,8 @@ absl::StatusOr<ExportSummary> ExportSafetensors(const CheckpointReader& reader,
         absl::StrAppend(&shape, d ? "," : "", t.tensor->global_shape[d]);
       }
       absl::StrAppend(&header, ",", JsonString(t.tensor->name), ":{\"dtype\":\"",
-                      SafetensorsDType(t.written), "\",\"shape\":[", shape,
-                      "],\"data_offsets\":[", offset, ",", offset + t.bytes, "]}");
+                      SafetensorsDType(t.written), "\",\"shape\":[", shape, "],\"data_offsets\":[",
+                      offset, ",", offset + t.bytes, "]}");
       offset += t.bytes;
       absl::StrAppend(&weight_map, weight_map.empty() ? "" : ",\n    ", JsonString(t.tensor->name),
                       ": ", JsonString(file_name));
