@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "absl/strings/str_format.h"
+#include "core/timing.h"
 #include "launcher/config_json.h"
 #include "launcher/json_writer.h"
 #include "models/flop_count.h"
@@ -37,7 +38,7 @@ absl::StatusOr<BenchResult> RunBench(config::TrainConfig config, const BenchOpti
   BenchResult result;
   // Ranks start the timed steps together.
   if (parallelism.world != nullptr) parallelism.world->Barrier();
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = SteadyClock::now();
   CommSeconds comm;
   for (int64_t s = 0; s < options.timed_steps; ++s) {
     absl::StatusOr<StepResult> step =
@@ -46,8 +47,7 @@ absl::StatusOr<BenchResult> RunBench(config::TrainConfig config, const BenchOpti
     result.final_loss = step->loss;
     comm += step->comm;
   }
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const double seconds = SecondsSince(start);
 
   result.warmup_steps = options.warmup_steps;
   result.timed_steps = options.timed_steps;

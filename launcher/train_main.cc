@@ -223,8 +223,13 @@ int Run(aoetron::parallel::DistributedContext& context,
     LetRankZeroExitFirst(context.world_rank());
     return 1;
   }
+  // A CUDA run's device tensors travel over NCCL; host metadata stays on MPI (process_groups.h).
+  const parallel::CollectiveBackend backend =
+      config.parallel().device() == aoetron::config::ParallelSection::cuda
+          ? parallel::CollectiveBackend::kNccl
+          : parallel::CollectiveBackend::kHost;
   absl::StatusOr<parallel::ProcessGroups> groups =
-      parallel::CreateProcessGroups(*grid, context.world());
+      parallel::CreateProcessGroups(*grid, context.world(), backend);
   if (!groups.ok()) return FailRun(context, groups.status());
   aoetron::TrainerParallelism parallelism;
   parallelism.groups = &*groups;

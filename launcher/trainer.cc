@@ -12,6 +12,7 @@
 #include "core/device_transfer.h"
 #include "core/ops/elementwise.h"
 #include "core/optim/grad_clip.h"
+#include "core/timing.h"
 #include "google/protobuf/text_format.h"
 #include "launcher/checkpoint/parameter_checkpoint.h"
 #include "launcher/config_validation.h"
@@ -21,10 +22,6 @@
 
 namespace aoetron {
 namespace {
-
-double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 // One FlatSegment per parameter, in the set's order (the flat buffers' order). gradient_sync.h
 // explains what each flag decides.
@@ -240,10 +237,15 @@ absl::Status Trainer::SaveCheckpoint(int64_t step) {
 
 CommSeconds Trainer::CollectiveSeconds() {
   using parallel::GroupKind;
-  return {groups_->Get(GroupKind::kTensorParallel).seconds_in_collectives(),
-          groups_->Get(GroupKind::kExpertParallel).seconds_in_collectives(),
-          groups_->Get(GroupKind::kDataParallel).seconds_in_collectives(),
-          groups_->Get(GroupKind::kExpertDataParallel).seconds_in_collectives(),
+  // A group's device and host communicators are one on a CPU run; on a GPU run both count.
+  auto seconds = [this](GroupKind kind) {
+    parallel::Communicator& device = groups_->Get(kind);
+    parallel::Communicator& host = groups_->Host(kind);
+    return device.seconds_in_collectives() +
+           (&host != &device ? host.seconds_in_collectives() : 0.0);
+  };
+  return {seconds(GroupKind::kTensorParallel), seconds(GroupKind::kExpertParallel),
+          seconds(GroupKind::kDataParallel), seconds(GroupKind::kExpertDataParallel),
           world_->seconds_in_collectives()};
 }
 
@@ -333,7 +335,7 @@ std::vector<LayerLoadSummary> Trainer::SummariseAcrossRanks(
     }
   }
   if (groups_->grid().dp_size() > 1) {
-    groups_->data_parallel().AllReduce(reduced, parallel::ReduceOp::kSum);
+    groups_->Host(parallel::GroupKind::kDataParallel).AllReduce(reduced, parallel::ReduceOp::kSum);
   }
   const double micro_batches = static_cast<double>(batch_.micro_batches_per_step());
   std::vector<ExpertLoadStats> merged(layers);
@@ -382,7 +384,7 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
     deadline.emplace(watchdog_, absl::StrCat("training step ", step + 1),
                      absl::Seconds(config_.parallel().step_timeout_s()));
   }
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = SteadyClock::now();
   const CommSeconds comm_at_start = CollectiveSeconds();
   const int64_t micro_batches = batch_.micro_batches_per_rank;
   // Each micro-batch's mean loss counts 1/(M·dp) of the global batch's mean.

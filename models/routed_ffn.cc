@@ -22,7 +22,7 @@ RoutedFeedForward::RoutedFeedForward(const ModelConfig& c, int layer, ParameterS
       aux_coeff_(c.aux_loss_coeff),
       capacity_factor_(c.capacity_factor),
       gate_over_all_experts_(c.ffn == FfnKind::kAoe && c.aoe_gate == AoeGateVariant::kRelease),
-      data_parallel_(&groups.data_parallel()) {
+      data_parallel_(&groups.Host(parallel::GroupKind::kDataParallel)) {
   const std::string prefix = "layers." + std::to_string(layer) + ".ffn";
   const bool aoe = c.ffn == FfnKind::kAoe;
   if (aoe) {
@@ -47,8 +47,9 @@ RoutedFeedForward::RoutedFeedForward(const ModelConfig& c, int layer, ParameterS
       params, groups.tensor_parallel(), prefixes, aoe ? "w_up" : "w_g", c.d_model,
       scorer_->gate_input_width(), c.ExpertWidth(), c.init_std,
       c.init_std / std::sqrt(2.0 * c.n_layers), shardings);
-  dispatcher_ = std::make_unique<parallel::ExpertDispatcher>(
-      groups.expert_parallel(), c.n_experts, c.d_model, scorer_->gate_cache_width());
+  dispatcher_ = parallel::MakeExpertDispatcher(groups.expert_parallel(),
+                                               groups.Host(parallel::GroupKind::kExpertParallel),
+                                               c.n_experts, c.d_model, scorer_->gate_cache_width());
   AOETRON_CHECK_EQ(dispatcher_->first_local_expert(), shard->first);
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "core/prefix_sum.h"
 
 namespace aoetron::parallel {
 namespace {
@@ -73,12 +74,8 @@ void BuildDispatchLayout(const Tensor& expert_index, int64_t num_experts, int ep
       if (row < 0) row = static_cast<int32_t>(layout.send_tokens[p]++);
     }
   }
-  layout.send_token_offset.assign(ep_size + 1, 0);
-  layout.send_pair_offset.assign(ep_size + 1, 0);
-  for (int p = 0; p < ep_size; ++p) {
-    layout.send_token_offset[p + 1] = layout.send_token_offset[p] + layout.send_tokens[p];
-    layout.send_pair_offset[p + 1] = layout.send_pair_offset[p] + layout.send_pairs[p];
-  }
+  layout.send_token_offset = BlockOffsets(layout.send_tokens);
+  layout.send_pair_offset = BlockOffsets(layout.send_pairs);
 
   // 3. place: slots in (destination, token, j) order; dropped pairs after all kept ones.
   const int64_t kept_pairs = layout.send_pair_offset.back();

@@ -25,9 +25,12 @@
 // distinct token (summed over its pairs on this rank) and the dC of each pair; D4' AllToAllV
 // back; D3' source: dx_t += Σ_p dX_p(t), dC scattered into the [N, n·g] gate-cache gradient.
 //
-// With an ep group of one, the dispatcher is the single-process path: the layout groups pairs
-// by expert (ops::BuildExpertLayout), x and the gate rows are gathered straight into the expert
-// blocks, and nothing is copied twice or communicated — as fast as before expert parallelism.
+// Two implementations of one interface (MakeExpertDispatcher picks by the ep group's size):
+//   LocalExpertDispatcher (parallel/local_expert_dispatcher.h), an ep group of one: the layout
+//     groups pairs by expert (ops::BuildExpertLayout), x and the gate rows are gathered straight
+//     into the expert blocks, and nothing is copied twice or communicated.
+//   AllToAllExpertDispatcher (parallel/all_to_all_dispatcher.h): the stages above, each a named
+//     method. It also runs on a group of one (the tests compare it with the local one there).
 //
 // Gate rows: router MoE experts gate on x itself (gate_width 0: ExpertBatch::gate is
 // ExpertBatch::x and nothing extra travels); AoE experts gate on the cached C_i, the r columns
@@ -41,14 +44,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
 #include "core/arena.h"
-#include "core/ops/expert_permute.h"
 #include "core/tensor.h"
 #include "parallel/communicator.h"
-#include "parallel/dispatch_layout.h"
 
 namespace aoetron::parallel {
 
@@ -101,96 +103,55 @@ struct ExpertBatchGradients {
 
 class ExpertDispatcher {
  public:
-  enum class Mode {
-    kAuto,      // local when the ep group has one rank, all-to-all otherwise
-    kAllToAll,  // always the all-to-all path (tests run it on a group of one)
-  };
+  virtual ~ExpertDispatcher() = default;
 
-  // ep: the expert-parallel group (must outlive the dispatcher); num_experts: n over the whole
-  // group (ep.size() must divide it); d_model: x's width; gate_width: 0 (router: experts gate
-  // on x) or r (AoE). element_bytes are counted from x's dtype at each Dispatch.
-  ExpertDispatcher(Communicator& ep, int64_t num_experts, int64_t d_model, int64_t gate_width,
-                   Mode mode = Mode::kAuto);
-
-  bool local() const { return local_; }
-  int64_t local_experts() const { return num_experts_ / ep_->size(); }
-  int64_t first_local_expert() const { return ep_->rank() * local_experts(); }
+  int64_t num_experts() const { return num_experts_; }
+  int64_t local_experts() const { return num_experts_ / ep_size_; }
+  int64_t first_local_expert() const { return ep_rank_ * local_experts(); }
 
   // D1–D5. x: [N, d]; expert_index: i32 [N, K] (global expert ids); gate_cache: [N, n·g] when
   // gate_width > 0, else undefined; keep_limit: empty (dropless) or per expert (KeepLimits).
   ExpertBatch Dispatch(const Tensor& x, const Tensor& expert_index, const Tensor& gate_cache,
                        std::span<const int64_t> keep_limit, ActivationArena& arena);
 
-  // D6–D7, after the experts filled the batch's `out`. gate_weights: [N, K]; y: [N, d]
-  // overwritten.
-  void Combine(const Tensor& gate_weights, Tensor& y, ActivationArena& arena);
+  // D6–D7, after the experts filled the batch's `out`. gate_weights: [N, K] (the activations'
+  // dtype, or f32 beside bf16); y: [N, d] overwritten.
+  virtual void Combine(const Tensor& gate_weights, Tensor& y, ActivationArena& arena) = 0;
 
   // D7'–D6'. dy: [N, d]. Accumulates dL/dw into d_gate_weights [N, K] (dropped pairs get 0) and
   // returns the experts' d_out with zeroed dx/dgate to accumulate into.
-  ExpertBatchGradients CombineBackward(const Tensor& dy, const Tensor& gate_weights,
-                                       Tensor& d_gate_weights, ActivationArena& arena);
+  virtual ExpertBatchGradients CombineBackward(const Tensor& dy, const Tensor& gate_weights,
+                                               Tensor& d_gate_weights, ActivationArena& arena) = 0;
 
   // D5'–D3', after the experts' backward. Accumulates into dx [N, d] and, when gate_width > 0,
   // into d_gate_cache [N, n·g] (the gradient of the cached C).
-  void DispatchBackward(const ExpertBatchGradients& grads, Tensor& dx, Tensor& d_gate_cache,
-                        ActivationArena& arena);
+  virtual void DispatchBackward(const ExpertBatchGradients& grads, Tensor& dx, Tensor& d_gate_cache,
+                                ActivationArena& arena) = 0;
 
   const DispatchStats& stats() const { return stats_; }
-  // The layout of the last Dispatch on the all-to-all path (tests, diagnostics).
-  const DispatchLayout& layout() const { return layout_; }
 
- private:
-  void DispatchLocal(const Tensor& x, const Tensor& expert_index, const Tensor& gate_cache,
-                     std::span<const int64_t> keep_limit, ActivationArena& arena);
-  void DispatchAllToAll(const Tensor& x, const Tensor& expert_index, const Tensor& gate_cache,
-                        std::span<const int64_t> keep_limit, ActivationArena& arena);
-  void CountMinimumPayload(const Tensor& host_index, int64_t element_bytes);
-  // The [rows, width] block of a payload ([units, unit_]) that starts at payload row first_unit.
-  Tensor PeerBlock(const Tensor& payload, int64_t first_unit, int64_t rows, int64_t width) const;
-  // The metadata rows of `pairs` pairs at payload row first_unit, seen as i32 words (padding
-  // included: 2·pairs words of metadata, then zeros).
-  Tensor MetadataWords(const Tensor& payload, int64_t first_unit, int64_t pairs,
-                       int64_t element_bytes) const;
-  // Payload elements per peer: x rows then gate rows (source view: send; expert view: recv).
-  int64_t PayloadElements(int64_t tokens, int64_t pairs) const {
-    return tokens * d_model_ + pairs * gate_width_;
-  }
-  // Payload rows that hold `pairs` metadata entries (2 × i32 each) at the head of a peer's
-  // forward payload: ceil(8 · pairs / (unit · element_bytes)).
-  int64_t MetadataUnits(int64_t pairs, int64_t element_bytes) const {
-    const int64_t row_bytes = unit_ * element_bytes;
-    return (pairs * 2 * static_cast<int64_t>(sizeof(int32_t)) + row_bytes - 1) / row_bytes;
-  }
+ protected:
+  // num_experts: n over the whole ep group (ep_size must divide it); d_model: x's width;
+  // gate_width: 0 (router: experts gate on x) or r (AoE).
+  ExpertDispatcher(int ep_rank, int ep_size, int64_t num_experts, int64_t d_model,
+                   int64_t gate_width);
+  // D1–D5 of the implementation, with x_, expert_index_, gate_cache_ saved and stats_ reset;
+  // fills batch_ and stats_.
+  virtual void DispatchStages(std::span<const int64_t> keep_limit, ActivationArena& arena) = 0;
 
-  Communicator* ep_;
-  int64_t num_experts_, d_model_, gate_width_;
-  bool local_;
-  int64_t unit_;  // payload row width: gcd(d, g), so x rows and gate rows are whole rows
-
+  const int ep_rank_, ep_size_;
+  const int64_t num_experts_, d_model_, gate_width_;
   // Saved by Dispatch for the calls after it.
   Tensor x_, expert_index_, gate_cache_;
   ExpertBatch batch_;
   DispatchStats stats_;
-  // Local path: pairs grouped by expert; rows past offsets.back() are dropped pairs.
-  ops::ExpertLayout local_layout_;
-  Tensor x_grouped_full_, out_grouped_full_;     // [N·K, d]
-  Tensor dx_grouped_full_, dgate_grouped_full_;  // [N·K, d], [N·K, g]
-  // All-to-all path.
-  DispatchLayout layout_;
-  std::vector<int64_t> recv_tokens_, recv_pairs_;              // per source rank
-  std::vector<int64_t> recv_token_offset_, recv_pair_offset_;  // prefix sums, size ep + 1
-  std::vector<int64_t> send_units_, recv_units_;               // payload rows per peer
-  std::vector<int64_t> send_unit_offset_, recv_unit_offset_;
-  std::vector<int32_t> recv_metadata_;     // [received pairs, 2]
-  std::vector<int32_t> grouped_row_;       // received pair q → its row in the expert blocks
-  std::vector<int64_t> token_first_pair_;  // received token → its first received pair (CSR)
-  Tensor returned_;                        // [N·K, d] outputs in slot order; dropped rows 0
-  // The layout's index vectors on the device (arena tensors, valid until the next Dispatch).
-  Tensor sent_token_;               // i32 [Σ send_tokens]: layout_.sent_token
-  Tensor gate_cache_row_;           // i32 [kept]: t·n + e of each kept pair (AoE only)
-  Tensor pair_slot_;                // i32 [N, K]: layout_.pair_slot
-  Tensor grouped_row_device_;       // i32 [received]: grouped_row_
-  Tensor token_first_pair_device_;  // i64 [received tokens + 1]: token_first_pair_
 };
+
+// The dispatcher of one routed layer: local for an ep group of one, all-to-all otherwise. ep: the
+// expert-parallel group's device communicator (payloads), ep_host its host one (the counts, D2);
+// both outlive the dispatcher.
+std::unique_ptr<ExpertDispatcher> MakeExpertDispatcher(Communicator& ep, Communicator& ep_host,
+                                                       int64_t num_experts, int64_t d_model,
+                                                       int64_t gate_width);
 
 }  // namespace aoetron::parallel

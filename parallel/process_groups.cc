@@ -1,5 +1,9 @@
 #include "parallel/process_groups.h"
 
+#ifdef AOETRON_HAVE_NCCL
+#include "parallel/nccl/nccl_communicator.h"
+#endif
+
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "core/check.h"
@@ -9,26 +13,28 @@
 namespace aoetron::parallel {
 
 Communicator& ProcessGroups::Get(GroupKind kind) {
-  switch (kind) {
-    case GroupKind::kTensorParallel:
-      return *tp_;
-    case GroupKind::kDataParallel:
-      return *dp_;
-    case GroupKind::kExpertParallel:
-      return *ep_;
-    case GroupKind::kExpertDataParallel:
-      return *edp_;
-  }
-  return *tp_;
+  const size_t k = static_cast<size_t>(kind);
+  return device_[k] != nullptr ? *device_[k] : *host_[k];
 }
 
-absl::StatusOr<ProcessGroups> CreateProcessGroups(const ProcessGrid& grid, Communicator& world) {
+Communicator& ProcessGroups::Host(GroupKind kind) { return *host_[static_cast<size_t>(kind)]; }
+
+absl::StatusOr<ProcessGroups> CreateProcessGroups(const ProcessGrid& grid, Communicator& world,
+                                                  CollectiveBackend backend) {
   if (grid.world_size() != world.size() || grid.rank() != world.rank()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "the process grid (", grid.DebugString(), ") does not match the world communicator (rank ",
         world.rank(), " of ", world.size(), ")"));
   }
+#ifndef AOETRON_HAVE_NCCL
+  if (backend == CollectiveBackend::kNccl) {
+    return absl::FailedPreconditionError(
+        "parallel.device=cuda needs the NCCL backend, and this build has none (NCCL was not found "
+        "beside the CUDA toolkit when it was configured)");
+  }
+#endif
   ProcessGroups groups(grid);
+  groups.backend_ = backend;
   for (GroupKind kind : kAllGroupKinds) {
     const GroupMembership membership = grid.Group(kind);
     std::unique_ptr<Communicator> comm =
@@ -42,20 +48,13 @@ absl::StatusOr<ProcessGroups> CreateProcessGroups(const ProcessGrid& grid, Commu
                             ") expects rank ", membership.rank_in_group, " of ",
                             membership.members.size(), ": do all ranks use the same tp and ep?"));
     }
-    switch (kind) {
-      case GroupKind::kTensorParallel:
-        groups.tp_ = std::move(comm);
-        break;
-      case GroupKind::kDataParallel:
-        groups.dp_ = std::move(comm);
-        break;
-      case GroupKind::kExpertParallel:
-        groups.ep_ = std::move(comm);
-        break;
-      case GroupKind::kExpertDataParallel:
-        groups.edp_ = std::move(comm);
-        break;
+    const size_t k = static_cast<size_t>(kind);
+    groups.host_[k] = std::move(comm);
+#ifdef AOETRON_HAVE_NCCL
+    if (backend == CollectiveBackend::kNccl) {
+      groups.device_[k] = NcclCommunicator::Create(*groups.host_[k]);
     }
+#endif
   }
   return groups;
 }

@@ -3,19 +3,15 @@
 #include <pthread.h>
 #include <sched.h>
 
-#include <chrono>
 #include <cstring>
 #include <iostream>
 
 #include "absl/strings/str_cat.h"
+#include "core/timing.h"
 #include "launcher/checkpoint/durable_file.h"
 
 namespace aoetron::checkpoint {
 namespace {
-
-double SecondsSince(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
 
 // ---- Bytes and statuses over a Communicator (which moves tensors) -----------------------------
 
@@ -111,7 +107,7 @@ absl::Status CheckpointManager::Save(int64_t step, const std::vector<SaveItem>& 
   SaveStats stats;
   stats.step = step;
   const int rank = comm_->world_rank();
-  const auto start = std::chrono::steady_clock::now();
+  const auto start = SteadyClock::now();
   absl::Status local = step < 0 ? absl::InvalidArgumentError(absl::StrCat(
                                       "checkpoint manager: step ", step, " is negative"))
                                 : absl::OkStatus();
@@ -135,7 +131,7 @@ absl::Status CheckpointManager::Save(int64_t step, const std::vector<SaveItem>& 
       [this, step, state, rank_state, local, stats, background_copy, rank,
        items = background_copy && local.ok() ? items : std::vector<SaveItem>()]() mutable {
         if (background_copy && local.ok()) {
-          const auto copy_start = std::chrono::steady_clock::now();
+          const auto copy_start = SteadyClock::now();
           local = snapshot_.Snapshot(items, rank, /*threads=*/1);
           stats.snapshot_seconds += SecondsSince(copy_start);
           items.clear();
@@ -172,7 +168,7 @@ absl::Status CheckpointManager::WriteAndCommit(int64_t step, pb::TrainingState s
                         absl::StrCat("checkpoint step ", step, ": rank 0: ", prepared.message()));
   }
   // 2. This rank's shard.
-  const auto write_start = std::chrono::steady_clock::now();
+  const auto write_start = SteadyClock::now();
   pb::ShardReport report;
   if (local_error.ok()) {
     absl::StatusOr<pb::ShardReport> written = snapshot_.WriteShard(
@@ -191,7 +187,7 @@ absl::Status CheckpointManager::WriteAndCommit(int64_t step, pb::TrainingState s
   *report.mutable_rank_state() = std::move(rank_state);
   report.mutable_rank_state()->set_rank(rank);
   // 3. Every report to every rank; the first failure is everyone's error.
-  const auto commit_start = std::chrono::steady_clock::now();
+  const auto commit_start = SteadyClock::now();
   std::string serialized;
   report.SerializeToString(&serialized);
   std::vector<std::string> gathered = AllGatherStrings(comm, serialized);

@@ -5,15 +5,17 @@
 
 #include <random>
 
+#include "parallel/all_to_all_dispatcher.h"
 #include "parallel/expert_dispatcher.h"
+#include "parallel/local_expert_dispatcher.h"
 #include "tests/expert_parallel/toy_experts.h"
 #include "tests/parallel/mpi_test_environment.h"
 
 namespace aoetron::expert_parallel_test {
 namespace {
 
+using parallel::AllToAllExpertDispatcher;
 using parallel::ExpertBatch;
-using parallel::ExpertDispatcher;
 
 parallel::Communicator& World() { return parallel::mpi_test::Context().world(); }
 
@@ -31,8 +33,7 @@ void MarkGlobalOrder(ToyRouting& r) {
 // Runs the round trip and checks everything the source and the expert rank can check.
 void CheckRoundTrip(ToyRouting& r, const std::function<void(const ExpertBatch&)>& inspect) {
   const int ep = World().size(), self = World().rank();
-  ExpertDispatcher dispatcher(World(), r.n_experts, r.d, r.g);
-  ASSERT_FALSE(dispatcher.local());
+  AllToAllExpertDispatcher dispatcher(World(), World(), r.n_experts, r.d, r.g);
   ActivationArena arena;
   MarkGlobalOrder(r);
   const ToyExpected want = r.Expected();
@@ -79,7 +80,7 @@ TEST_P(DispatcherMpiTest, TokenWithTwoExpertsOnOneRankSendsXOnce) {
     // Received: 2 + 1 pairs from the rank before, 1 + 2 of our own.
     EXPECT_EQ(batch.x.dim(0), 6);
   });
-  ExpertDispatcher probe(World(), r.n_experts, r.d, g());
+  AllToAllExpertDispatcher probe(World(), World(), r.n_experts, r.d, g());
   ActivationArena arena;
   RunToyRoundTrip(probe, r, arena);
   // Two x rows (tokens 0 and 1) and three gate rows (0, 0, 1) leave this rank, to p.

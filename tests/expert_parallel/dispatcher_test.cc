@@ -5,8 +5,10 @@
 
 #include <random>
 
+#include "parallel/all_to_all_dispatcher.h"
 #include "parallel/dispatch_layout.h"
 #include "parallel/expert_dispatcher.h"
+#include "parallel/local_expert_dispatcher.h"
 #include "parallel/single_process_communicator.h"
 #include "tests/expert_parallel/toy_experts.h"
 
@@ -87,8 +89,8 @@ TEST(DispatchLayoutTest, CapacityAndKeepLimits) {
   EXPECT_EQ(parallel::KeepLimits(counts, 2, 2, 5), (std::vector<int64_t>{0, 3}));
 }
 
-// Both paths of the dispatcher on one process, MoE (g = 0) and AoE (g = 3), with and without
-// capacity: the all-to-all path (forced) and the local path both give the closed form.
+// Both dispatchers on one process, MoE (g = 0) and AoE (g = 3), with and without capacity: the
+// all-to-all dispatcher (on a group of one) and the local one both give the closed form.
 TEST(ExpertDispatcherTest, AllToAllPathOnOneRankMatchesLocalPathAndClosedForm) {
   std::mt19937_64 rng(7);
   parallel::SingleProcessCommunicator ep("ep");
@@ -98,23 +100,23 @@ TEST(ExpertDispatcherTest, AllToAllPathOnOneRankMatchesLocalPathAndClosedForm) {
       ToyRouting r = RandomRouting(rng, 13, 2, 6, 4, g);
       if (capacity) r.keep_limit = {2, 7, 0, 5};
       const ToyExpected want = r.Expected();
-      for (ExpertDispatcher::Mode mode :
-           {ExpertDispatcher::Mode::kAuto, ExpertDispatcher::Mode::kAllToAll}) {
-        ExpertDispatcher dispatcher(ep, 4, 6, g, mode);
-        EXPECT_EQ(dispatcher.local(), mode == ExpertDispatcher::Mode::kAuto);
+      parallel::LocalExpertDispatcher local(4, 6, g);
+      parallel::AllToAllExpertDispatcher all_to_all(ep, ep, 4, 6, g);
+      for (ExpertDispatcher* dispatcher :
+           {static_cast<ExpertDispatcher*>(&local), static_cast<ExpertDispatcher*>(&all_to_all)}) {
         ActivationArena arena;
         for (int repeat = 0; repeat < 2; ++repeat) {  // state is rebuilt each step
-          const ToyExpected got = RunToyRoundTrip(dispatcher, r, arena);
+          const ToyExpected got = RunToyRoundTrip(*dispatcher, r, arena);
           ExpectNear(got.y, want.y, "y");
           ExpectNear(got.dw, want.dw, "dw");
           ExpectNear(got.dx, want.dx, "dx");
           ExpectNear(got.dcache, want.dcache, "dC");
         }
         const int64_t kept = capacity ? 2 + 7 + 0 + 5 : 26;
-        EXPECT_LE(dispatcher.stats().kept_pairs, kept);
-        EXPECT_EQ(dispatcher.stats().kept_pairs + dispatcher.stats().dropped_pairs, 26);
-        EXPECT_EQ(dispatcher.stats().received_pairs, dispatcher.stats().kept_pairs);
-        EXPECT_EQ(dispatcher.stats().total_bytes(), 0);  // nothing leaves a group of one
+        EXPECT_LE(dispatcher->stats().kept_pairs, kept);
+        EXPECT_EQ(dispatcher->stats().kept_pairs + dispatcher->stats().dropped_pairs, 26);
+        EXPECT_EQ(dispatcher->stats().received_pairs, dispatcher->stats().kept_pairs);
+        EXPECT_EQ(dispatcher->stats().total_bytes(), 0);  // nothing leaves a group of one
       }
     }
   }
