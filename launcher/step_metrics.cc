@@ -38,16 +38,10 @@ std::vector<LayerLoadSummary> SummariseExpertLoad(
       summary[l].ent_load = stats.entropy_load;
       continue;
     }
-    double load_min = 1.0, load_max = 0.0, entropy = 0.0;
-    for (const int64_t count : counts) {
-      const double fraction = static_cast<double>(count) / static_cast<double>(pairs);
-      load_min = std::min(load_min, fraction);
-      load_max = std::max(load_max, fraction);
-      if (fraction > 0) entropy -= fraction * std::log(fraction);  // 0·ln 0 = 0
-    }
-    summary[l].load_min = load_min;
-    summary[l].load_max = load_max;
-    summary[l].ent_load = entropy;
+    const LoadShareSummary shares = SummariseLoadShares(counts);
+    summary[l].load_min = shares.min;
+    summary[l].load_max = shares.max;
+    summary[l].ent_load = shares.entropy;
     summary[l].ep_load_max_over_mean = EpLoadMaxOverMean(counts, ep_size);
   }
   return summary;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -28,6 +29,27 @@ struct ExpertLoadStats {
   // This rank's dispatch traffic and time for this layer (zero bytes with ep = 1).
   parallel::DispatchStats dispatch;
 };
+
+// The shares f̂_i = counts_i / Σ counts of the experts' pairs: their min, max and entropy
+// −Σ f̂_i ln f̂_i (0·ln 0 = 0; max ln n). All zero when there are no pairs. The one summary of
+// expert load: each micro-batch's (RoutedFeedForward) and each step's (SummariseExpertLoad).
+struct LoadShareSummary {
+  double min = 0.0, max = 0.0, entropy = 0.0;
+};
+inline LoadShareSummary SummariseLoadShares(const std::vector<int64_t>& counts) {
+  int64_t pairs = 0;
+  for (const int64_t count : counts) pairs += count;
+  LoadShareSummary summary;
+  if (pairs == 0) return summary;
+  summary.min = 1.0;
+  for (const int64_t count : counts) {
+    const double share = static_cast<double>(count) / static_cast<double>(pairs);
+    summary.min = std::min(summary.min, share);
+    summary.max = std::max(summary.max, share);
+    if (share > 0) summary.entropy -= share * std::log(share);
+  }
+  return summary;
+}
 
 // Load of the expert-parallel shards from per-expert pair counts: ep rank p holds experts
 // [p·n/ep, (p+1)·n/ep); returns max over p of its pairs divided by the mean over p (1 when

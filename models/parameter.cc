@@ -80,7 +80,8 @@ void ParameterSet::Initialize(uint64_t seed) {
       return static_cast<uint64_t>(global);
     };
     const bool whole = p.local_shape == p.global_shape;
-    VisitFloatData(host, [&](auto* data) {
+    DispatchFloat(host.dtype(), [&]<typename T>() {
+      T* data = host.data<T>();
 #pragma omp parallel for schedule(static)
       for (int64_t i = 0; i < n; ++i) {
         const uint64_t index = whole ? static_cast<uint64_t>(i) : global_index(i);

@@ -106,18 +106,18 @@ void RoutedFeedForward::ComputeBalanceStatistics() {
   load_fraction_.assign(n, 0.0);
   stats_ = ExpertLoadStats{};
   stats_.tokens_per_expert.resize(n);
-  stats_.load_fraction_min = 1.0;
   double aux = 0.0;
   for (int64_t i = 0; i < n; ++i) {
     stats_.tokens_per_expert[i] = static_cast<int64_t>(count_sum[i]);
     load_fraction_[i] = count_sum[i] / global_tokens;
     const double mean_prob = prob_sum[i] / global_tokens;
     aux += load_fraction_[i] * mean_prob;
-    const double share = load_fraction_[i] / top_k_;  // f̂_i, Σ f̂ = 1
-    stats_.load_fraction_min = std::min(stats_.load_fraction_min, share);
-    stats_.load_fraction_max = std::max(stats_.load_fraction_max, share);
-    if (share > 0) stats_.entropy_load -= share * std::log(share);
   }
+  // f̂_i = f_i / K = count_i / (T_g·K), Σ f̂ = 1.
+  const LoadShareSummary shares = SummariseLoadShares(stats_.tokens_per_expert);
+  stats_.load_fraction_min = shares.min;
+  stats_.load_fraction_max = shares.max;
+  stats_.entropy_load = shares.entropy;
   stats_.entropy_confidence = sums[2 * n + 1] / global_tokens;
   stats_.aux_loss = aux_coeff_ * n * aux;
 

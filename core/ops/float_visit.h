@@ -1,29 +1,23 @@
-// VisitFloatData(t, f): calls f with t's element pointer typed as float* or double*, for the
-// few host-side loops outside the kernels that must work in both training (f32) and the
-// finite-difference tests (f64).
+// The one float-dtype visitor: DispatchFloat(dtype, f) calls f.template operator()<float>() or
+// <double>() by dtype (a C++20 templated lambda), so code that works on f32 (training) and f64
+// (the finite-difference tests) names its loop once:
+//   DispatchFloat(x.dtype(), [&]<typename T>() { Kernel<T>(x.data<T>(), ...); });
+// bf16 has no arithmetic of its own: ops stage it to f32 first (core/ops/f32_staging.h).
 #pragma once
 
-#include "core/tensor.h"
+#include "core/check.h"
+#include "core/dtype.h"
 
 namespace aoetron {
 
-template <typename Visitor>
-void VisitFloatData(Tensor& t, Visitor&& visit) {
-  AOETRON_CHECK(t.device().is_cpu()) << "host loop over " << t.DebugString();
-  if (t.dtype() == DType::kF64) {
-    visit(t.data<double>());
+template <typename F>
+inline void DispatchFloat(DType dtype, F&& f) {
+  if (dtype == DType::kF32) {
+    f.template operator()<float>();
   } else {
-    visit(t.data<float>());
-  }
-}
-
-template <typename Visitor>
-void VisitFloatData(const Tensor& t, Visitor&& visit) {
-  AOETRON_CHECK(t.device().is_cpu()) << "host loop over " << t.DebugString();
-  if (t.dtype() == DType::kF64) {
-    visit(t.data<double>());
-  } else {
-    visit(t.data<float>());
+    AOETRON_CHECK(dtype == DType::kF64)
+        << "DispatchFloat: f32 or f64 expected, got " << DTypeName(dtype);
+    f.template operator()<double>();
   }
 }
 

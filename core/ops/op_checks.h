@@ -7,6 +7,7 @@
 #include <initializer_list>
 
 #include "core/check.h"
+#include "core/ops/float_visit.h"
 #include "core/tensor.h"
 
 namespace aoetron::ops::internal {
@@ -95,16 +96,7 @@ inline void CheckIndexRange(const char* op, const char* name, const Tensor& inde
 // The CUDA ordinal of a CUDA tensor (the dispatch passes it to core/ops/cuda/kernels.h).
 inline int CudaOrdinal(const Tensor& t) { return t.device().index; }
 
-// Calls f.template operator()<float>() or <double>() by dtype (a C++20 templated lambda), so a
-// dispatch function names the kernel once: DispatchFloat(x.dtype(), [&]<typename T>() {...}).
-template <typename F>
-inline void DispatchFloat(DType dtype, F&& f) {
-  if (dtype == DType::kF32) {
-    f.template operator()<float>();
-  } else {
-    AOETRON_CHECK(dtype == DType::kF64) << "DispatchFloat: unexpected " << DTypeName(dtype);
-    f.template operator()<double>();
-  }
-}
+// The float-dtype visitor (core/ops/float_visit.h).
+using aoetron::DispatchFloat;
 
 }  // namespace aoetron::ops::internal
