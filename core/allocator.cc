@@ -15,7 +15,7 @@ constexpr size_t kCpuAlignment = 64;
 
 class CpuAllocator final : public Allocator {
  public:
-  void* Allocate(size_t bytes) override {
+  void* Allocate(size_t bytes, int /*device_index*/) override {
     const size_t rounded = (bytes + kCpuAlignment - 1) / kCpuAlignment * kCpuAlignment;
     void* ptr = std::aligned_alloc(kCpuAlignment, rounded == 0 ? kCpuAlignment : rounded);
     AOETRON_CHECK(ptr != nullptr) << "out of host memory allocating " << bytes << " bytes";

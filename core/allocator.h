@@ -16,8 +16,10 @@ namespace aoetron {
 class Allocator {
  public:
   virtual ~Allocator() = default;
-  // Returns at least `bytes` bytes, never null (out of memory aborts with a message).
-  virtual void* Allocate(size_t bytes) = 0;
+  // Returns at least `bytes` bytes on device `device_index` of the allocator's kind (the CPU
+  // ignores it; a CUDA allocator allocates on that GPU whatever the calling thread's current
+  // device is), never null (out of memory aborts with a message).
+  virtual void* Allocate(size_t bytes, int device_index) = 0;
   // Frees a pointer returned by Allocate() of this allocator. Null is ignored.
   virtual void Free(void* ptr) = 0;
 };

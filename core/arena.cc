@@ -31,7 +31,8 @@ size_t ActivationArena::capacity_bytes() const {
 void ActivationArena::AddBlock(size_t min_bytes) {
   const size_t previous = blocks_.empty() ? 0 : blocks_.back().size;
   const size_t size = std::max({min_bytes, kMinBlockBytes, 2 * previous});
-  blocks_.push_back({static_cast<char*>(AllocatorFor(device_.kind).Allocate(size)), size});
+  blocks_.push_back(
+      {static_cast<char*>(AllocatorFor(device_.kind).Allocate(size, device_.index)), size});
   current_ = blocks_.size() - 1;
   block_offset_ = 0;
 }

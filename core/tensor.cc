@@ -29,7 +29,7 @@ Tensor Tensor::Empty(Shape shape, DType dtype, Device device) {
   t.defined_ = true;
   t.device_ = device;
   Allocator* allocator = &AllocatorFor(device.kind);
-  void* ptr = allocator->Allocate(t.nbytes());
+  void* ptr = allocator->Allocate(t.nbytes(), device.index);
   t.storage_ = std::shared_ptr<void>(ptr, [allocator](void* p) { allocator->Free(p); });
   t.data_ = ptr;
   return t;

@@ -137,9 +137,10 @@ class Communicator {
   // Wall seconds this rank has spent inside this group's collectives since the communicator was
   // created: from entry to return of every call above except Split, waiting for slower peers
   // included (a rank that arrives first waits; that is time it did not compute). Monotone;
-  // callers take differences (the trainer logs them per step and per group). With a GPU
-  // backend a call returns once the work is enqueued, so this counts host-side time only.
-  double seconds_in_collectives() const { return seconds_in_collectives_; }
+  // callers take differences (the trainer logs them per step and per group). The NCCL backend,
+  // whose calls return once the work is enqueued, reports the device time its collectives took
+  // instead (CUDA events; parallel/nccl/nccl_communicator.h).
+  virtual double seconds_in_collectives() const { return seconds_in_collectives_; }
 
  protected:
   Communicator() = default;

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # The GPU checks of the CUDA backend in one command (docs/cuda.md): build, run the gpu-labelled
-# tests (every kernel against the CPU backend, cuBLASLt GEMM, the NCCL communicator), run the GPU
-# benchmark, time PyTorch's bf16 GEMM and copy on the same card for reference, print a table.
+# tests (every kernel against the CPU backend, cuBLASLt GEMM, the NCCL communicator), train end to
+# end on the GPU (aoetron-train with parallel.device=cuda against the CPU, bf16 against fp32, a
+# GPU checkpoint resumed on the CPU and the reverse), run the GPU benchmark, time PyTorch's bf16
+# GEMM and copy on the same card for reference, print a table.
+# cuda_ops_test runs one test per process, so a CUDA error that ends one test (a device-side
+# fault poisons the context; a failed CUDA call ends the process) cannot hide the others.
 #
 #   scripts/gpu_check.sh                  configure + build (Release) in build-gpu/, then run
-#   scripts/gpu_check.sh --pack DIR       build here (no GPU needed) and pack the three binaries
-#                                         with the non-CUDA shared libraries they need into DIR
+#   scripts/gpu_check.sh --pack DIR       build here (no GPU needed) and pack the binaries with
+#                                         the non-CUDA shared libraries they need and this
+#                                         machine's Open MPI runtime (mpirun, its libraries and
+#                                         plugins) into DIR, so the NCCL tests run on a bare
+#                                         GPU machine too
 #   scripts/gpu_check.sh --prebuilt DIR   run a packed DIR (for a GPU machine that has CUDA, CMake
 #                                         and PyTorch but not the project's C++ dependencies)
 # Environment: BUILD (build folder, default build-gpu), BUILD_TYPE (default Release), CUDA_ARCHS
@@ -24,7 +31,7 @@ case "${1:-}" in
 esac
 OUT="${OUT:-$BUILD/gpu_check}"
 mkdir -p "$OUT"
-TARGETS=(cuda_ops_test nccl_test gpu_bench)
+TARGETS=(cuda_ops_test nccl_test gpu_bench aoetron-train)
 
 build() {
   cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE="${BUILD_TYPE:-Release}" -DAOETRON_CUDA=ON \
@@ -42,10 +49,28 @@ if [[ $MODE == pack ]]; then
   for t in "${TARGETS[@]}"; do
     [[ -x $BUILD/bin/$t ]] && cp "$BUILD/bin/$t" "$DIR/bin/" && strip --strip-debug "$DIR/bin/$t"
   done
-  # Shared libraries outside the CUDA toolkit, libc and MPI (the GPU machine brings its own).
+  # Shared libraries outside the CUDA toolkit and libc (MPI's included: a bare GPU machine has none).
   ldd "$DIR"/bin/* | awk '/=> \// {print $3}' | sort -u |
-    grep -vE 'libc\.so|libm\.so|libdl|libpthread|librt|ld-linux|libstdc\+\+|libgcc_s|/cuda|libcu|libnccl|libmpi|libopen-|libpmix|libhwloc|libevent' |
+    grep -vE 'libc\.so|libm\.so|libdl|libpthread|librt|ld-linux|libstdc\+\+|libgcc_s|/cuda|libcu|libnccl' |
     while read -r lib; do cp -L "$lib" "$DIR/lib/"; done
+  # Open MPI's runtime, relocated under DIR/openmpi (OPAL_PREFIX): mpirun (orterun), its daemon,
+  # the component plugins and the help and parameter files it reads at start-up.
+  ompi_lib=$(dirname "$(ldd "$BUILD/bin/nccl_test" | awk '/libmpi\.so/ {print $3}')")
+  if [[ -n $ompi_lib && -d $ompi_lib ]]; then
+    mkdir -p "$DIR/openmpi/bin" "$DIR/openmpi/lib" "$DIR/openmpi/share"
+    for tool in orterun orted mpirun; do
+      [[ -x /usr/bin/$tool ]] && cp -L "/usr/bin/$tool" "$DIR/openmpi/bin/"
+    done
+    cp -L "$ompi_lib"/lib*.so* "$DIR/openmpi/lib/" 2>/dev/null
+    [[ -d $ompi_lib/openmpi ]] && cp -rL "$ompi_lib/openmpi" "$DIR/openmpi/lib/"
+    for share in /usr/share/openmpi /usr/share/pmix; do
+      [[ -d $share ]] && cp -rL "$share" "$DIR/openmpi/share/"
+    done
+    [[ -d /etc/openmpi ]] && cp -rL /etc/openmpi "$DIR/openmpi/etc"
+    ldd "$DIR"/openmpi/bin/* "$DIR"/openmpi/lib/openmpi/*.so 2>/dev/null | awk '/=> \// {print $3}' |
+      sort -u | grep -E 'libpmix|libhwloc|libevent|libopen-|libmpi|libudev|libltdl|libz' |
+      while read -r lib; do cp -nL "$lib" "$DIR/openmpi/lib/"; done
+  fi
   du -sh "$DIR"
   echo "packed into $DIR; on the GPU machine: scripts/gpu_check.sh --prebuilt $DIR"
   exit 0
@@ -62,6 +87,13 @@ else
   for d in /usr/local/cuda/lib64 /usr/local/cuda/lib; do [[ -d $d ]] && extra="$extra:$d"; done
   wheels=$(python3 -c 'import nvidia, os; p = nvidia.__path__[0]; print(":".join(os.path.join(p, d, "lib") for d in sorted(os.listdir(p)) if os.path.isdir(os.path.join(p, d, "lib"))))' 2>/dev/null || true)
   [[ -n $wheels ]] && extra="$extra:$wheels"
+  # The packed Open MPI, when this machine has no mpirun of its own.
+  if ! command -v mpirun >/dev/null && [[ -x $DIR/openmpi/bin/orterun ]]; then
+    export OPAL_PREFIX="$DIR/openmpi" PATH="$DIR/openmpi/bin:$PATH"
+    extra="$extra:$DIR/openmpi/lib"
+    [[ -x $DIR/openmpi/bin/mpirun ]] || ln -sf orterun "$DIR/openmpi/bin/mpirun"
+    [[ -d $DIR/openmpi/etc ]] && export OMPI_MCA_mca_base_param_files="$DIR/openmpi/etc/openmpi-mca-params.conf"
+  fi
   export LD_LIBRARY_PATH="$extra:${LD_LIBRARY_PATH:-}"
   for t in "${TARGETS[@]}"; do
     missing=$(ldd "$BIN/$t" 2>/dev/null | grep "not found" | awk '{print $1}' | tr '\n' ' ')
@@ -74,11 +106,24 @@ echo "== device"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv 2>&1 |
   tee "$OUT/device.txt"
 
-echo "== kernel tests (cuda_ops_test)"
-"$BIN/cuda_ops_test" --gtest_output="xml:$OUT/cuda_ops_test.xml" >"$OUT/cuda_ops_test.log" 2>&1
-rc=$?
-grep -E "^\[  (PASSED|FAILED|SKIPPED) +\] [0-9]+ test" "$OUT/cuda_ops_test.log"
-STATUS[kernels]=$([[ $rc == 0 ]] && echo "passed" || echo "FAILED (rc $rc)")
+echo "== kernel tests (cuda_ops_test, one process per test)"
+: >"$OUT/cuda_ops_test.log"
+passed=0 failed=() skipped=0
+for t in $("$BIN/cuda_ops_test" --gtest_list_tests |
+           awk '/^[^ ]/ {suite=$1} /^  / {print suite $1}'); do
+  "$BIN/cuda_ops_test" --gtest_filter="$t" --gtest_color=no >"$OUT/one_test.log" 2>&1
+  rc=$?
+  cat "$OUT/one_test.log" >>"$OUT/cuda_ops_test.log"
+  if grep -q "^\[  SKIPPED \]" "$OUT/one_test.log"; then
+    skipped=$((skipped + 1))
+  elif [[ $rc == 0 ]]; then
+    passed=$((passed + 1))
+  else
+    failed+=("$t (rc $rc)")
+  fi
+done
+echo "passed $passed, skipped $skipped, failed ${#failed[@]}: ${failed[*]:-none}"
+STATUS[kernels]=$([[ ${#failed[@]} == 0 ]] && echo "passed ($passed)" || echo "FAILED: ${failed[*]}")
 if grep -q "no GPU visible" "$OUT/cuda_ops_test.log"; then
   STATUS[kernels]="SKIPPED: $(grep -m1 "no GPU visible" "$OUT/cuda_ops_test.log")"
 fi
@@ -105,6 +150,71 @@ if grep -q "needs one GPU per rank" "$OUT/nccl_test.log" 2>/dev/null; then
   STATUS[nccl]="SKIPPED: $(grep -m1 -o "needs one GPU per rank.*" "$OUT/nccl_test.log")"
 fi
 grep -hE "^\[  (PASSED|FAILED|SKIPPED) +\]" "$OUT/nccl_test.log" 2>/dev/null | head
+
+echo "== end to end (aoetron-train, parallel.device=cuda)"
+# losses FILE: "step loss" per logged step (metrics JSON lines).
+losses() { python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    if l.strip(): j = json.loads(l); print(j["step"], repr(j["loss"]))' "$1"; }
+# compare A B TOL_FIRST TOL_REST: relative loss gaps, step 1 within TOL_FIRST, the rest within
+# TOL_REST; prints the worst and exits non-zero beyond.
+compare() { python3 - "$@" <<'PY'
+import json, sys
+def load(p):
+    return {j["step"]: j["loss"] for j in map(json.loads, filter(str.strip, open(p)))}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+first, rest = float(sys.argv[3]), float(sys.argv[4])
+worst, bad = 0.0, []
+for step in sorted(set(a) & set(b)):
+    rel = abs(a[step] - b[step]) / abs(a[step])
+    worst = max(worst, rel)
+    if rel > (first if step == min(a) else rest): bad.append((step, a[step], b[step], rel))
+print(f"{len(set(a) & set(b))} steps, worst relative gap {worst:.2e}" + (f"; beyond: {bad}" if bad else ""))
+sys.exit(1 if bad or not (set(a) & set(b)) else 0)
+PY
+}
+e2e_results=()
+tiny=(--config "$ROOT/configs/tiny_aoe.textproto" --set logging.interval=1
+      --set logging.progress=never --set train.eval_interval=0 --set parallel.threads=2)
+e2e=$OUT/e2e; rm -rf "$e2e"; mkdir -p "$e2e"
+# 1. fp32, one GPU against the CPU, dense / MoE / AoE: step 1 within 1e-5 (one forward and
+#    backward: docs/cuda.md's per-op f32 tolerances, attention's 1e-5 the largest), steps 2–20
+#    within 1e-3 (optimizer steps amplify the last bits a little).
+for ffn in dense moe aoe; do
+  for device in cpu cuda; do
+    "$BIN/aoetron-train" "${tiny[@]}" --set model.ffn=$ffn --set train.steps=20 \
+      --set parallel.device=$device --set "logging.metrics_file=$e2e/$ffn.$device.jsonl" \
+      >"$e2e/$ffn.$device.log" 2>&1 || echo "aoetron-train $ffn on $device failed (log $e2e/$ffn.$device.log)"
+  done
+  r=$(compare "$e2e/$ffn.cpu.jsonl" "$e2e/$ffn.cuda.jsonl" 1e-5 1e-3 2>&1) && ok=passed || ok=FAILED
+  e2e_results+=("$ffn fp32 GPU vs CPU: $ok ($r)")
+done
+# 2. bf16 on the GPU against fp32 on the GPU, 200 steps: within √(16·L + 3)·2⁻⁸ (L = 2 layers:
+#    2.3%), the derivation of scripts/bf16_curve.sh.
+for precision in fp32 bf16; do
+  "$BIN/aoetron-train" "${tiny[@]}" --set train.steps=200 --set parallel.device=cuda \
+    --set model.precision=$precision --set "logging.metrics_file=$e2e/curve.$precision.jsonl" \
+    >"$e2e/curve.$precision.log" 2>&1 || echo "aoetron-train bf16 curve ($precision) failed"
+done
+r=$(compare "$e2e/curve.fp32.jsonl" "$e2e/curve.bf16.jsonl" 0.023 0.023 2>&1) && ok=passed || ok=FAILED
+e2e_results+=("bf16 vs fp32, 200 GPU steps: $ok ($r)")
+# 3. A GPU checkpoint resumed on the CPU, and the reverse: steps 6–10 after resuming step 5 within
+#    1e-3 of the uninterrupted run on the device that saved.
+for pair in "cuda cpu" "cpu cuda"; do
+  read -r saver resumer <<<"$pair"
+  d=$e2e/ckpt.$saver
+  "$BIN/aoetron-train" "${tiny[@]}" --set train.steps=10 --set parallel.device=$saver \
+    --set checkpoint.interval=5 --set "checkpoint.dir=$d" --set "logging.metrics_file=$d.jsonl" \
+    >"$d.log" 2>&1 || echo "aoetron-train saving on $saver failed"
+  "$BIN/aoetron-train" "${tiny[@]}" --set train.steps=10 --set parallel.device=$resumer \
+    --set "checkpoint.dir=$d.resumed" --resume "$d/step_5" \
+    --set "logging.metrics_file=$d.resumed.jsonl" >"$d.resumed.log" 2>&1 ||
+    echo "aoetron-train resuming on $resumer failed"
+  r=$(compare "$d.jsonl" "$d.resumed.jsonl" 1e-3 1e-3 2>&1) && ok=passed || ok=FAILED
+  e2e_results+=("saved on $saver, resumed on $resumer: $ok ($r)")
+done
+printf '%s\n' "${e2e_results[@]}"
+STATUS[e2e]=$(printf '%s\n' "${e2e_results[@]}" | grep -q FAILED && echo FAILED || echo passed)
 
 echo "== benchmark (gpu_bench)"
 "$BIN/gpu_bench" >"$OUT/gpu_bench.log" 2>&1
@@ -145,6 +255,8 @@ echo "| check | result |"
 echo "|---|---|"
 echo "| kernel tests | ${STATUS[kernels]} |"
 echo "| NCCL communicator | ${STATUS[nccl]} |"
+echo "| end to end | ${STATUS[e2e]} |"
+for line in "${e2e_results[@]}"; do echo "|  ↳ | $line |"; done
 echo "| benchmark | ${STATUS[bench]} |"
 echo "| PyTorch reference | ${STATUS[torch]} |"
 echo
@@ -158,4 +270,5 @@ echo
 cat "$OUT/torch.log" 2>/dev/null
 echo
 grep -E "^(device|measured|shape|\|)" "$OUT/gpu_bench.log" 2>/dev/null || tail -5 "$OUT/gpu_bench.log"
-[[ ${STATUS[kernels]} == passed && ${STATUS[nccl]} != *FAILED* && ${STATUS[bench]} == ran ]]
+[[ ${STATUS[kernels]} == passed* && ${STATUS[nccl]} != *FAILED* && ${STATUS[e2e]} == passed &&
+   ${STATUS[bench]} == ran ]]

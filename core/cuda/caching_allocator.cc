@@ -3,6 +3,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <optional>
 
 #include "core/check.h"
 #include "core/cuda/cuda_check.h"
@@ -41,37 +42,81 @@ CachingDeviceAllocator::DevicePool& CachingDeviceAllocator::PoolLocked(int ordin
   return pools_[ordinal];
 }
 
-void* CachingDeviceAllocator::Allocate(size_t bytes) {
-  const size_t size = SizeClass(bytes);
+// Makes `device` current for its scope and restores the previous one.
+class ScopedDevice {
+ public:
+  explicit ScopedDevice(int device) {
+    CUDA_CHECK(cudaGetDevice(&previous_));
+    if (previous_ != device) CUDA_CHECK(cudaSetDevice(device));
+    device_ = device;
+  }
+  ~ScopedDevice() {
+    if (previous_ != device_) cudaSetDevice(previous_);
+  }
+  ScopedDevice(const ScopedDevice&) = delete;
+  ScopedDevice& operator=(const ScopedDevice&) = delete;
+
+ private:
+  int previous_ = 0, device_ = 0;
+};
+
+void* CachingDeviceAllocator::DeviceMallocLocked(int device, size_t size, size_t requested) {
+  DevicePool& pool = PoolLocked(device);
+  const ScopedDevice on(device);
+  void* ptr = nullptr;
+  cudaError_t status = cudaMalloc(&ptr, size);
+  if (status == cudaErrorMemoryAllocation) {
+    // Give the cached blocks and free segments back to the driver and try once more.
+    cudaGetLastError();
+    ReleaseLocked(device);
+    status = cudaMalloc(&ptr, size);
+  }
+  if (status == cudaErrorMemoryAllocation) {
+    cudaGetLastError();
+    AOETRON_CHECK(false) << "cuda:" << device << ": out of device memory allocating " << requested
+                         << " bytes (size class " << size << "); " << Describe(pool.stats);
+  }
+  CUDA_CHECK(status);
+  ++pool.stats.device_mallocs;
+  pool.stats.bytes_reserved += static_cast<int64_t>(size);
+  return ptr;
+}
+
+void* CachingDeviceAllocator::AllocateOnCurrentDevice(size_t bytes) {
   int device = 0;
   CUDA_CHECK(cudaGetDevice(&device));
+  return Allocate(bytes, device);
+}
+
+void* CachingDeviceAllocator::Allocate(size_t bytes, int device) {
+  const size_t size = SizeClass(bytes);
+  const bool large = size > kSmallLimit;
   std::lock_guard<std::mutex> lock(mutex_);
   DevicePool& pool = PoolLocked(device);
   ++pool.stats.allocations;
   void* ptr = nullptr;
-  auto cached = pool.free_blocks.find(size);
-  if (cached != pool.free_blocks.end() && !cached->second.empty()) {
-    ptr = cached->second.back();
-    cached->second.pop_back();
-    ++pool.stats.cache_hits;
+  if (large) {
+    std::optional<uintptr_t> block = pool.large.Take(size);
+    if (block.has_value()) {
+      ++pool.stats.cache_hits;
+    } else {
+      void* segment = DeviceMallocLocked(device, size, bytes);
+      pool.large.AddSegment(reinterpret_cast<uintptr_t>(segment), size);
+      block = pool.large.Take(size);
+      AOETRON_CHECK(block.has_value() && *block == reinterpret_cast<uintptr_t>(segment));
+    }
+    ptr = reinterpret_cast<void*>(*block);
   } else {
-    cudaError_t status = cudaMalloc(&ptr, size);
-    if (status == cudaErrorMemoryAllocation) {
-      // Give the cached blocks back to the driver and try once more.
-      cudaGetLastError();
-      ReleaseLocked(device);
-      status = cudaMalloc(&ptr, size);
+    auto cached = pool.free_blocks.find(size);
+    if (cached != pool.free_blocks.end() && !cached->second.empty()) {
+      ptr = cached->second.back();
+      cached->second.pop_back();
+      ++pool.stats.cache_hits;
+    } else {
+      ptr = DeviceMallocLocked(device, size, bytes);
     }
-    if (status == cudaErrorMemoryAllocation) {
-      cudaGetLastError();
-      AOETRON_CHECK(false) << "cuda:" << device << ": out of device memory allocating " << bytes
-                           << " bytes (size class " << size << "); " << Describe(pool.stats);
-    }
-    CUDA_CHECK(status);
-    ++pool.stats.device_mallocs;
-    pool.stats.bytes_reserved += static_cast<int64_t>(size);
   }
-  live_[ptr] = Block{size, device};
+  live_[ptr] = Block{size, device, large};
   pool.stats.bytes_in_use += static_cast<int64_t>(size);
   pool.stats.peak_bytes_in_use = std::max(pool.stats.peak_bytes_in_use, pool.stats.bytes_in_use);
   return ptr;
@@ -87,7 +132,11 @@ void CachingDeviceAllocator::Free(void* ptr) {
   const Block block = it->second;
   live_.erase(it);
   DevicePool& pool = PoolLocked(block.device);
-  pool.free_blocks[block.size].push_back(ptr);
+  if (block.large) {
+    pool.large.Give(reinterpret_cast<uintptr_t>(ptr));
+  } else {
+    pool.free_blocks[block.size].push_back(ptr);
+  }
   pool.stats.bytes_in_use -= static_cast<int64_t>(block.size);
 }
 
@@ -112,11 +161,16 @@ void CachingDeviceAllocator::ReleaseLocked(int ordinal) {
     }
     blocks.clear();
   }
+  for (const auto& [base, size] : pool.large.RemoveFreeSegments()) {
+    CUDA_CHECK(cudaFree(reinterpret_cast<void*>(base)));
+    ++pool.stats.device_frees;
+    pool.stats.bytes_reserved -= static_cast<int64_t>(size);
+  }
   CUDA_CHECK(cudaSetDevice(previous));
 }
 
 void* AllocateDeviceMemory(size_t bytes) {
-  return CachingDeviceAllocator::Instance().Allocate(bytes);
+  return CachingDeviceAllocator::Instance().AllocateOnCurrentDevice(bytes);
 }
 
 void FreeDeviceMemory(void* ptr) { CachingDeviceAllocator::Instance().Free(ptr); }

@@ -1,25 +1,30 @@
 // CachingDeviceAllocator: device memory for CUDA tensors without a cudaMalloc per step.
 //
-// cudaMalloc and cudaFree are slow (cudaFree synchronises the whole device), so freed blocks are
-// kept in free lists and handed out again. Requests are rounded up to a size class:
-//   ≤ 1 MiB: a multiple of 512 bytes       (small tensors: norms, biases, per-token scalars)
-//   > 1 MiB: a multiple of 2 MiB           (activations, parameters, the activation arena)
-// and a free block is reused only for a request of exactly its class. No block is split or
-// merged: a training step asks for the same sizes every step (and the activation arena asks for
-// one block), so after the first step every request is a cache hit and the free lists stop
-// growing. The waste is at most 2 MiB per large block.
+// cudaMalloc and cudaFree are slow (cudaFree synchronises the whole device), so freed memory is
+// kept and handed out again. Requests are rounded up to a size class:
+//   ≤ 1 MiB: a multiple of 512 bytes   (small tensors: norms, biases, per-token scalars), served
+//            from free lists of exactly that class;
+//   > 1 MiB: a multiple of 2 MiB       (activations, parameters, arena blocks, the MoE layer's
+//            data-dependent expert blocks and all-to-all payloads), served best-fit from the
+//            device's segments (core/block_pool.h): a larger free block is split, and a freed
+//            block merges with its free neighbours. So memory freed by one step's sizes serves the
+//            next step's other sizes, instead of the reserve ratcheting up class by class; a miss
+//            cudaMallocs a new segment of the request's class.
 //
-// Devices: memory comes from the calling thread's current device; each device has its own free
-// lists, and Free returns a block to the lists of the device it came from.
+// Devices: Allocate(bytes, device) allocates on `device` whatever the calling thread's current
+// device is (the tensor's own device index); each device has its own lists and segments, and
+// Free returns memory to the device it came from.
 //
 // Streams: a freed block may still be read or written by kernels already enqueued on the compute
 // stream. Handing it out again is safe for work on that same stream (it runs after them, in
 // stream order) — which is all of aoetron's kernels. A block used by another stream (NCCL's) must
 // not be freed until that stream's work is ordered before the compute stream; the NCCL
-// communicator does this before each collective returns.
+// communicator does this before each collective returns (or, for a started one, before its
+// handle lets go of its scratch).
 //
-// Out of memory: the allocator frees every cached block of the device and retries once; if that
-// fails too the process ends with the request size and the allocator's statistics.
+// Out of memory: the allocator frees every cached block and every entirely free segment of the
+// device and retries once; if that fails too the process ends with the request size and the
+// allocator's statistics.
 // Thread safety: every method may be called from any thread.
 #pragma once
 
@@ -32,6 +37,7 @@
 #include <vector>
 
 #include "core/allocator.h"
+#include "core/block_pool.h"
 
 namespace aoetron::cuda {
 
@@ -52,9 +58,12 @@ class CachingDeviceAllocator final : public Allocator {
   // which the CUDA runtime may already be gone.
   static CachingDeviceAllocator& Instance();
 
-  // A block of at least `bytes` on the current device, 256-byte aligned (cudaMalloc's alignment;
-  // every size class is a multiple of 512). Never null; 0 bytes gives a smallest-class block.
-  void* Allocate(size_t bytes) override;
+  // A block of at least `bytes` on device `device_index`, 256-byte aligned (cudaMalloc's
+  // alignment; every size class is a multiple of 512). Never null; 0 bytes gives a smallest-class
+  // block.
+  void* Allocate(size_t bytes, int device_index) override;
+  // The same on the calling thread's current device (the backend's own scratch).
+  void* AllocateOnCurrentDevice(size_t bytes);
   // Returns a block to the free list of its device. Null is ignored; a pointer this allocator did
   // not hand out is a CHECK failure.
   void Free(void* ptr) override;
@@ -70,11 +79,15 @@ class CachingDeviceAllocator final : public Allocator {
   struct Block {
     size_t size;  // its size class
     int device;
+    bool large;  // from the device's BlockPool (else a small free list)
   };
   struct DevicePool {
-    std::map<size_t, std::vector<void*>> free_blocks;  // size class → free blocks
+    std::map<size_t, std::vector<void*>> free_blocks;  // small size class → free blocks
+    BlockPool large = BlockPool(/*min_split=*/size_t{2} << 20);
     AllocatorStats stats;
   };
+  // cudaMalloc on `device` (the current device there), with the out-of-memory retry.
+  void* DeviceMallocLocked(int device, size_t size, size_t requested);
   DevicePool& PoolLocked(int ordinal);
   void ReleaseLocked(int ordinal);
 

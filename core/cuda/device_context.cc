@@ -35,6 +35,9 @@ const char* DeviceErrorText(DeviceErrorCode code) {
       return "expert permute: a position lies outside [0, N*K) (entry = flat index into position)";
     case DeviceErrorCode::kExpertIndexOutOfRange:
       return "expert permute: an expert index lies outside [0, experts) (entry = flat index)";
+    case DeviceErrorCode::kRowIndexOutOfRange:
+      return "row move (CopyRows / AddRows / SegmentSumRows): a row index lies outside its tensor "
+             "(entry = flat index into the row index)";
   }
   return "unknown device error";
 }

@@ -26,6 +26,7 @@ enum class DeviceErrorCode : int32_t {
   kTopKIndexOutOfRange = 4,    // detail: the flat index into `indices`
   kPositionOutOfRange = 5,     // detail: the flat index into `position`
   kExpertIndexOutOfRange = 6,  // detail: the flat index into `expert_index`
+  kRowIndexOutOfRange = 7,     // detail: the flat index into a row-move's row index
 };
 
 // Lives in device memory; written by kernels with an atomic compare-and-swap so the first error

@@ -1,5 +1,6 @@
-// CPU kernels inline: each output row is one memcpy or one short sum, rows in parallel. A CUDA
-// tensor is a CHECK failure naming the op: these kernels are the next CUDA work (docs/cuda.md).
+// CPU kernels inline: each output row is one memcpy or one short sum, rows in parallel. CUDA:
+// core/ops/cuda/row_movement_kernels.cu, which checks the row indices as it reads them (a bad
+// one is a device error at the next synchronisation); distinct dst rows are its precondition.
 #include "core/ops/row_movement.h"
 
 #include <omp.h>
@@ -7,6 +8,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/ops/cuda/kernels.h"
 #include "core/ops/f32_staging.h"
 #include "core/ops/op_checks.h"
 
@@ -18,26 +20,19 @@ using namespace internal;  // NOLINT: the op_checks helpers
 // Below this many elements moved a call stays on one thread.
 constexpr int64_t kParallelMinElements = int64_t{1} << 14;
 
-// Which CUDA has no kernel for yet: the row moves run on host memory only.
-void CheckOnHost(const char* op, const Tensor& src) {
-  AOETRON_CHECK(src.device().host_memory())
-      << op << ": no CUDA kernel yet (expert parallelism on GPUs): " << src.DebugString();
-}
-
 // A defined row index: i32 [m] on src's device with entries in [0, rows).
 void CheckRowIndex(const char* op, const char* name, const Tensor& index, const Tensor& src,
                    int64_t m, int64_t rows) {
   AOETRON_CHECK(index.device() == src.device())
       << op << ": " << name << " " << index.DebugString() << " is not on " << src.DebugString();
   CheckShapeEq(op, name, index, {m});
-  CheckIndexRange(op, name, index, rows);
+  if (!OnCuda(index)) CheckIndexRange(op, name, index, rows);
 }
 
 // Checks the operands of a row move and returns M, the number of rows moved.
 int64_t CheckRowMove(const char* op, const Tensor& src, const Tensor& src_rows, const Tensor& dst,
                      const Tensor& dst_rows) {
   CheckOperands(op, {{"src", &src}, {"dst", &dst}});
-  CheckOnHost(op, src);
   CheckRank(op, "src", src, 2);
   CheckRank(op, "dst", dst, 2);
   CheckDType(op, "dst", dst, src.dtype());
@@ -56,6 +51,7 @@ int64_t CheckRowMove(const char* op, const Tensor& src, const Tensor& src_rows, 
     return m;
   }
   CheckRowIndex(op, "dst_rows", dst_rows, src, m, dst.dim(0));
+  if (OnCuda(dst_rows)) return m;  // distinct dst rows: a precondition on the device
   // Each dst row has one writer at most (the kernels write rows in parallel).
   std::vector<char> written(dst.dim(0), 0);
   const int32_t* row = dst_rows.data<int32_t>();
@@ -78,6 +74,14 @@ void CopyRows(const Tensor& src, const Tensor& src_rows, Tensor& dst, const Tens
   const DeviceAccessScope kernel_access;
   const int64_t m = CheckRowMove("CopyRows", src, src_rows, dst, dst_rows);
   const size_t row_bytes = static_cast<size_t>(src.dim(1)) * SizeOf(src.dtype());
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(src)) {
+    cuda::CopyRows(CudaOrdinal(src), src.raw_data(), IndexOrNull(src_rows), src.dim(0),
+                   dst.raw_data(), IndexOrNull(dst_rows), dst.dim(0), m,
+                   static_cast<int64_t>(row_bytes));
+    return;
+  }
+#endif
   const char* in = static_cast<const char*>(src.raw_data());
   char* out = static_cast<char*>(dst.raw_data());
   const int32_t* from = IndexOrNull(src_rows);
@@ -92,6 +96,13 @@ void AddRows(const Tensor& src, const Tensor& src_rows, Tensor& dst, const Tenso
   const DeviceAccessScope kernel_access;
   const int64_t m = CheckRowMove("AddRows", src, src_rows, dst, dst_rows);
   CheckFloat("AddRows", "src", src);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(src)) {
+    cuda::AddRows(CudaOrdinal(src), src.dtype(), src.raw_data(), IndexOrNull(src_rows), src.dim(0),
+                  dst.raw_data(), IndexOrNull(dst_rows), dst.dim(0), m, src.dim(1));
+    return;
+  }
+#endif
   if (src.dtype() == DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
     F32Staging f32;
     AddRows(f32.In(src), src_rows, f32.InOut(dst), dst_rows);
@@ -121,6 +132,18 @@ void SegmentSumRows(const Tensor& src, const Tensor& src_rows, const Tensor& beg
   CheckDType(kOp, "begin", begin, DType::kI64);
   CheckShapeEq(kOp, "begin", begin, {dst.dim(0) + 1});
   const int64_t segments = dst.dim(0), w = src.dim(1);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(src)) {  // the segments' order and the row indices are the kernel's preconditions
+    CheckRank(kOp, "src", src, 2);
+    CheckRank(kOp, "src_rows", src_rows, 1);
+    CheckDType(kOp, "src_rows", src_rows, DType::kI32);
+    CheckDType(kOp, "dst", dst, src.dtype());
+    AOETRON_CHECK(dst.rank() == 2 && dst.dim(1) == w) << kOp << ": dst " << dst.DebugString();
+    cuda::SegmentSumRows(CudaOrdinal(src), src.dtype(), src.raw_data(), src_rows.data<int32_t>(),
+                         src.dim(0), begin.data<int64_t>(), segments, dst.raw_data(), w);
+    return;
+  }
+#endif
   const int64_t* first = begin.data<int64_t>();
   for (int64_t s = 0; s < segments; ++s) {
     AOETRON_CHECK(first[s] < first[s + 1])
@@ -129,7 +152,6 @@ void SegmentSumRows(const Tensor& src, const Tensor& src_rows, const Tensor& beg
   }
   AOETRON_CHECK(segments == 0 || (first[0] >= 0 && first[segments] <= src_rows.numel()))
       << kOp << ": segments outside the " << src_rows.numel() << " src_rows";
-  CheckOnHost(kOp, src);
   CheckRank(kOp, "src", src, 2);
   CheckRank(kOp, "src_rows", src_rows, 1);
   CheckIndexRange(kOp, "src_rows", src_rows, src.dim(0));

@@ -12,24 +12,22 @@
 #include "parallel/rank_order_reduction.h"
 
 namespace aoetron::parallel {
-namespace {
 
 // Scratch on the current device for one collective. Freed when the call returns: the caching
 // allocator hands the block out again only to work that the compute stream orders after this
 // collective (it waits for the communication stream before the call returns).
-class Scratch {
+class NcclScratch {
  public:
-  explicit Scratch(size_t bytes) : data_(static_cast<char*>(cuda::AllocateDeviceMemory(bytes))) {}
-  ~Scratch() { cuda::FreeDeviceMemory(data_); }
-  Scratch(const Scratch&) = delete;
-  Scratch& operator=(const Scratch&) = delete;
+  explicit NcclScratch(size_t bytes)
+      : data_(static_cast<char*>(cuda::AllocateDeviceMemory(bytes))) {}
+  ~NcclScratch() { cuda::FreeDeviceMemory(data_); }
+  NcclScratch(const NcclScratch&) = delete;
+  NcclScratch& operator=(const NcclScratch&) = delete;
   char* get() const { return data_; }
 
  private:
   char* data_;
 };
-
-}  // namespace
 
 int DeviceForLocalRank(int local_rank) {
   const int visible = cuda::VisibleDeviceCount();
@@ -71,6 +69,11 @@ NcclCommunicator::~NcclCommunicator() {
   // Outstanding work first: destroying the communicator under a running collective is undefined.
   if (stream_ != nullptr) cudaStreamSynchronize(stream_);
   if (comm_ != nullptr) ncclCommDestroy(comm_);
+  seconds_in_collectives();  // accounts (and returns to the spares) every recorded pair
+  for (const TimingEvents& events : spare_timing_) {
+    cudaEventDestroy(events.start);
+    cudaEventDestroy(events.stop);
+  }
   if (compute_done_ != nullptr) cudaEventDestroy(compute_done_);
   if (communication_done_ != nullptr) cudaEventDestroy(communication_done_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
@@ -101,8 +104,8 @@ void NcclCommunicator::CheckTensor(const std::string& call, const Tensor& tensor
                             " (the NCCL backend moves tensors of this process's GPU)"));
   }
   if (reduction && !IsReducible(tensor.dtype())) {
-    Fail(call,
-         absl::StrCat(what, " ", tensor.DebugString(), ": reductions take f32, f64, i32 or i64"));
+    Fail(call, absl::StrCat(what, " ", tensor.DebugString(),
+                            ": reductions take f32, f64, bf16, i32 or i64"));
   }
 }
 
@@ -110,13 +113,84 @@ void NcclCommunicator::CommunicationWaitsForCompute() {
   cudaStream_t compute = cuda::DeviceContext::Get(device_).stream();
   CheckCuda(cudaEventRecord(compute_done_, compute), "cudaEventRecord");
   CheckCuda(cudaStreamWaitEvent(stream_, compute_done_, 0), "cudaStreamWaitEvent");
+  // The collective's own time starts here, on the communication stream.
+  TimingEvents timing = TakeTimingEvents();
+  CheckCuda(cudaEventRecord(timing.start, stream_), "cudaEventRecord");
+  recorded_.push_back(timing);
+}
+
+void NcclCommunicator::EndTiming() {
+  CheckCuda(cudaEventRecord(recorded_.back().stop, stream_), "cudaEventRecord");
 }
 
 void NcclCommunicator::ComputeWaitsForCommunication() {
+  EndTiming();
   cudaStream_t compute = cuda::DeviceContext::Get(device_).stream();
   CheckCuda(cudaEventRecord(communication_done_, stream_), "cudaEventRecord");
   CheckCuda(cudaStreamWaitEvent(compute, communication_done_, 0), "cudaStreamWaitEvent");
 }
+
+NcclCommunicator::TimingEvents NcclCommunicator::TakeTimingEvents() {
+  if (!spare_timing_.empty()) {
+    TimingEvents events = spare_timing_.back();
+    spare_timing_.pop_back();
+    return events;
+  }
+  TimingEvents events;
+  CheckCuda(cudaEventCreate(&events.start), "cudaEventCreate");
+  CheckCuda(cudaEventCreate(&events.stop), "cudaEventCreate");
+  return events;
+}
+
+double NcclCommunicator::seconds_in_collectives() const {
+  // Waits for the recorded collectives to finish (the trainer asks at step boundaries, after the
+  // step's results reached the host anyway) and adds their device time.
+  for (const TimingEvents& events : recorded_) {
+    float ms = 0.0f;
+    if (cudaEventSynchronize(events.stop) == cudaSuccess &&
+        cudaEventElapsedTime(&ms, events.start, events.stop) == cudaSuccess) {
+      device_seconds_ += static_cast<double>(ms) * 1e-3;
+    }
+    spare_timing_.push_back(events);
+  }
+  recorded_.clear();
+  return Communicator::seconds_in_collectives() + device_seconds_;
+}
+
+// A started AllReduce: enqueued on the communication stream, joined to the compute stream only
+// at Wait (or once Test sees it done, or at destruction). It owns the collective's scratch until
+// then, so the caching allocator cannot hand it to compute work that may run alongside.
+class NcclPendingCollective final : public PendingCollective {
+ public:
+  NcclPendingCollective(int device, cudaEvent_t done, std::unique_ptr<NcclScratch> scratch)
+      : device_(device), done_(done), scratch_(std::move(scratch)) {}
+  ~NcclPendingCollective() override {
+    Join();
+    scratch_.reset();
+    cudaEventDestroy(done_);
+  }
+  bool Test() override {
+    if (joined_) return true;
+    const cudaError_t state = cudaEventQuery(done_);
+    if (state == cudaErrorNotReady) return false;
+    Join();
+    return true;
+  }
+  // Complete in stream order: every op enqueued on the compute stream from now on sees the
+  // result (the host does not block).
+  void Wait() override { Join(); }
+
+ private:
+  void Join() {
+    if (joined_) return;
+    cudaStreamWaitEvent(cuda::DeviceContext::Get(device_).stream(), done_, 0);
+    joined_ = true;
+  }
+  int device_;
+  cudaEvent_t done_;
+  std::unique_ptr<NcclScratch> scratch_;
+  bool joined_ = false;
+};
 
 void NcclCommunicator::Exchange(const std::vector<Range>& ranges, const char* call) {
   const Range& own = ranges[rank_];
@@ -146,11 +220,24 @@ void NcclCommunicator::Exchange(const std::vector<Range>& ranges, const char* ca
 }
 
 void NcclCommunicator::AllReduce(Tensor tensor, ReduceOp op) {
-  CollectiveTimer timed(this);
+  std::unique_ptr<NcclScratch> scratch = EnqueueAllReduce(tensor, op);
+  if (scratch != nullptr) ComputeWaitsForCommunication();
+}
+
+std::unique_ptr<PendingCollective> NcclCommunicator::StartAllReduce(Tensor tensor, ReduceOp op) {
+  std::unique_ptr<NcclScratch> scratch = EnqueueAllReduce(tensor, op);
+  cudaEvent_t done = nullptr;
+  CheckCuda(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreate");
+  if (scratch != nullptr) EndTiming();
+  CheckCuda(cudaEventRecord(done, stream_), "cudaEventRecord");
+  return std::make_unique<NcclPendingCollective>(device_, done, std::move(scratch));
+}
+
+std::unique_ptr<NcclScratch> NcclCommunicator::EnqueueAllReduce(Tensor tensor, ReduceOp op) {
   const std::string call = absl::StrCat("AllReduce(", ReduceOpName(op), ")");
   CheckTensor(call, tensor, "tensor", /*reduction=*/true);
   const int64_t numel = tensor.numel();
-  if (size_ == 1 || numel == 0) return;
+  if (size_ == 1 || numel == 0) return nullptr;
   const size_t word = SizeOf(tensor.dtype());
   const int p = size_;
   char* base = static_cast<char*>(tensor.raw_data());
@@ -158,7 +245,9 @@ void NcclCommunicator::AllReduce(Tensor tensor, ReduceOp op) {
   std::vector<int64_t> begin(p + 1);
   for (int r = 0; r <= p; ++r) begin[r] = numel * r / p;
   const int64_t own = begin[rank_ + 1] - begin[rank_];
-  Scratch stacked(static_cast<size_t>(p) * std::max<int64_t>(own, 1) * word);
+  auto scratch =
+      std::make_unique<NcclScratch>(static_cast<size_t>(p) * std::max<int64_t>(own, 1) * word);
+  NcclScratch& stacked = *scratch;
   CommunicationWaitsForCompute();
   // 1. Everyone's copy of my block, stacked in rank order.
   std::vector<Range> gather(p);
@@ -182,11 +271,10 @@ void NcclCommunicator::AllReduce(Tensor tensor, ReduceOp op) {
     spread[r].recv_bytes = static_cast<size_t>(begin[r + 1] - begin[r]) * word;
   }
   Exchange(spread, "AllReduce: all-gather");
-  ComputeWaitsForCommunication();
+  return scratch;
 }
 
 void NcclCommunicator::ReduceScatter(const Tensor& input, Tensor output) {
-  CollectiveTimer timed(this);
   const std::string call = "ReduceScatter(sum)";
   CheckTensor(call, input, "input", /*reduction=*/true);
   CheckTensor(call, output, "output", /*reduction=*/true);
@@ -212,7 +300,7 @@ void NcclCommunicator::ReduceScatter(const Tensor& input, Tensor output) {
     ComputeWaitsForCommunication();
     return;
   }
-  Scratch stacked(static_cast<size_t>(size_) * n * word);
+  NcclScratch stacked(static_cast<size_t>(size_) * n * word);
   std::vector<Range> gather(size_);
   for (int r = 0; r < size_; ++r) {
     gather[r].send = in + static_cast<size_t>(r) * n * word;
@@ -227,7 +315,6 @@ void NcclCommunicator::ReduceScatter(const Tensor& input, Tensor output) {
 }
 
 void NcclCommunicator::AllGather(const Tensor& input, Tensor output) {
-  CollectiveTimer timed(this);
   const std::string call = "AllGather";
   CheckTensor(call, input, "input", /*reduction=*/false);
   CheckTensor(call, output, "output", /*reduction=*/false);
@@ -251,7 +338,6 @@ void NcclCommunicator::AllGather(const Tensor& input, Tensor output) {
 
 void NcclCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> send_rows,
                                  Tensor recv, std::span<const int64_t> recv_rows) {
-  CollectiveTimer timed(this);
   const std::string call = "AllToAllV";
   CheckTensor(call, send, "send", /*reduction=*/false);
   CheckTensor(call, recv, "recv", /*reduction=*/false);
@@ -279,7 +365,6 @@ void NcclCommunicator::AllToAllV(const Tensor& send, std::span<const int64_t> se
 }
 
 void NcclCommunicator::Broadcast(Tensor tensor, int root) {
-  CollectiveTimer timed(this);
   const std::string call = "Broadcast";
   CheckTensor(call, tensor, "tensor", /*reduction=*/false);
   if (root < 0 || root >= size_) {

@@ -8,11 +8,16 @@
 // CPU communicator and bootstraps a new NCCL communicator from the part.
 //
 // Streams. Collectives run on a communication stream of their own, so they can overlap compute
-// that does not depend on them. Each call (1) records an event on the compute stream
-// (core/cuda/device_context.h) and makes the communication stream wait for it, so the
-// collective sees every value the compute stream wrote before the call; (2) enqueues the NCCL
-// work; (3) records an event on the communication stream and makes the compute stream wait for
-// it, so every op issued after the call sees the results. The call returns once the work is
+// that does not depend on them. StartAllReduce (GradientSync's buckets) enqueues the same work
+// but joins the compute stream only where the result is consumed: the handle's Wait (or Test
+// seeing it done) makes the compute stream wait for it, without blocking the host.
+// Time. seconds_in_collectives() is device time: CUDA events bracket each collective on the
+// communication stream (what the transfer took, not the enqueue), summed when asked (it waits
+// for the recorded collectives to finish); Barrier's host time is added. Each call (1) records an
+// event on the compute stream (core/cuda/device_context.h) and makes the communication stream wait
+// for it, so the collective sees every value the compute stream wrote before the call; (2) enqueues
+// the NCCL work; (3) records an event on the communication stream and makes the compute stream wait
+// for it, so every op issued after the call sees the results. The call returns once the work is
 // enqueued: "complete" in the contract's sense is in stream order — the next op on the device,
 // and any copy to the host (which synchronises), sees the final values.
 //
@@ -29,7 +34,8 @@
 //  - AllToAllV: grouped ncclSend/ncclRecv of each peer's rows; this rank's own rows are a device
 //    copy.
 //  - Broadcast: ncclBroadcast in place. Barrier: the CPU communicator's barrier.
-// Elements move as bytes (ncclUint8), so every dtype moves; reductions take f32, f64, i32, i64.
+// Elements move as bytes (ncclUint8), so every dtype moves; reductions take f32, f64, bf16
+// (summed in f32, rounded once), i32, i64.
 //
 // Errors. A misuse (wrong device, dtype, shape) or a failed NCCL/CUDA call ends the job through
 // AbortAll: "rank R (group G): <call> failed: <cause>".
@@ -43,6 +49,7 @@
 
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "parallel/communicator.h"
 
@@ -51,6 +58,8 @@ namespace aoetron::parallel {
 // The CUDA device a process should use: its local rank, modulo the visible devices. CHECKs that
 // a device is visible.
 int DeviceForLocalRank(int local_rank);
+
+class NcclScratch;  // device scratch of one collective (nccl_communicator.cc)
 
 class NcclCommunicator final : public Communicator {
  public:
@@ -72,6 +81,8 @@ class NcclCommunicator final : public Communicator {
                  std::span<const int64_t> recv_rows) override;
   using Communicator::AllToAllV;
   void Broadcast(Tensor tensor, int root) override;
+  std::unique_ptr<PendingCollective> StartAllReduce(Tensor tensor, ReduceOp op) override;
+  double seconds_in_collectives() const override;
   void Barrier() override;
   std::unique_ptr<Communicator> Split(int color, int key, std::string name) override;
 
@@ -87,9 +98,18 @@ class NcclCommunicator final : public Communicator {
   // reducible dtype.
   void CheckTensor(const std::string& call, const Tensor& tensor, const char* what,
                    bool reduction) const;
-  // Stage (1) and (3) of the file comment.
+  // Stage (1) and (3) of the file comment; (1) also starts the collective's timing and (3) ends
+  // it (EndTiming alone for a started collective).
   void CommunicationWaitsForCompute();
   void ComputeWaitsForCommunication();
+  void EndTiming();
+  // Steps 1–3 of AllReduce on the communication stream, without the compute stream's wait; the
+  // scratch must live until the compute stream has waited. Null when there is nothing to do.
+  std::unique_ptr<NcclScratch> EnqueueAllReduce(Tensor tensor, ReduceOp op);
+  struct TimingEvents {
+    cudaEvent_t start = nullptr, stop = nullptr;
+  };
+  TimingEvents TakeTimingEvents();
   // Grouped exchange of byte ranges: send[r] goes to peer r, recv[r] comes from peer r; this
   // rank's own pair is a device copy. Lengths in bytes; zero-length pairs are skipped.
   struct Range {
@@ -111,6 +131,9 @@ class NcclCommunicator final : public Communicator {
   cudaStream_t stream_ = nullptr;
   cudaEvent_t compute_done_ = nullptr;
   cudaEvent_t communication_done_ = nullptr;
+  // Timing: pairs recorded and not yet read, spare pairs, and the device seconds read so far.
+  mutable std::vector<TimingEvents> recorded_, spare_timing_;
+  mutable double device_seconds_ = 0.0;
 };
 
 }  // namespace aoetron::parallel

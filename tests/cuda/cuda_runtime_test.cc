@@ -1,6 +1,7 @@
 // The CUDA runtime pieces: size classes (no GPU needed), the caching allocator's reuse and
 // statistics, host/device copies, the elementwise ops, AdamW, deferred device errors, and GEMM
 // through cuBLASLt against the CPU's f64 GEMM.
+#include <cuda_runtime_api.h>
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -51,16 +52,47 @@ class CudaRuntime : public CudaTest {};
 
 TEST_F(CudaRuntime, AllocatorReusesFreedBlocksOfTheSameClass) {
   CachingDeviceAllocator& allocator = CachingDeviceAllocator::Instance();
-  void* first = allocator.Allocate(1000);
+  void* first = allocator.Allocate(1000, 0);
   allocator.Free(first);
   const cuda::AllocatorStats before = allocator.Stats(0);
-  void* second = allocator.Allocate(900);  // same 1024-byte class
+  void* second = allocator.Allocate(900, 0);  // same 1024-byte class
   const cuda::AllocatorStats after = allocator.Stats(0);
   EXPECT_EQ(second, first);
   EXPECT_EQ(after.cache_hits, before.cache_hits + 1);
   EXPECT_EQ(after.device_mallocs, before.device_mallocs);
   EXPECT_EQ(after.bytes_in_use, before.bytes_in_use + 1024);
   allocator.Free(second);
+}
+
+// Large blocks come from segments: a freed 64 MiB block serves two 30 MiB requests (split)
+// without a cudaMalloc, and once both are freed a 64 MiB request is served again (merged).
+TEST_F(CudaRuntime, AllocatorSplitsAndMergesLargeBlocks) {
+  CachingDeviceAllocator& allocator = CachingDeviceAllocator::Instance();
+  constexpr size_t kMiB = size_t{1} << 20;
+  void* big = allocator.Allocate(64 * kMiB, 0);
+  allocator.Free(big);
+  const cuda::AllocatorStats before = allocator.Stats(0);
+  void* a = allocator.Allocate(30 * kMiB, 0);
+  void* b = allocator.Allocate(30 * kMiB, 0);
+  EXPECT_EQ(allocator.Stats(0).device_mallocs, before.device_mallocs);
+  EXPECT_EQ(a, big);
+  EXPECT_EQ(static_cast<char*>(b), static_cast<char*>(big) + 30 * kMiB);
+  allocator.Free(a);
+  allocator.Free(b);
+  void* again = allocator.Allocate(64 * kMiB, 0);
+  EXPECT_EQ(again, big);
+  EXPECT_EQ(allocator.Stats(0).device_mallocs, before.device_mallocs);
+  allocator.Free(again);
+}
+
+// A tensor on cuda:1 is allocated on GPU 1 whatever the thread's current device.
+TEST_F(CudaRuntime, TensorsAreAllocatedOnTheirOwnDevice) {
+  if (CudaDeviceCount() < 2) GTEST_SKIP() << "needs two GPUs";
+  SetCudaDevice(0);
+  Tensor t = Tensor::Empty({1024}, DType::kF32, Device::Cuda(1));
+  cudaPointerAttributes attributes{};
+  ASSERT_EQ(cudaPointerGetAttributes(&attributes, t.raw_data()), cudaSuccess);
+  EXPECT_EQ(attributes.device, 1);
 }
 
 TEST_F(CudaRuntime, CopiesRoundTripEveryDType) {

@@ -15,10 +15,15 @@
 // bf16 operands with CUBLAS_COMPUTE_32F accumulation and f32 alpha/beta, C stored bf16 or, for
 // mixed precision's f32 weight gradients and routing scores, f32.
 //
-// Plans. A descriptor set and the heuristic's chosen algorithm are cached per (dtype, transposes,
-// M, N, K, operand alignments): a training step repeats the same few shapes, so after the first
-// step a GEMM is one cublasLtMatmul call. Alignments are part of the key because Tensor::Rows views
-// may start anywhere, and an algorithm chosen for 256-byte aligned operands may not run on others.
+// Plans. cuBLASLt's heuristic query is slow (tens of µs) and an MoE step multiplies each
+// expert's block of data-dependent height, so a plan is cached per SHAPE CLASS: (dtypes,
+// transposes, operand alignments, and each of M, N, K rounded up to a power of two). A call
+// builds the three matrix layouts for its exact shape (host-only calls, ~µs) and runs the class's
+// algorithm; should cuBLASLt refuse it for this exact shape (an algorithm may depend on sizes), the
+// call falls back to a heuristic for the exact shape, cached separately. So after the first step a
+// GEMM is one cublasLtMatmul whatever the experts' loads. Alignments are part of the key because
+// Tensor::Rows views may start anywhere, and an algorithm chosen for 256-byte aligned operands may
+// not run on others.
 // Each device has its own handle, a 32 MiB workspace (the size NVIDIA suggests for Hopper) and
 // plan cache. Thread safety: the caches are guarded by a mutex; a call enqueues on the compute
 // stream of `device`.
@@ -51,21 +56,31 @@ uint32_t Alignment(const void* ptr) {
   return alignment;
 }
 
+// (dtype, c_dtype, trans_a, trans_b, M, N, K, alignment of A, B, C): M, N, K exact or rounded up
+// to a power of two (a shape class).
 using PlanKey =
     std::tuple<DType, DType, bool, bool, int64_t, int64_t, int64_t, uint32_t, uint32_t, uint32_t>;
 
 struct Plan {
   cublasLtMatmulDesc_t operation = nullptr;
-  cublasLtMatrixLayout_t first = nullptr;   // our B
-  cublasLtMatrixLayout_t second = nullptr;  // our A
-  cublasLtMatrixLayout_t result = nullptr;  // our C
   cublasLtMatmulAlgo_t algo{};
+};
+
+// The three matrix layouts of one exact shape (first = our B, second = our A, result = our C).
+struct Layouts {
+  cublasLtMatrixLayout_t first = nullptr, second = nullptr, result = nullptr;
+  ~Layouts() {
+    if (first != nullptr) cublasLtMatrixLayoutDestroy(first);
+    if (second != nullptr) cublasLtMatrixLayoutDestroy(second);
+    if (result != nullptr) cublasLtMatrixLayoutDestroy(result);
+  }
 };
 
 struct DeviceGemmState {
   cublasLtHandle_t handle = nullptr;
   void* workspace = nullptr;
-  std::map<PlanKey, Plan> plans;
+  std::map<PlanKey, Plan> class_plans;  // by shape class
+  std::map<PlanKey, Plan> exact_plans;  // fallbacks, by exact shape
 };
 
 std::mutex g_mutex;
@@ -80,12 +95,29 @@ DeviceGemmState& StateFor(int device) {
   return state;
 }
 
-const Plan& PlanFor(DeviceGemmState& state, const PlanKey& key) {
-  auto found = state.plans.find(key);
-  if (found != state.plans.end()) return found->second;
+int64_t ShapeClass(int64_t x) {
+  int64_t c = 1;
+  while (c < x) c *= 2;
+  return c;
+}
+
+cudaDataType_t CudaType(DType dtype) { return dtype == DType::kBF16 ? CUDA_R_16BF : CUDA_R_32F; }
+
+// Column-major layouts of the row-major problem (see the file comment).
+void MakeLayouts(DType dtype, DType c_dtype, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                 int64_t k, Layouts& layouts) {
+  const uint64_t first_rows = trans_b ? k : n, first_cols = trans_b ? n : k;
+  const uint64_t second_rows = trans_a ? m : k, second_cols = trans_a ? k : m;
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&layouts.first, CudaType(dtype), first_rows, first_cols,
+                                          static_cast<int64_t>(first_rows)));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&layouts.second, CudaType(dtype), second_rows,
+                                          second_cols, static_cast<int64_t>(second_rows)));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&layouts.result, CudaType(c_dtype), n, m, n));
+}
+
+// A plan for `key`'s shape (its M, N, K as given: exact or a class's representative).
+Plan MakePlan(DeviceGemmState& state, const PlanKey& key) {
   const auto [dtype, c_dtype, trans_a, trans_b, m, n, k, align_a, align_b, align_c] = key;
-  const cudaDataType_t type = dtype == DType::kBF16 ? CUDA_R_16BF : CUDA_R_32F;
-  const cudaDataType_t c_type = c_dtype == DType::kBF16 ? CUDA_R_16BF : CUDA_R_32F;
   Plan plan;
   CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.operation, CUBLAS_COMPUTE_32F, CUDA_R_32F));
   const cublasOperation_t op_first = trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -94,14 +126,8 @@ const Plan& PlanFor(DeviceGemmState& state, const PlanKey& key) {
                                               &op_first, sizeof(op_first)));
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.operation, CUBLASLT_MATMUL_DESC_TRANSB,
                                               &op_second, sizeof(op_second)));
-  // Stored (column-major) shapes: see the file comment.
-  const uint64_t first_rows = trans_b ? k : n, first_cols = trans_b ? n : k;
-  const uint64_t second_rows = trans_a ? m : k, second_cols = trans_a ? k : m;
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.first, type, first_rows, first_cols,
-                                          static_cast<int64_t>(first_rows)));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.second, type, second_rows, second_cols,
-                                          static_cast<int64_t>(second_rows)));
-  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.result, c_type, n, m, n));
+  Layouts layouts;
+  MakeLayouts(dtype, c_dtype, trans_a, trans_b, m, n, k, layouts);
 
   cublasLtMatmulPreference_t preference = nullptr;
   CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&preference));
@@ -120,9 +146,9 @@ const Plan& PlanFor(DeviceGemmState& state, const PlanKey& key) {
   }
   cublasLtMatmulHeuristicResult_t result{};
   int returned = 0;
-  CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(state.handle, plan.operation, plan.first, plan.second,
-                                              plan.result, plan.result, preference, 1, &result,
-                                              &returned));
+  CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(state.handle, plan.operation, layouts.first,
+                                              layouts.second, layouts.result, layouts.result,
+                                              preference, 1, &result, &returned));
   CUBLAS_CHECK(cublasLtMatmulPreferenceDestroy(preference));
   AOETRON_CHECK(returned > 0) << "Gemm (cuBLASLt): no algorithm for " << DTypeName(dtype) << " → "
                               << DTypeName(c_dtype) << " M=" << m << " N=" << n << " K=" << k
@@ -130,7 +156,13 @@ const Plan& PlanFor(DeviceGemmState& state, const PlanKey& key) {
                               << " alignments A/B/C " << align_a << "/" << align_b << "/"
                               << align_c;
   plan.algo = result.algo;
-  return state.plans.emplace(key, plan).first->second;
+  return plan;
+}
+
+const Plan& CachedPlan(DeviceGemmState& state, std::map<PlanKey, Plan>& plans, const PlanKey& key) {
+  auto found = plans.find(key);
+  if (found != plans.end()) return found->second;
+  return plans.emplace(key, MakePlan(state, key)).first->second;
 }
 
 }  // namespace
@@ -155,12 +187,23 @@ void Gemm(int device, DType dtype, DType c_dtype, bool trans_a, bool trans_b, in
   }
   std::lock_guard<std::mutex> lock(g_mutex);
   DeviceGemmState& state = StateFor(device);
-  const PlanKey key{dtype, c_dtype, trans_a,      trans_b,      m,
-                    n,     k,       Alignment(a), Alignment(b), Alignment(c)};
-  const Plan& plan = PlanFor(state, key);
-  CUBLAS_CHECK(cublasLtMatmul(state.handle, plan.operation, &alpha, b, plan.first, a, plan.second,
-                              &beta, c, plan.result, c, plan.result, &plan.algo, state.workspace,
-                              kWorkspaceBytes, context.stream()));
+  const uint32_t align_a = Alignment(a), align_b = Alignment(b), align_c = Alignment(c);
+  const PlanKey class_key{dtype,         c_dtype,       trans_a, trans_b, ShapeClass(m),
+                          ShapeClass(n), ShapeClass(k), align_a, align_b, align_c};
+  Layouts layouts;
+  MakeLayouts(dtype, c_dtype, trans_a, trans_b, m, n, k, layouts);
+  auto run = [&](const Plan& plan) {
+    return cublasLtMatmul(state.handle, plan.operation, &alpha, b, layouts.first, a, layouts.second,
+                          &beta, c, layouts.result, c, layouts.result, &plan.algo, state.workspace,
+                          kWorkspaceBytes, context.stream());
+  };
+  const cublasStatus_t status = run(CachedPlan(state, state.class_plans, class_key));
+  if (status == CUBLAS_STATUS_SUCCESS) return;
+  // The class's algorithm does not run this exact shape: the exact shape's own plan.
+  AOETRON_CHECK(status == CUBLAS_STATUS_NOT_SUPPORTED || status == CUBLAS_STATUS_INVALID_VALUE)
+      << "Gemm (cuBLASLt): cublasLtMatmul failed with status " << static_cast<int>(status);
+  const PlanKey exact_key{dtype, c_dtype, trans_a, trans_b, m, n, k, align_a, align_b, align_c};
+  CUBLAS_CHECK(run(CachedPlan(state, state.exact_plans, exact_key)));
 }
 
 }  // namespace aoetron::ops::cuda

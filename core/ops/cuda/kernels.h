@@ -98,6 +98,18 @@ void CombineRowsBackward(int device, DType dtype, const void* dy, const void* ex
                          const int32_t* position, const void* weights, int64_t n, int64_t k,
                          int64_t d, void* d_expert_out, void* dweights);
 
+// ---- row_movement_kernels.cu (core/ops/row_movement.h) ----------------------------------------
+// Row indices are i32 device arrays (null: the identity); src_count / dst_count bound them (a bad
+// one is a device error). CopyRows moves row_bytes per row; AddRows and SegmentSumRows take f32
+// or bf16 rows of w elements and compute in f32. begin: i64 [segments + 1].
+void CopyRows(int device, const void* src, const int32_t* src_rows, int64_t src_count, void* dst,
+              const int32_t* dst_rows, int64_t dst_count, int64_t m, int64_t row_bytes);
+void AddRows(int device, DType dtype, const void* src, const int32_t* src_rows, int64_t src_count,
+             void* dst, const int32_t* dst_rows, int64_t dst_count, int64_t m, int64_t w);
+void SegmentSumRows(int device, DType dtype, const void* src, const int32_t* src_rows,
+                    int64_t src_count, const int64_t* begin, int64_t segments, void* dst,
+                    int64_t w);
+
 // ---- attention_kernels.cu -----------------------------------------------------------------------
 // qkv: [batch, seq, 3, heads, head_dim], out/dout: [batch, seq, heads, head_dim],
 // lse: [batch, heads, seq] f32. head_dim ≤ kMaxAttentionHeadDim.
