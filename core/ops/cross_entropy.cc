@@ -50,13 +50,6 @@ void CheckShardOperands(const char* op, const Tensor& logits_shard, const Tensor
   CheckShapeEq(op, "row_max", row_max, {n});
 }
 
-// Which CUDA has no kernel for yet: the sharded stages run on host memory only.
-void CheckShardOnHost(const char* op, const Tensor& logits_shard) {
-  AOETRON_CHECK(logits_shard.device().host_memory())
-      << op << ": no CUDA kernel yet for the vocabulary-sharded cross-entropy (tensor "
-      << "parallelism on GPUs); got " << logits_shard.DebugString();
-}
-
 }  // namespace
 
 void CrossEntropyShardRowMax(const Tensor& logits_shard, Tensor& row_max) {
@@ -67,7 +60,14 @@ void CrossEntropyShardRowMax(const Tensor& logits_shard, Tensor& row_max) {
   CheckRank(kOp, "logits_shard", logits_shard, 2);
   CheckDType(kOp, "row_max", row_max, DType::kF64);
   CheckShapeEq(kOp, "row_max", row_max, {logits_shard.dim(0)});
-  CheckShardOnHost(kOp, logits_shard);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(logits_shard)) {
+    cuda::CrossEntropyShardRowMax(CudaOrdinal(logits_shard), logits_shard.dtype(),
+                                  logits_shard.raw_data(), logits_shard.dim(0), logits_shard.dim(1),
+                                  row_max.data<double>());
+    return;
+  }
+#endif
   if (logits_shard.dtype() ==
       DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
     F32Staging f32;
@@ -92,11 +92,20 @@ void CrossEntropyShardSums(Tensor& logits_shard, const Tensor& targets, int64_t 
   CheckShardOperands(kOp, logits_shard, targets, row_max);
   CheckDType(kOp, "sums", sums, DType::kF64);
   CheckShapeEq(kOp, "sums", sums, {2, logits_shard.dim(0)});
-  CheckShardOnHost(kOp, logits_shard);
   const int64_t n = logits_shard.dim(0);
   AOETRON_CHECK(vocab_begin >= 0 && vocab_begin + logits_shard.dim(1) <= vocab_size)
       << kOp << ": shard [" << vocab_begin << ", " << vocab_begin + logits_shard.dim(1)
       << ") outside the vocabulary [0, " << vocab_size << ")";
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(logits_shard)) {  // the kernel checks the targets (core/cuda/device_errors.h)
+    double* z = sums.data<double>();
+    cuda::CrossEntropyShardSums(CudaOrdinal(logits_shard), logits_shard.dtype(),
+                                logits_shard.raw_data(), targets.data<int32_t>(), n,
+                                logits_shard.dim(1), vocab_begin, vocab_size,
+                                row_max.data<double>(), store_exp, z, z + n);
+    return;
+  }
+#endif
   CheckTargetsBelow(kOp, targets, vocab_size);
   if (logits_shard.dtype() ==
       DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
@@ -129,7 +138,18 @@ void CrossEntropyShardFinish(Tensor& logits_shard, const Tensor& targets, int64_
   CheckShapeEq(kOp, "sums", sums, {2, n});
   CheckDType(kOp, "losses", losses, AccumulationDType(logits_shard.dtype()));
   CheckShapeEq(kOp, "losses", losses, {n});
-  CheckShardOnHost(kOp, logits_shard);
+#ifdef AOETRON_WITH_CUDA
+  if (OnCuda(logits_shard)) {
+    AOETRON_CHECK(losses.dtype() == DType::kF32)
+        << kOp << ": losses must be f32 on CUDA, got " << losses.DebugString();
+    const double* z = sums.data<double>();
+    cuda::CrossEntropyShardFinish(CudaOrdinal(logits_shard), logits_shard.dtype(),
+                                  logits_shard.raw_data(), targets.data<int32_t>(), n,
+                                  logits_shard.dim(1), vocab_begin, row_max.data<double>(), z,
+                                  z + n, backward, grad_scale, losses.data<float>());
+    return;
+  }
+#endif
   if (logits_shard.dtype() ==
       DType::kBF16) {  // f32 arithmetic on bf16 storage (core/ops/f32_staging.h)
     F32Staging f32;

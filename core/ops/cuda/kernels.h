@@ -68,6 +68,19 @@ void CrossEntropyForward(int device, DType dtype, const void* logits, const int3
 void CrossEntropyForwardBackward(int device, DType dtype, void* logits, const int32_t* targets,
                                  int64_t n, int64_t vocab, double grad_scale, float* losses);
 
+// ---- cross_entropy_shard_kernels.cu: the vocabulary-parallel stages (core/ops/cross_entropy.h) --
+// logits: [n, local_vocab] f32 or bf16; row_max, z, x_target: f64 [n]; losses f32 [n]. A target
+// ≥ vocab_size is a device error.
+void CrossEntropyShardRowMax(int device, DType dtype, const void* logits, int64_t n,
+                             int64_t local_vocab, double* row_max);
+void CrossEntropyShardSums(int device, DType dtype, void* logits, const int32_t* targets, int64_t n,
+                           int64_t local_vocab, int64_t vocab_begin, int64_t vocab_size,
+                           const double* row_max, bool store_exp, double* z, double* x_target);
+void CrossEntropyShardFinish(int device, DType dtype, void* logits, const int32_t* targets,
+                             int64_t n, int64_t local_vocab, int64_t vocab_begin,
+                             const double* row_max, const double* z, const double* x_target,
+                             bool backward, double grad_scale, float* losses);
+
 // ---- routing_kernels.cu -------------------------------------------------------------------------
 void TopK(int device, DType dtype, const void* scores, int64_t n, int64_t m, int64_t k,
           void* values, int32_t* indices);
