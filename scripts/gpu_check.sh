@@ -53,23 +53,31 @@ if [[ $MODE == pack ]]; then
   ldd "$DIR"/bin/* | awk '/=> \// {print $3}' | sort -u |
     grep -vE 'libc\.so|libm\.so|libdl|libpthread|librt|ld-linux|libstdc\+\+|libgcc_s|/cuda|libcu|libnccl' |
     while read -r lib; do cp -L "$lib" "$DIR/lib/"; done
-  # Open MPI's runtime, relocated under DIR/openmpi (OPAL_PREFIX): mpirun (orterun), its daemon,
-  # the component plugins and the help and parameter files it reads at start-up.
-  ompi_lib=$(dirname "$(ldd "$BUILD/bin/nccl_test" | awk '/libmpi\.so/ {print $3}')")
-  if [[ -n $ompi_lib && -d $ompi_lib ]]; then
-    mkdir -p "$DIR/openmpi/bin" "$DIR/openmpi/lib" "$DIR/openmpi/share"
-    for tool in orterun orted mpirun; do
-      [[ -x /usr/bin/$tool ]] && cp -L "/usr/bin/$tool" "$DIR/openmpi/bin/"
+  # Open MPI's runtime, relocated under DIR/openmpi: every install path of `ompi_info --path`
+  # under its prefix is mirrored below DIR/openmpi, which OPAL_PREFIX then names on the GPU
+  # machine (mpirun, its daemon, the component plugins, help and parameter files; the libraries
+  # the binaries load come with DIR/lib above).
+  if command -v ompi_info >/dev/null; then
+    ompi_path() { ompi_info --path "$1" --parsable | awk -F: -v k="$1" '$2 == k {print $3; exit}'; }
+    prefix=$(ompi_path prefix)
+    for key in bindir pkglibdir pkgdatadir; do
+      src=$(ompi_path $key)
+      [[ -d $src && $src == "$prefix"/* ]] || continue
+      dst="$DIR/openmpi${src#"$prefix"}"
+      mkdir -p "$dst"
+      if [[ $key == bindir ]]; then
+        for tool in orterun orted mpirun mpiexec; do
+          [[ -e $src/$tool ]] && cp -L "$src/$tool" "$dst/"
+        done
+      else
+        cp -rL "$src"/. "$dst/"
+      fi
     done
-    cp -L "$ompi_lib"/lib*.so* "$DIR/openmpi/lib/" 2>/dev/null
-    [[ -d $ompi_lib/openmpi ]] && cp -rL "$ompi_lib/openmpi" "$DIR/openmpi/lib/"
-    for share in /usr/share/openmpi /usr/share/pmix; do
-      [[ -d $share ]] && cp -rL "$share" "$DIR/openmpi/share/"
-    done
-    [[ -d /etc/openmpi ]] && cp -rL /etc/openmpi "$DIR/openmpi/etc"
-    ldd "$DIR"/openmpi/bin/* "$DIR"/openmpi/lib/openmpi/*.so 2>/dev/null | awk '/=> \// {print $3}' |
-      sort -u | grep -E 'libpmix|libhwloc|libevent|libopen-|libmpi|libudev|libltdl|libz' |
-      while read -r lib; do cp -nL "$lib" "$DIR/openmpi/lib/"; done
+    # The plugins' own libraries (hwloc, pmix, event, ...).
+    ldd "$DIR"/openmpi/bin/* $(find "$DIR/openmpi" -name '*.so') 2>/dev/null |
+      awk '/=> \// {print $3}' | sort -u |
+      grep -vE 'libc\.so|libm\.so|libdl|libpthread|librt|ld-linux|libstdc\+\+|libgcc_s|/cuda|libcu' |
+      while read -r lib; do cp -nL "$lib" "$DIR/lib/"; done
   fi
   du -sh "$DIR"
   echo "packed into $DIR; on the GPU machine: scripts/gpu_check.sh --prebuilt $DIR"
@@ -90,9 +98,7 @@ else
   # The packed Open MPI, when this machine has no mpirun of its own.
   if ! command -v mpirun >/dev/null && [[ -x $DIR/openmpi/bin/orterun ]]; then
     export OPAL_PREFIX="$DIR/openmpi" PATH="$DIR/openmpi/bin:$PATH"
-    extra="$extra:$DIR/openmpi/lib"
     [[ -x $DIR/openmpi/bin/mpirun ]] || ln -sf orterun "$DIR/openmpi/bin/mpirun"
-    [[ -d $DIR/openmpi/etc ]] && export OMPI_MCA_mca_base_param_files="$DIR/openmpi/etc/openmpi-mca-params.conf"
   fi
   export LD_LIBRARY_PATH="$extra:${LD_LIBRARY_PATH:-}"
   for t in "${TARGETS[@]}"; do
