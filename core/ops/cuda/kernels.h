@@ -123,6 +123,17 @@ void SegmentSumRows(int device, DType dtype, const void* src, const int32_t* src
                     int64_t src_count, const int64_t* begin, int64_t segments, void* dst,
                     int64_t w);
 
+// ---- routing_statistics_kernels.cu (core/ops/routing_statistics.h) ------------------------------
+// RoutingStatisticsPartials: per chunk of kStatChunk tokens, 2n + 1 doubles into `partials`
+// ([chunks, 2n + 1]: pairs per expert, Σ q per expert, Σ entropy); the caller adds the chunks in
+// order. row (AddRowVector): n doubles on the device.
+constexpr int64_t kStatChunk = 256;
+void RoutingStatisticsPartials(int device, DType dtype, const int32_t* top_index, const void* probs,
+                               int64_t tokens, int64_t n, int64_t k, double* partials);
+void TakeAlongRows(int device, DType dtype, const void* x, const int32_t* index, int64_t tokens,
+                   int64_t n, int64_t k, void* out);
+void AddRowVector(int device, DType dtype, const double* row, int64_t tokens, int64_t n, void* x);
+
 // ---- attention_kernels.cu -----------------------------------------------------------------------
 // qkv: [batch, seq, 3, heads, head_dim], out/dout: [batch, seq, heads, head_dim],
 // lse: [batch, heads, seq] f32. head_dim ≤ kMaxAttentionHeadDim.
