@@ -133,14 +133,15 @@ void SegmentSumRows(const Tensor& src, const Tensor& src_rows, const Tensor& beg
   CheckShapeEq(kOp, "begin", begin, {dst.dim(0) + 1});
   const int64_t segments = dst.dim(0), w = src.dim(1);
 #ifdef AOETRON_WITH_CUDA
-  if (OnCuda(src)) {  // the segments' order and the row indices are the kernel's preconditions
+  if (OnCuda(src)) {  // the kernel checks the segments and the row indices as it reads them
     CheckRank(kOp, "src", src, 2);
     CheckRank(kOp, "src_rows", src_rows, 1);
     CheckDType(kOp, "src_rows", src_rows, DType::kI32);
     CheckDType(kOp, "dst", dst, src.dtype());
     AOETRON_CHECK(dst.rank() == 2 && dst.dim(1) == w) << kOp << ": dst " << dst.DebugString();
     cuda::SegmentSumRows(CudaOrdinal(src), src.dtype(), src.raw_data(), src_rows.data<int32_t>(),
-                         src.dim(0), begin.data<int64_t>(), segments, dst.raw_data(), w);
+                         src.dim(0), src_rows.numel(), begin.data<int64_t>(), segments,
+                         dst.raw_data(), w);
     return;
   }
 #endif

@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
+#include <map>
+#include <mutex>
 
 #include "absl/strings/str_cat.h"
+#include "core/cuda/cuda_check.h"
 #include "core/cuda/device_context.h"
 #include "core/cuda/device_memory.h"
 #include "core/cuda/rank_order_reduce.h"
@@ -28,6 +32,19 @@ class NcclScratch {
  private:
   char* data_;
 };
+
+// One communication stream per device for every NCCL communicator of the process: NCCL requires
+// that operations on different communicators do not run concurrently unless ordered the same on
+// every rank; on one stream they run in program order, which is the same on every rank, and still
+// overlap compute. Created on first use, never destroyed.
+cudaStream_t SharedCommunicationStream(int device) {
+  static std::mutex mutex;
+  static std::map<int, cudaStream_t>* streams = new std::map<int, cudaStream_t>();
+  std::lock_guard<std::mutex> lock(mutex);
+  cudaStream_t& stream = (*streams)[device];
+  if (stream == nullptr) CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  return stream;
+}
 
 int DeviceForLocalRank(int local_rank) {
   const int visible = cuda::VisibleDeviceCount();
@@ -58,8 +75,9 @@ NcclCommunicator::NcclCommunicator(Communicator& bootstrap,
       Tensor::Wrap(&id, {static_cast<int64_t>(sizeof(id) / sizeof(int64_t))}, DType::kI64), 0);
   // 2. Join the group on this device.
   CheckNccl(ncclCommInitRank(&comm_, size_, id, rank_), "ncclCommInitRank");
-  // 3. The communication stream and the two events that order it against compute.
-  CheckCuda(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreate");
+  // 3. The device's communication stream (shared by every NCCL communicator of this process on
+  //    that device) and the two events that order it against compute.
+  stream_ = SharedCommunicationStream(device_);
   CheckCuda(cudaEventCreateWithFlags(&compute_done_, cudaEventDisableTiming), "cudaEventCreate");
   CheckCuda(cudaEventCreateWithFlags(&communication_done_, cudaEventDisableTiming),
             "cudaEventCreate");
@@ -76,7 +94,7 @@ NcclCommunicator::~NcclCommunicator() {
   }
   if (compute_done_ != nullptr) cudaEventDestroy(compute_done_);
   if (communication_done_ != nullptr) cudaEventDestroy(communication_done_);
-  if (stream_ != nullptr) cudaStreamDestroy(stream_);
+  // The shared stream stays for the process's other communicators.
 }
 
 void NcclCommunicator::Fail(const std::string& call, const std::string& cause) const {
@@ -158,21 +176,30 @@ double NcclCommunicator::seconds_in_collectives() const {
 }
 
 // A started AllReduce: enqueued on the communication stream, joined to the compute stream only
-// at Wait (or once Test sees it done, or at destruction). It owns the collective's scratch until
-// then, so the caching allocator cannot hand it to compute work that may run alongside.
+// at Wait (or once Test sees it done, or at destruction). It owns the collective's scratch and a
+// handle on its tensor until then, so the caching allocator cannot hand either to compute work
+// that may run alongside. CUDA failures end the job like the communicator's own (`check`).
 class NcclPendingCollective final : public PendingCollective {
  public:
-  NcclPendingCollective(int device, cudaEvent_t done, std::unique_ptr<NcclScratch> scratch)
-      : device_(device), done_(done), scratch_(std::move(scratch)) {}
+  using Check = std::function<void(cudaError_t, const char*)>;
+  NcclPendingCollective(int device, cudaEvent_t done, Tensor tensor,
+                        std::unique_ptr<NcclScratch> scratch, Check check)
+      : device_(device),
+        done_(done),
+        tensor_(std::move(tensor)),
+        scratch_(std::move(scratch)),
+        check_(std::move(check)) {}
   ~NcclPendingCollective() override {
     Join();
     scratch_.reset();
-    cudaEventDestroy(done_);
+    tensor_ = Tensor();
+    check_(cudaEventDestroy(done_), "cudaEventDestroy");
   }
   bool Test() override {
     if (joined_) return true;
     const cudaError_t state = cudaEventQuery(done_);
     if (state == cudaErrorNotReady) return false;
+    check_(state, "cudaEventQuery");
     Join();
     return true;
   }
@@ -183,12 +210,15 @@ class NcclPendingCollective final : public PendingCollective {
  private:
   void Join() {
     if (joined_) return;
-    cudaStreamWaitEvent(cuda::DeviceContext::Get(device_).stream(), done_, 0);
+    check_(cudaStreamWaitEvent(cuda::DeviceContext::Get(device_).stream(), done_, 0),
+           "cudaStreamWaitEvent");
     joined_ = true;
   }
   int device_;
   cudaEvent_t done_;
+  Tensor tensor_;
   std::unique_ptr<NcclScratch> scratch_;
+  Check check_;
   bool joined_ = false;
 };
 
@@ -230,7 +260,9 @@ std::unique_ptr<PendingCollective> NcclCommunicator::StartAllReduce(Tensor tenso
   CheckCuda(cudaEventCreateWithFlags(&done, cudaEventDisableTiming), "cudaEventCreate");
   if (scratch != nullptr) EndTiming();
   CheckCuda(cudaEventRecord(done, stream_), "cudaEventRecord");
-  return std::make_unique<NcclPendingCollective>(device_, done, std::move(scratch));
+  return std::make_unique<NcclPendingCollective>(
+      device_, done, tensor, std::move(scratch),
+      [this](cudaError_t result, const char* call) { CheckCuda(result, call); });
 }
 
 std::unique_ptr<NcclScratch> NcclCommunicator::EnqueueAllReduce(Tensor tensor, ReduceOp op) {

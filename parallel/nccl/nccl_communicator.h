@@ -7,8 +7,11 @@
 // current one (SetCudaDevice(local_rank) at start-up, see DeviceForLocalRank). Split splits the
 // CPU communicator and bootstraps a new NCCL communicator from the part.
 //
-// Streams. Collectives run on a communication stream of their own, so they can overlap compute
-// that does not depend on them. StartAllReduce (GradientSync's buckets) enqueues the same work
+// Streams. Collectives run on a communication stream, so they can overlap compute that does not
+// depend on them; every NCCL communicator of the process shares one such stream per device, so
+// collectives of different groups (dp and edp buckets in flight together, tp and ep inside
+// backward) run in program order — the same on every rank, as NCCL requires of concurrent
+// communicators. StartAllReduce (GradientSync's buckets) enqueues the same work
 // but joins the compute stream only where the result is consumed: the handle's Wait (or Test
 // seeing it done) makes the compute stream wait for it, without blocking the host.
 // Time. seconds_in_collectives() is device time: CUDA events bracket each collective on the

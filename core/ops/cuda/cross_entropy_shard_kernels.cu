@@ -91,8 +91,9 @@ __global__ void ShardFinishKernel(T* logits, const int32_t* targets, int64_t n, 
     const float scale = static_cast<float>(static_cast<double>(g) / z[row]);
     const int64_t local_target = static_cast<int64_t>(target) - vocab_begin;
     for (int64_t j = threadIdx.x; j < local_vocab; j += blockDim.x) {
-      const float value = ToFloat(x[j]) * scale - (j == local_target ? g : 0.0f);
-      x[j] = FromFloat<T>(value);
+      // Two roundings, as on the CPU: no fused multiply-subtract at the target.
+      const float p = __fmul_rn(ToFloat(x[j]), scale);
+      x[j] = FromFloat<T>(j == local_target ? p - g : p);
     }
   }
 }

@@ -16,14 +16,14 @@
 // mixed precision's f32 weight gradients and routing scores, f32.
 //
 // Plans. cuBLASLt's heuristic query is slow (tens of µs) and an MoE step multiplies each
-// expert's block of data-dependent height, so a plan is cached per SHAPE CLASS: (dtypes,
-// transposes, operand alignments, and each of M, N, K rounded up to a power of two). A call
-// builds the three matrix layouts for its exact shape (host-only calls, ~µs) and runs the class's
-// algorithm; should cuBLASLt refuse it for this exact shape (an algorithm may depend on sizes), the
-// call falls back to a heuristic for the exact shape, cached separately. So after the first step a
-// GEMM is one cublasLtMatmul whatever the experts' loads. Alignments are part of the key because
-// Tensor::Rows views may start anywhere, and an algorithm chosen for 256-byte aligned operands may
-// not run on others.
+// expert's block of data-dependent height — M in forward and for dX, K for the weight gradient —
+// so a plan is cached per SHAPE CLASS: (dtypes, transposes, pointer alignments, whether each
+// leading dimension is a multiple of 16 bytes, N exact, and M and K rounded up to a power of two).
+// A call builds the matrix layouts of its exact shape (host-only calls, ~µs). The first time an
+// exact shape meets its class's algorithm, cublasLtMatmulAlgoCheck confirms the algorithm runs it
+// within the workspace (the result is cached per exact shape); where it does not, the exact
+// shape gets its own heuristic plan. So after the first step a GEMM is a map lookup and one
+// cublasLtMatmul whatever the experts' loads.
 // Each device has its own handle, a 32 MiB workspace (the size NVIDIA suggests for Hopper) and
 // plan cache. Thread safety: the caches are guarded by a mutex; a call enqueues on the compute
 // stream of `device`.
@@ -56,8 +56,8 @@ uint32_t Alignment(const void* ptr) {
   return alignment;
 }
 
-// (dtype, c_dtype, trans_a, trans_b, M, N, K, alignment of A, B, C): M, N, K exact or rounded up
-// to a power of two (a shape class).
+// (dtype, c_dtype, trans_a, trans_b, M, N, K, alignment of A | leading-dimension flags << 16,
+// alignment of B, alignment of C): M and K exact or rounded up to a power of two (a shape class).
 using PlanKey =
     std::tuple<DType, DType, bool, bool, int64_t, int64_t, int64_t, uint32_t, uint32_t, uint32_t>;
 
@@ -81,6 +81,7 @@ struct DeviceGemmState {
   void* workspace = nullptr;
   std::map<PlanKey, Plan> class_plans;  // by shape class
   std::map<PlanKey, Plan> exact_plans;  // fallbacks, by exact shape
+  std::map<PlanKey, bool> class_runs;   // exact shape → its class's algorithm runs it
 };
 
 std::mutex g_mutex;
@@ -137,7 +138,7 @@ Plan MakePlan(DeviceGemmState& state, const PlanKey& key) {
   // cuBLASLt's A is our B, its B our A; C and D are both our C.
   const std::pair<cublasLtMatmulPreferenceAttributes_t, uint32_t> alignments[] = {
       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_b},
-      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_a},
+      {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_a & 0xffffu},  // (ld flags above)
       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_c},
       {CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_c}};
   for (const auto& [attribute, value] : alignments) {
@@ -157,6 +158,16 @@ Plan MakePlan(DeviceGemmState& state, const PlanKey& key) {
                               << align_c;
   plan.algo = result.algo;
   return plan;
+}
+
+// Whether the class's algorithm runs this exact problem (cublasLtMatmulAlgoCheck: layouts,
+// alignment, workspace).
+bool AlgoRuns(const DeviceGemmState& state, const Plan& plan, const Layouts& layouts) {
+  cublasLtMatmulHeuristicResult_t result{};
+  const cublasStatus_t status =
+      cublasLtMatmulAlgoCheck(state.handle, plan.operation, layouts.first, layouts.second,
+                              layouts.result, layouts.result, &plan.algo, &result);
+  return status == CUBLAS_STATUS_SUCCESS && result.workspaceSize <= kWorkspaceBytes;
 }
 
 const Plan& CachedPlan(DeviceGemmState& state, std::map<PlanKey, Plan>& plans, const PlanKey& key) {
@@ -188,22 +199,28 @@ void Gemm(int device, DType dtype, DType c_dtype, bool trans_a, bool trans_b, in
   std::lock_guard<std::mutex> lock(g_mutex);
   DeviceGemmState& state = StateFor(device);
   const uint32_t align_a = Alignment(a), align_b = Alignment(b), align_c = Alignment(c);
-  const PlanKey class_key{dtype,         c_dtype,       trans_a, trans_b, ShapeClass(m),
-                          ShapeClass(n), ShapeClass(k), align_a, align_b, align_c};
+  // Leading dimensions in bytes a multiple of 16 (what vectorised and TMA kernels need): part of
+  // the class, since the class's representative shape has power-of-two leading dimensions.
+  const int64_t lda = trans_a ? m : k, ldb = trans_b ? k : n;
+  const uint32_t ld16 = ((lda * SizeOf(dtype)) % 16 == 0 ? 1u : 0u) |
+                        ((ldb * SizeOf(dtype)) % 16 == 0 ? 2u : 0u) |
+                        ((n * SizeOf(c_dtype)) % 16 == 0 ? 4u : 0u);
+  const PlanKey class_key{dtype,         c_dtype, trans_a,       trans_b,
+                          ShapeClass(m), n,       ShapeClass(k), align_a | (ld16 << 16),
+                          align_b,       align_c};
+  const PlanKey exact_key{dtype,   c_dtype, trans_a, trans_b, m, n, k, align_a | (ld16 << 16),
+                          align_b, align_c};
   Layouts layouts;
   MakeLayouts(dtype, c_dtype, trans_a, trans_b, m, n, k, layouts);
-  auto run = [&](const Plan& plan) {
-    return cublasLtMatmul(state.handle, plan.operation, &alpha, b, layouts.first, a, layouts.second,
-                          &beta, c, layouts.result, c, layouts.result, &plan.algo, state.workspace,
-                          kWorkspaceBytes, context.stream());
-  };
-  const cublasStatus_t status = run(CachedPlan(state, state.class_plans, class_key));
-  if (status == CUBLAS_STATUS_SUCCESS) return;
-  // The class's algorithm does not run this exact shape: the exact shape's own plan.
-  AOETRON_CHECK(status == CUBLAS_STATUS_NOT_SUPPORTED || status == CUBLAS_STATUS_INVALID_VALUE)
-      << "Gemm (cuBLASLt): cublasLtMatmul failed with status " << static_cast<int>(status);
-  const PlanKey exact_key{dtype, c_dtype, trans_a, trans_b, m, n, k, align_a, align_b, align_c};
-  CUBLAS_CHECK(run(CachedPlan(state, state.exact_plans, exact_key)));
+  const Plan& class_plan = CachedPlan(state, state.class_plans, class_key);
+  auto runs = state.class_runs.find(exact_key);
+  if (runs == state.class_runs.end()) {
+    runs = state.class_runs.emplace(exact_key, AlgoRuns(state, class_plan, layouts)).first;
+  }
+  const Plan& plan = runs->second ? class_plan : CachedPlan(state, state.exact_plans, exact_key);
+  CUBLAS_CHECK(cublasLtMatmul(state.handle, plan.operation, &alpha, b, layouts.first, a,
+                              layouts.second, &beta, c, layouts.result, c, layouts.result,
+                              &plan.algo, state.workspace, kWorkspaceBytes, context.stream()));
 }
 
 }  // namespace aoetron::ops::cuda

@@ -119,9 +119,11 @@ void CopyRows(int device, const void* src, const int32_t* src_rows, int64_t src_
               const int32_t* dst_rows, int64_t dst_count, int64_t m, int64_t row_bytes);
 void AddRows(int device, DType dtype, const void* src, const int32_t* src_rows, int64_t src_count,
              void* dst, const int32_t* dst_rows, int64_t dst_count, int64_t m, int64_t w);
+// SegmentSumRows: segment s sums src_rows[begin[s] .. begin[s+1]) (index_count entries in all);
+// an empty, backward or out-of-range segment is a device error.
 void SegmentSumRows(int device, DType dtype, const void* src, const int32_t* src_rows,
-                    int64_t src_count, const int64_t* begin, int64_t segments, void* dst,
-                    int64_t w);
+                    int64_t src_count, int64_t index_count, const int64_t* begin, int64_t segments,
+                    void* dst, int64_t w);
 
 // ---- routing_statistics_kernels.cu (core/ops/routing_statistics.h) ------------------------------
 // RoutingStatisticsPartials: per chunk of kStatChunk tokens, 2n + 1 doubles into `partials`

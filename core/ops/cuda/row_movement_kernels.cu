@@ -57,20 +57,27 @@ __global__ void AddRowsKernel(const T* src, const int32_t* src_rows, int64_t src
   }
 }
 
+// A segment that is empty, runs backwards or leaves [0, index_count) is a device error (the CPU
+// CHECKs the same) and its row is left unwritten.
 template <typename T>
 __global__ void SegmentSumRowsKernel(const T* src, const int32_t* src_rows, int64_t src_count,
-                                     const int64_t* begin, int64_t segments, T* dst, int64_t w,
-                                     DeviceErrorRecord* error) {
+                                     int64_t index_count, const int64_t* begin, int64_t segments,
+                                     T* dst, int64_t w, DeviceErrorRecord* error) {
   for (int64_t s = blockIdx.x; s < segments; s += gridDim.x) {
+    const int64_t first = begin[s], end = begin[s + 1];
+    if (first < 0 || end <= first || end > index_count) {
+      if (threadIdx.x == 0) RaiseDeviceError(error, DeviceErrorCode::kRowIndexOutOfRange, s);
+      continue;
+    }
     for (int64_t j = threadIdx.x; j < w; j += blockDim.x) {
       float sum = 0.0f;
-      bool first = true;
-      for (int64_t q = begin[s]; q < begin[s + 1]; ++q) {
+      bool started = false;
+      for (int64_t q = first; q < end; ++q) {
         int64_t row = 0;
         if (!RowOf(src_rows, q, src_count, &row, error)) continue;
         const float v = ToFloat(src[row * w + j]);
-        sum = first ? v : sum + v;  // the CPU starts from the first row, not from 0
-        first = false;
+        sum = started ? sum + v : v;  // the CPU starts from the first row, not from 0
+        started = true;
       }
       dst[s * w + j] = FromFloat<T>(sum);
     }
@@ -123,15 +130,15 @@ void AddRows(int device, DType dtype, const void* src, const int32_t* src_rows, 
 }
 
 void SegmentSumRows(int device, DType dtype, const void* src, const int32_t* src_rows,
-                    int64_t src_count, const int64_t* begin, int64_t segments, void* dst,
-                    int64_t w) {
+                    int64_t src_count, int64_t index_count, const int64_t* begin, int64_t segments,
+                    void* dst, int64_t w) {
   if (segments == 0 || w == 0) return;
   DeviceContext& context = DeviceContext::Get(device);
   DispatchFloat(dtype, "SegmentSumRows", [&](auto tag) {
     using T = typename decltype(tag)::type;
     SegmentSumRowsKernel<T><<<RowGrid(segments), kThreads, 0, context.stream()>>>(
-        static_cast<const T*>(src), src_rows, src_count, begin, segments, static_cast<T*>(dst), w,
-        context.error_record());
+        static_cast<const T*>(src), src_rows, src_count, index_count, begin, segments,
+        static_cast<T*>(dst), w, context.error_record());
   });
   AOETRON_CUDA_CHECK_LAUNCH("SegmentSumRowsKernel");
 }
