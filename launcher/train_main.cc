@@ -31,6 +31,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "core/device_transfer.h"
 #include "launcher/bench.h"
 #include "launcher/checkpoint/checkpoint_manager.h"
 #include "launcher/config_loader.h"
@@ -210,6 +211,16 @@ int Run(aoetron::parallel::DistributedContext& context,
   namespace parallel = aoetron::parallel;
   // Checks every rank makes alike, so rank 0 alone reports and all leave cleanly.
   absl::Status layout = aoetron::ValidateTrainConfig(config, context.world_size());
+  // parallel.device before any group exists: NCCL binds each group to the current GPU, which
+  // must already be this rank's (local_rank).
+  if (layout.ok()) {
+    layout = aoetron::ValidateDevice(config, context.local_size(), aoetron::CudaBackendBuilt(),
+                                     aoetron::CudaDeviceCount());
+  }
+  if (layout.ok()) {
+    const aoetron::Device device = aoetron::DeviceFromConfig(config, context.local_rank());
+    if (device.is_cuda()) aoetron::SetCudaDevice(device.index);
+  }
   absl::StatusOr<parallel::ProcessGrid> grid = absl::UnknownError("");
   if (layout.ok()) {
     grid = parallel::ProcessGrid::Create(context.world_size(), context.world_rank(),
