@@ -84,7 +84,8 @@ void Gemm(const Tensor& a, bool trans_a, const Tensor& b, bool trans_b, Tensor& 
     // bf16 on the CPU: A and B widened to f32 (exact), one f32 GEMM, C rounded once. oneDNN's
     // bf16 matmul (oneDNN 2.6, AVX512_BF16) measured slower on the MoE bench: a primitive per
     // shape compiles every new expert height (0.5× the widened path's tokens/s, 4× its memory),
-    // and runtime dimensions fall to a slow kernel (0.25×); docs/training.md, "Precision".
+    // runtime dimensions fall to a slow kernel (0.25×), and even the dense model's fixed shapes
+    // ran at 0.75×; docs/training.md, "Precision".
     internal::F32Staging f32;
     Gemm(f32.In(a), trans_a, f32.In(b), trans_b, beta == 0.0f ? f32.Out(c) : f32.InOut(c), alpha,
          beta);
