@@ -124,10 +124,14 @@ absl::Status ValidateParallelLayout(const ModelConfig& c, int tp, int ep) {
   }
   if (c.ffn == FfnKind::kAoe) {
     if (c.ResolvedDWide() % tp != 0) {
+      // A width that works: the nearest multiple of tp (the parameter count moves by < tp·3d).
+      const int64_t width = c.ResolvedDWide();
+      const int64_t below = width / tp * tp, above = below + tp;
+      const int64_t nearest = below > 0 && width - below <= above - width ? below : above;
       return absl::InvalidArgumentError(absl::StrFormat(
-          "the AoE expert width d_wide (%d%s) must be divisible by parallel.tp (%d)%s",
-          c.ResolvedDWide(), c.d_wide > 0 ? ", model.d_wide" : ", derived from model.d_ffn", tp,
-          c.d_wide > 0 ? "" : "; set model.d_wide explicitly"));
+          "the AoE expert width d_wide (%d%s) must be divisible by parallel.tp (%d): set "
+          "model.d_wide: %d (the nearest multiple of %d)",
+          width, c.d_wide > 0 ? ", model.d_wide" : ", derived from model.d_ffn", tp, nearest, tp));
     }
   } else if (absl::Status s = divisible("model.d_ffn", c.d_ffn, ""); !s.ok()) {
     return s;

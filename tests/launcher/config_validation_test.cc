@@ -175,12 +175,30 @@ TEST(ValidateDeviceTest, CudaNeedsTheBackendAndAGpuPerLocalRank) {
 
 TEST(ValidateTrainConfigTest, ParallelLayoutMustFitTheWorld) {
   config::TrainConfig c;
+  // A router MoE: the default AoE's derived width (1337) is not tp-splittable (tested below).
+  c.mutable_model()->set_ffn(config::ModelSection::moe);
   c.mutable_parallel()->set_tp(2);
   c.mutable_parallel()->set_ep(2);
   EXPECT_TRUE(ValidateTrainConfig(c, /*world_size=*/4).ok());
   EXPECT_TRUE(ValidateTrainConfig(c, /*world_size=*/8).ok());  // dp = 4
   const absl::Status six = ValidateTrainConfig(c, /*world_size=*/6);
   EXPECT_THAT(std::string(six.message()), HasSubstr("this run has 6 ranks"));
+}
+
+// A derived AoE width that tp cannot split is a config error naming model.d_wide and a width
+// that works, before any model is built (it was a failed CHECK in GptModel).
+TEST(ValidateTrainConfigTest, AnAoeWidthThatTpCannotSplitNamesAWidthThatWorks) {
+  config::TrainConfig c;
+  c.mutable_model()->set_ffn(config::ModelSection::aoe);
+  c.mutable_model()->set_d_model(256);
+  c.mutable_model()->set_d_ffn(1024);
+  c.mutable_model()->set_d_low(64);  // derived d_wide = round((3·256·1024 − 64·256)/576) = 1337
+  c.mutable_parallel()->set_tp(2);
+  const absl::Status status = ValidateTrainConfig(c, /*world_size=*/2);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()), testing::HasSubstr("model.d_wide: 1336"));
+  c.mutable_model()->set_d_wide(1336);
+  EXPECT_TRUE(ValidateTrainConfig(c, 2).ok()) << ValidateTrainConfig(c, 2);
 }
 
 TEST(ValidateTrainConfigTest, GlobalBatchMustCutIntoMicroBatchesOnEveryDataParallelRank) {

@@ -280,7 +280,7 @@ TEST(ParallelLayoutValidationTest, NamesTheFields) {
   // The parameter-matched width is round((3·256·1024 − 64·256) / (64 + 512)) = 1337.
   EXPECT_EQ(message(config, 2, 1),
             "the AoE expert width d_wide (1337, derived from model.d_ffn) must be divisible by "
-            "parallel.tp (2); set model.d_wide explicitly");
+            "parallel.tp (2): set model.d_wide: 1336 (the nearest multiple of 2)");
   EXPECT_TRUE(ValidateParallelLayout(config, 1, 8).ok());
   config.d_wide = 1336;
   EXPECT_TRUE(ValidateParallelLayout(config, 4, 8).ok());
