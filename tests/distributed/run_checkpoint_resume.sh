@@ -86,6 +86,35 @@ rank_pid() {
   return 1
 }
 
+# reshard_to_one_process TOL_STEP5 TOL_LATER ARGS...: tp2·ep2 (np 4) trains with ARGS (8 steps,
+# saving step_4 under $work/r); one process resumes step_4 and must give steps 5–8 within the
+# relative tolerances of the uninterrupted np-4 run (step 5: the same weights in another reduction
+# order; later steps: the optimizer's steps on top).
+reshard_to_one_process() {
+  local tol5=$1 tol_later=$2
+  shift 2
+  "${mpirun[@]}" -np 4 "$train" "${common[@]}" "$@" --set parallel.tp=2 \
+      --set parallel.ep=2 --set "logging.metrics_file=$work/r4.jsonl" > "$work/r4.log" 2>&1 ||
+    { cat "$work/r4.log"; fail "the tp2·ep2 run failed"; }
+  "$train" "${common[@]}" "$@" --set "checkpoint.dir=$work/r1" \
+      --set "logging.metrics_file=$work/r1.jsonl" --resume "$work/r/step_4" > "$work/r1.log" 2>&1 ||
+    { cat "$work/r1.log"; fail "one process could not resume the tp2·ep2 checkpoint"; }
+  grep -q "resumed from step 4 " "$work/r1.log" || { cat "$work/r1.log"; fail "not resumed"; }
+  python3 - "$work/r4.jsonl" "$work/r1.jsonl" "$tol5" "$tol_later" <<'PY' ||
+import json, sys
+def load(path):
+    return {j["step"]: j["loss"] for j in map(json.loads, filter(str.strip, open(path)))}
+a, b = load(sys.argv[1]), load(sys.argv[2])
+assert sorted(b) == [5, 6, 7, 8], sorted(b)
+for step in b:
+    tol = float(sys.argv[3] if step == 5 else sys.argv[4])
+    rel = abs(a[step] - b[step]) / abs(a[step])
+    print(f"step {step}: tp2·ep2 {a[step]:.9g}, 1 process {b[step]:.9g}, relative {rel:.2e} (tol {tol})")
+    assert rel <= tol
+PY
+    fail "losses after resharding differ"
+}
+
 case $scenario in
 exact | exact_zero1 | exact_bf16)
   np=4 layout=(--set parallel.ep=2 --set train.steps=30)
@@ -150,25 +179,7 @@ sigterm)
   ;;
 reshard)
   run=(--set train.steps=8 --set checkpoint.interval=4 --set "checkpoint.dir=$work/r")
-  "${mpirun[@]}" -np 4 "$train" "${common[@]}" "${run[@]}" --set parallel.tp=2 \
-      --set parallel.ep=2 --set "logging.metrics_file=$work/r4.jsonl" > "$work/r4.log" 2>&1 ||
-    { cat "$work/r4.log"; fail "the tp2·ep2 run failed"; }
-  "$train" "${common[@]}" "${run[@]}" --set "checkpoint.dir=$work/r1" \
-      --set "logging.metrics_file=$work/r1.jsonl" --resume "$work/r/step_4" > "$work/r1.log" 2>&1 ||
-    { cat "$work/r1.log"; fail "one process could not resume the tp2·ep2 checkpoint"; }
-  grep -q "resumed from step 4 " "$work/r1.log" || { cat "$work/r1.log"; fail "not resumed"; }
-  python3 - "$work/r4.jsonl" "$work/r1.jsonl" <<'PY' || fail "losses after resharding differ"
-import json, sys
-def load(path):
-    return {j["step"]: j["loss"] for j in map(json.loads, filter(str.strip, open(path)))}
-a, b = load(sys.argv[1]), load(sys.argv[2])
-assert sorted(b) == [5, 6, 7, 8], sorted(b)
-for step in b:
-    tol = 1e-5 if step == 5 else 1e-4
-    rel = abs(a[step] - b[step]) / abs(a[step])
-    print(f"step {step}: tp2·ep2 {a[step]:.9g}, 1 process {b[step]:.9g}, relative {rel:.2e} (tol {tol})")
-    assert rel <= tol
-PY
+  reshard_to_one_process 1e-5 1e-4 "${run[@]}"
   for bad in model.n_experts=8 model.d_model=48; do
     "$train" "${common[@]}" "${run[@]}" --set "$bad" --set "checkpoint.dir=$work/bad" \
         --resume "$work/r/step_4" > "$work/bad.log" 2>&1 && fail "$bad was not refused"
@@ -198,23 +209,7 @@ PY
 reshard_bf16)
   run=(--set train.steps=8 --set checkpoint.interval=4 --set "checkpoint.dir=$work/r"
        --set model.precision=bf16)
-  "${mpirun[@]}" -np 4 "$train" "${common[@]}" "${run[@]}" --set parallel.tp=2 \
-      --set parallel.ep=2 --set "logging.metrics_file=$work/r4.jsonl" > "$work/r4.log" 2>&1 ||
-    { cat "$work/r4.log"; fail "the bf16 tp2·ep2 run failed"; }
-  "$train" "${common[@]}" "${run[@]}" --set "checkpoint.dir=$work/r1" \
-      --set "logging.metrics_file=$work/r1.jsonl" --resume "$work/r/step_4" > "$work/r1.log" 2>&1 ||
-    { cat "$work/r1.log"; fail "one process could not resume the bf16 tp2·ep2 checkpoint"; }
-  python3 - "$work/r4.jsonl" "$work/r1.jsonl" <<'PY' || fail "bf16 losses after resharding differ"
-import json, sys
-def load(path):
-    return {j["step"]: j["loss"] for j in map(json.loads, filter(str.strip, open(path)))}
-a, b = load(sys.argv[1]), load(sys.argv[2])
-assert sorted(b) == [5, 6, 7, 8], sorted(b)
-for step in b:
-    rel = abs(a[step] - b[step]) / abs(a[step])
-    print(f"bf16 step {step}: tp2·ep2 {a[step]:.9g}, 1 process {b[step]:.9g}, relative {rel:.2e}")
-    assert rel <= 2.0 ** -8
-PY
+  reshard_to_one_process 0.00390625 0.00390625 "${run[@]}"  # 2⁻⁸
   echo "OK"
   ;;
 *)

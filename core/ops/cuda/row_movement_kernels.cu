@@ -26,18 +26,23 @@ __device__ __forceinline__ bool RowOf(const int32_t* index, int64_t i, int64_t r
   return true;
 }
 
+// Row i's source and destination rows; false (and a device error) when either is out of range.
+__device__ __forceinline__ bool RowPair(const int32_t* src_rows, int64_t src_count,
+                                        const int32_t* dst_rows, int64_t dst_count, int64_t i,
+                                        int64_t* from, int64_t* to, DeviceErrorRecord* error) {
+  return RowOf(src_rows, i, src_count, from, error) && RowOf(dst_rows, i, dst_count, to, error);
+}
+
 template <typename W>
 __global__ void CopyRowsKernel(const W* src, const int32_t* src_rows, int64_t src_count, W* dst,
                                const int32_t* dst_rows, int64_t dst_count, int64_t m, int64_t words,
                                DeviceErrorRecord* error) {
   for (int64_t i = blockIdx.x; i < m; i += gridDim.x) {
     int64_t from = 0, to = 0;
-    if (!RowOf(src_rows, i, src_count, &from, error) ||
-        !RowOf(dst_rows, i, dst_count, &to, error)) {
-      continue;
-    }
-    for (int64_t j = threadIdx.x; j < words; j += blockDim.x)
+    if (!RowPair(src_rows, src_count, dst_rows, dst_count, i, &from, &to, error)) continue;
+    for (int64_t j = threadIdx.x; j < words; j += blockDim.x) {
       dst[to * words + j] = src[from * words + j];
+    }
   }
 }
 
@@ -47,10 +52,7 @@ __global__ void AddRowsKernel(const T* src, const int32_t* src_rows, int64_t src
                               DeviceErrorRecord* error) {
   for (int64_t i = blockIdx.x; i < m; i += gridDim.x) {
     int64_t from = 0, to = 0;
-    if (!RowOf(src_rows, i, src_count, &from, error) ||
-        !RowOf(dst_rows, i, dst_count, &to, error)) {
-      continue;
-    }
+    if (!RowPair(src_rows, src_count, dst_rows, dst_count, i, &from, &to, error)) continue;
     for (int64_t j = threadIdx.x; j < w; j += blockDim.x) {
       dst[to * w + j] = FromFloat<T>(ToFloat(dst[to * w + j]) + ToFloat(src[from * w + j]));
     }
