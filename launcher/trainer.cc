@@ -5,21 +5,12 @@
 
 #include <omp.h>
 
-#include <chrono>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
-#include "absl/time/time.h"
 #include "core/device_transfer.h"
-#include "core/ops/elementwise.h"
-#include "core/optim/grad_clip.h"
-#include "core/timing.h"
-#include "google/protobuf/text_format.h"
-#include "launcher/checkpoint/parameter_checkpoint.h"
 #include "launcher/config_validation.h"
-#include "launcher/metrics_logger.h"
 #include "models/flop_count.h"
 #include "parallel/single_process_communicator.h"
 

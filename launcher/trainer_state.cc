@@ -18,8 +18,6 @@
 #include "launcher/config_validation.h"
 #include "launcher/metrics_logger.h"
 #include "launcher/trainer.h"
-#include "models/flop_count.h"
-#include "parallel/single_process_communicator.h"
 
 namespace aoetron {
 

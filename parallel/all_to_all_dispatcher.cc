@@ -199,7 +199,7 @@ void AllToAllExpertDispatcher::Regroup(ActivationArena& arena) {
   // The pairs of one received token are consecutive (sources send in (token, j) order):
   // token_first_pair_ is a CSR over them, used to sum each token's dX in backward.
   const int64_t received_tokens = recv_token_offset_.back();
-  token_first_pair_.assign(received_tokens + 1, 0);
+  std::vector<int64_t> pairs_of_token(received_tokens, 0);
   std::vector<int32_t> pair_token_row(received);  // q → its token's row in its source's block
   for (int s = 0; s < ep; ++s) {
     for (int64_t q = recv_pair_offset_[s]; q < recv_pair_offset_[s + 1]; ++q) {
@@ -208,10 +208,10 @@ void AllToAllExpertDispatcher::Regroup(ActivationArena& arena) {
           << "ExpertDispatcher: token row " << row << " from rank " << s << " outside [0, "
           << recv_tokens_[s] << ")";
       pair_token_row[q] = row;
-      ++token_first_pair_[recv_token_offset_[s] + row + 1];
+      ++pairs_of_token[recv_token_offset_[s] + row];
     }
   }
-  for (int64_t i = 0; i < received_tokens; ++i) token_first_pair_[i + 1] += token_first_pair_[i];
+  token_first_pair_ = BlockOffsets(pairs_of_token);
   for (int s = 0; s < ep; ++s) {
     for (int64_t q = recv_pair_offset_[s]; q < recv_pair_offset_[s + 1]; ++q) {
       const int64_t token = recv_token_offset_[s] + recv_metadata_[2 * q + 1];

@@ -31,7 +31,6 @@
 //    MPI_THREAD_MULTIPLE; the context records the level).
 #pragma once
 
-#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -39,6 +38,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "core/timing.h"
 
 namespace aoetron::parallel {
 
@@ -151,14 +151,11 @@ class Communicator {
    public:
     explicit CollectiveTimer(Communicator* comm)
         : comm_(comm), outermost_(comm->timer_depth_++ == 0) {
-      if (outermost_) start_ = std::chrono::steady_clock::now();
+      if (outermost_) start_ = SteadyClock::now();
     }
     ~CollectiveTimer() {
       --comm_->timer_depth_;
-      if (outermost_) {
-        comm_->seconds_in_collectives_ +=
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-      }
+      if (outermost_) comm_->seconds_in_collectives_ += SecondsSince(start_);
     }
     CollectiveTimer(const CollectiveTimer&) = delete;
     CollectiveTimer& operator=(const CollectiveTimer&) = delete;
@@ -166,7 +163,7 @@ class Communicator {
    private:
     Communicator* comm_;
     bool outermost_;
-    std::chrono::steady_clock::time_point start_;
+    SteadyClock::time_point start_;
   };
 
  private:

@@ -16,12 +16,13 @@ namespace {
 
 using namespace internal;  // NOLINT: the op_checks helpers
 
-// index: i32 [rows, K] (host memory) with entries in [0, columns).
-void CheckIndex(const char* op, const Tensor& index, int64_t rows, int64_t columns) {
-  CheckRank(op, "index", index, 2);
+// index: i32 [rows, K]. Its entries (in [0, columns)) are checked on the host by
+// CheckIndexRange, on CUDA by the kernels as they read them.
+void CheckIndexShape(const char* op, const char* name, const Tensor& index, int64_t rows) {
+  CheckDType(op, name, index, DType::kI32);
+  CheckRank(op, name, index, 2);
   AOETRON_CHECK(index.dim(0) == rows)
-      << op << ": index " << index.DebugString() << " for " << rows << " rows";
-  CheckIndexRange(op, "index", index, columns);
+      << op << ": " << name << " " << index.DebugString() << " for " << rows << " rows";
 }
 
 }  // namespace
@@ -30,15 +31,12 @@ std::vector<double> RoutingStatistics(const Tensor& top_index, const Tensor& pro
   const DeviceAccessScope kernel_access;
   constexpr const char* kOp = "RoutingStatistics";
   CheckOperands(kOp, {{"top_index", &top_index}, {"probs", &probs}});
+  CheckFloat(kOp, "probs", probs);
   CheckRank(kOp, "probs", probs, 2);
+  const int64_t tokens = probs.dim(0), n = probs.dim(1);
+  CheckIndexShape(kOp, "top_index", top_index, tokens);
 #ifdef AOETRON_WITH_CUDA
   if (OnCuda(probs)) {  // the kernel checks the indices (core/cuda/device_errors.h)
-    CheckDType(kOp, "top_index", top_index, DType::kI32);
-    CheckRank(kOp, "top_index", top_index, 2);
-    AOETRON_CHECK(top_index.dim(0) == probs.dim(0))
-        << kOp << ": top_index " << top_index.DebugString() << " for " << probs.DebugString();
-    CheckFloat(kOp, "probs", probs);
-    const int64_t tokens = probs.dim(0), n = probs.dim(1);
     const int64_t chunks = (tokens + cuda::kStatChunk - 1) / cuda::kStatChunk;
     Tensor partials =
         Tensor::Empty({std::max<int64_t>(chunks, 1), 2 * n + 1}, DType::kF64, probs.device());
@@ -60,16 +58,13 @@ std::vector<double> RoutingStatistics(const Tensor& top_index, const Tensor& pro
     F32Staging f32;
     return RoutingStatistics(top_index, f32.In(probs));
   }
-  const int64_t tokens = probs.dim(0), n = probs.dim(1);
-  const Tensor index = OnHost(top_index);
-  const Tensor q_host = OnHost(probs);
-  CheckIndex(kOp, index, tokens, n);
+  CheckIndexRange(kOp, "top_index", top_index, n);
   std::vector<double> sums(2 * n + 2, 0.0);
-  const int32_t* chosen = index.data<int32_t>();
-  for (int64_t p = 0; p < index.numel(); ++p) sums[chosen[p]] += 1.0;
+  const int32_t* chosen = top_index.data<int32_t>();
+  for (int64_t p = 0; p < top_index.numel(); ++p) sums[chosen[p]] += 1.0;
   double confidence_entropy = 0.0;
-  DispatchFloat(q_host.dtype(), [&]<typename T>() {
-    const T* q = q_host.data<T>();
+  DispatchFloat(probs.dtype(), [&]<typename T>() {
+    const T* q = probs.data<T>();
     for (int64_t t = 0; t < tokens; ++t) {
       for (int64_t i = 0; i < n; ++i) {
         const double p = q[t * n + i];
@@ -90,27 +85,21 @@ void TakeAlongRows(const Tensor& x, const Tensor& index, Tensor& out) {
   CheckFloat(kOp, "x", x);
   CheckRank(kOp, "x", x, 2);
   CheckDType(kOp, "out", out, x.dtype());
+  CheckIndexShape(kOp, "index", index, x.dim(0));
   CheckShapeEq(kOp, "out", out, index.shape());
 #ifdef AOETRON_WITH_CUDA
   if (OnCuda(x)) {
-    CheckDType(kOp, "index", index, DType::kI32);
-    CheckRank(kOp, "index", index, 2);
-    AOETRON_CHECK(index.dim(0) == x.dim(0))
-        << kOp << ": index " << index.DebugString() << " for " << x.DebugString();
     cuda::TakeAlongRows(CudaOrdinal(x), x.dtype(), x.raw_data(), index.data<int32_t>(), x.dim(0),
                         x.dim(1), index.dim(1), out.raw_data());
     return;
   }
 #endif
-  const Tensor host_x = OnHost(x), host_index = OnHost(index);
-  const int64_t tokens = x.dim(0), n = x.dim(1);
-  CheckIndex(kOp, host_index, tokens, n);
-  const int64_t k = index.dim(1);
-  Tensor host_out = out.device().host_memory() ? out : Tensor::Empty(out.shape(), out.dtype());
-  const int32_t* entry = host_index.data<int32_t>();
+  const int64_t tokens = x.dim(0), n = x.dim(1), k = index.dim(1);
+  CheckIndexRange(kOp, "index", index, n);
+  const int32_t* entry = index.data<int32_t>();
   auto gather = [&]<typename T>() {
-    const T* in = host_x.data<T>();
-    T* o = host_out.data<T>();
+    const T* in = x.data<T>();
+    T* o = out.data<T>();
     for (int64_t t = 0; t < tokens; ++t) {
       for (int64_t j = 0; j < k; ++j) o[t * k + j] = in[t * n + entry[t * k + j]];
     }
@@ -122,7 +111,6 @@ void TakeAlongRows(const Tensor& x, const Tensor& index, Tensor& out) {
   } else {
     gather.operator()<BFloat16>();  // a copy of the element, no arithmetic
   }
-  if (!out.device().host_memory()) CopyAcrossDevices(host_out, out);
 }
 
 void AddRowVector(std::span<const double> row, Tensor& x) {
@@ -148,15 +136,13 @@ void AddRowVector(std::span<const double> row, Tensor& x) {
     AddRowVector(row, f32.InOut(x));
     return;
   }
-  Tensor host = OnHost(x);
-  DispatchFloat(host.dtype(), [&]<typename T>() {
-    T* v = host.data<T>();
+  DispatchFloat(x.dtype(), [&]<typename T>() {
+    T* v = x.data<T>();
 #pragma omp parallel for schedule(static) if (tokens * n >= (int64_t{1} << 15))
     for (int64_t t = 0; t < tokens; ++t) {
       for (int64_t i = 0; i < n; ++i) v[t * n + i] += row[i];
     }
   });
-  if (!x.device().host_memory()) CopyAcrossDevices(host, x);
 }
 
 }  // namespace aoetron::ops

@@ -165,6 +165,17 @@ std::pair<Tensor, Tensor> GatheredMoments(Trainer& trainer) {
   return moments;
 }
 
+// The job's process groups for `layout` (collective over the world).
+parallel::ProcessGroups LayoutGroups(const Layout& layout) {
+  absl::StatusOr<parallel::ProcessGrid> grid =
+      parallel::ProcessGrid::Create(Ctx().world_size(), Ctx().world_rank(), layout.tp, layout.ep);
+  AOETRON_CHECK(grid.ok()) << grid.status();
+  absl::StatusOr<parallel::ProcessGroups> groups =
+      parallel::CreateProcessGroups(*grid, Ctx().world());
+  AOETRON_CHECK(groups.ok()) << groups.status();
+  return *std::move(groups);
+}
+
 double Relative(double actual, double expected) {
   return std::abs(actual - expected) / std::max(std::abs(expected), 1e-30);
 }
@@ -182,13 +193,8 @@ void ExpectMatchesOneProcessRun(const Layout& layout, const char* precision, dou
       LayoutConfig(layout, micro_batch * dp, /*zero1=*/false, /*reference=*/true, precision), {});
 
   // 2. The layout on the job's ranks.
-  absl::StatusOr<parallel::ProcessGrid> grid =
-      parallel::ProcessGrid::Create(Ctx().world_size(), Ctx().world_rank(), layout.tp, layout.ep);
-  ASSERT_TRUE(grid.ok()) << grid.status();
-  absl::StatusOr<parallel::ProcessGroups> groups =
-      parallel::CreateProcessGroups(*grid, Ctx().world());
-  ASSERT_TRUE(groups.ok()) << groups.status();
-  TrainerParallelism parallelism{&*groups, &Ctx().world(), nullptr};
+  parallel::ProcessGroups groups = LayoutGroups(layout);
+  TrainerParallelism parallelism{&groups, &Ctx().world(), nullptr};
   const TrainedRun run =
       Train(LayoutConfig(layout, micro_batch, layout.zero1, false, precision), parallelism);
 
@@ -321,13 +327,8 @@ TEST_P(StrictDeviceTest, TrainsWithTheCpuNumbersBitForBit) {
   if (layout.world != Ctx().world_size()) {
     GTEST_SKIP() << "needs " << layout.world << " ranks";
   }
-  absl::StatusOr<parallel::ProcessGrid> grid =
-      parallel::ProcessGrid::Create(Ctx().world_size(), Ctx().world_rank(), layout.tp, layout.ep);
-  ASSERT_TRUE(grid.ok()) << grid.status();
-  absl::StatusOr<parallel::ProcessGroups> groups =
-      parallel::CreateProcessGroups(*grid, Ctx().world());
-  ASSERT_TRUE(groups.ok()) << groups.status();
-  TrainerParallelism parallelism{&*groups, &Ctx().world(), nullptr};
+  parallel::ProcessGroups groups = LayoutGroups(layout);
+  TrainerParallelism parallelism{&groups, &Ctx().world(), nullptr};
   const config::TrainConfig cpu_config = LayoutConfig(layout, 2, layout.zero1);
   config::TrainConfig strict_config = cpu_config;
   strict_config.mutable_parallel()->set_device(config::ParallelSection::strict_cpu);
