@@ -1,5 +1,7 @@
 #include "launcher/config_conversion.h"
 
+#include <algorithm>
+
 namespace aoetron {
 
 ModelConfig ModelConfigFromConfig(const config::TrainConfig& config) {
@@ -22,8 +24,17 @@ ModelConfig ModelConfigFromConfig(const config::TrainConfig& config) {
       model.ffn = FfnKind::kAoe;
       break;
   }
-  model.n_experts = m.n_experts();
-  model.top_k = m.top_k();
+  // Granularity G is applied here, once: the layers see n·G experts of width d_ffn/G, k·G chosen.
+  const int64_t granularity = std::max<int64_t>(1, m.granularity());
+  model.n_experts = m.n_experts() * granularity;
+  model.top_k = m.top_k() * granularity;
+  model.d_expert = m.d_expert() > 0 ? m.d_expert() : m.d_ffn() / granularity;
+  model.n_shared_experts = m.n_shared_experts();
+  model.d_shared = m.d_shared();
+  model.router_score = m.router_score() == config::ModelSection::sigmoid ? RouterScore::kSigmoid
+                                                                         : RouterScore::kSoftmax;
+  model.z_loss_coeff = m.z_loss_coeff();
+  model.expert_bias_rate = m.expert_bias_rate();
   model.d_low = m.d_low();
   model.d_wide = m.d_wide();
   model.aoe_gate = m.aoe_gate() == config::ModelSection::release ? AoeGateVariant::kRelease

@@ -1,5 +1,6 @@
 #include "launcher/config_validation.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -46,6 +47,37 @@ absl::Status InRange(const char* field, double value, double low, double high, b
     }                                                   \
   } while (false)
 
+// The largest divisor of `value` not above `limit` (1 at least).
+int64_t DivisorAtMost(int64_t value, int64_t limit) {
+  for (int64_t g = std::min(value, limit); g > 1; --g) {
+    if (value % g == 0) return g;
+  }
+  return 1;
+}
+
+// The MoE design-space fields (granularity, shared experts, score function, z-loss, bias).
+absl::Status ValidateMoeOptions(const config::ModelSection& m) {
+  RETURN_IF_ERROR(AtLeast("model.granularity", m.granularity(), 1));
+  RETURN_IF_ERROR(AtLeast("model.d_expert", m.d_expert(), 0));
+  RETURN_IF_ERROR(AtLeast("model.n_shared_experts", m.n_shared_experts(), 0));
+  RETURN_IF_ERROR(AtLeast("model.d_shared", m.d_shared(), 0));
+  RETURN_IF_ERROR(NonNegative("model.z_loss_coeff", m.z_loss_coeff()));
+  RETURN_IF_ERROR(NonNegative("model.expert_bias_rate", m.expert_bias_rate()));
+  if (m.ffn() == config::ModelSection::dense) return absl::OkStatus();
+  if (m.d_expert() == 0 && m.d_ffn() % m.granularity() != 0) {
+    return Invalid(absl::StrFormat(
+        "model.granularity (%d) must divide model.d_ffn (%d): each fine-grained expert has width "
+        "d_ffn / granularity; use model.granularity: %d, or set model.d_expert",
+        m.granularity(), m.d_ffn(), DivisorAtMost(m.d_ffn(), m.granularity())));
+  }
+  if (m.router_score() == config::ModelSection::sigmoid && m.ffn() != config::ModelSection::moe) {
+    return Invalid(
+        "model.router_score sigmoid applies to model.ffn moe only (AoE's scores are the norms of "
+        "its experts' activations); use router_score softmax");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateModelSection(const config::ModelSection& m) {
   RETURN_IF_ERROR(AtLeast("model.vocab_size", m.vocab_size(), 1));
   if (m.vocab_size() > (int64_t{1} << 31) - 1) {
@@ -71,6 +103,7 @@ absl::Status ValidateModelSection(const config::ModelSection& m) {
   RETURN_IF_ERROR(Positive("model.rope_theta", m.rope_theta()));
   RETURN_IF_ERROR(Positive("model.norm_eps", m.norm_eps()));
   RETURN_IF_ERROR(Positive("model.init_std", m.init_std()));
+  RETURN_IF_ERROR(ValidateMoeOptions(m));
   if (m.ffn() == config::ModelSection::dense) return absl::OkStatus();
 
   const std::string kind = m.ffn() == config::ModelSection::aoe ? "aoe" : "moe";
@@ -80,6 +113,13 @@ absl::Status ValidateModelSection(const config::ModelSection& m) {
         absl::StrFormat("model.top_k must be ≥ 1 for model.ffn %s (got %d)", kind, m.top_k()));
   }
   if (m.top_k() > m.n_experts()) {
+    if (m.granularity() > 1) {
+      return Invalid(
+          absl::StrFormat("model.top_k × model.granularity (%d × %d = %d experts chosen) must be ≤ "
+                          "model.n_experts × model.granularity (%d); use model.top_k: %d",
+                          m.top_k(), m.granularity(), m.top_k() * m.granularity(),
+                          m.n_experts() * m.granularity(), m.n_experts()));
+    }
     return Invalid(absl::StrFormat("model.top_k (%d) must be ≤ model.n_experts (%d)", m.top_k(),
                                    m.n_experts()));
   }
@@ -93,13 +133,14 @@ absl::Status ValidateModelSection(const config::ModelSection& m) {
         absl::StrFormat("model.d_wide must be ≥ 0, 0 meaning derived (got %d)", m.d_wide()));
   }
   if (m.d_wide() == 0) {
-    const double d = static_cast<double>(m.d_model()), r = static_cast<double>(m.d_low());
-    const double derived = (3.0 * d * static_cast<double>(m.d_ffn()) - r * d) / (r + 2.0 * d);
-    if (std::llround(derived) < 1) {
+    config::TrainConfig only_model;
+    *only_model.mutable_model() = m;
+    const double derived = ModelConfigFromConfig(only_model).ParameterMatchedDWide();
+    if (derived < 1) {
       return Invalid(absl::StrFormat(
-          "model.d_low (%d) is too large for model.d_ffn (%d): the parameter-matched "
+          "model.d_low (%d) is too large for the expert width %d: the parameter-matched "
           "model.d_wide would be %.1f; set model.d_wide explicitly",
-          m.d_low(), m.d_ffn(), derived));
+          m.d_low(), ModelConfigFromConfig(only_model).SwiGluExpertWidth(), derived));
     }
   }
   return absl::OkStatus();
@@ -197,7 +238,15 @@ absl::Status ValidateParallelSection(const config::TrainConfig& c, int world_siz
     return Invalid(absl::StrFormat(
         "parallel.ep (%d) needs a model with experts, but model.ffn is dense", p.ep()));
   }
-  if (p.ep() > 1 && c.model().n_experts() % p.ep() != 0) {
+  const int64_t routed_experts =
+      c.model().n_experts() * std::max<int64_t>(1, c.model().granularity());
+  if (p.ep() > 1 && routed_experts % p.ep() != 0) {
+    if (c.model().granularity() > 1) {
+      return Invalid(absl::StrFormat(
+          "model.n_experts × model.granularity (%d routed experts) must be divisible by "
+          "parallel.ep (%d)",
+          routed_experts, p.ep()));
+    }
     return Invalid(absl::StrFormat("model.n_experts (%d) must be divisible by parallel.ep (%d)",
                                    c.model().n_experts(), p.ep()));
   }

@@ -27,6 +27,7 @@ std::vector<LayerLoadSummary> SummariseExpertLoad(
       for (size_t e = 0; e < counts.size(); ++e) counts[e] += stats.tokens_per_expert[e];
       summary[l].ent_conf += stats.entropy_confidence / micro_batches;
       summary[l].aux_loss += stats.aux_loss / micro_batches;
+      summary[l].z_loss += stats.z_loss / micro_batches;
     }
     int64_t pairs = 0;
     for (const int64_t count : counts) pairs += count;
@@ -65,7 +66,7 @@ std::string StepMetricsJson(const StepMetrics& m) {
       .Number("comm_edp_ms", m.comm.edp * 1e3)
       .Number("comm_world_ms", m.comm.world * 1e3);
   if (m.val_loss.has_value()) json.Number("val_loss", *m.val_loss);
-  std::vector<double> load_min, load_max, ent_load, ent_conf, aux, ep_load;
+  std::vector<double> load_min, load_max, ent_load, ent_conf, aux, z, ep_load;
   for (const LayerLoadSummary& layer : m.layers) {
     ep_load.push_back(layer.ep_load_max_over_mean);
     load_min.push_back(layer.load_min);
@@ -73,12 +74,14 @@ std::string StepMetricsJson(const StepMetrics& m) {
     ent_load.push_back(layer.ent_load);
     ent_conf.push_back(layer.ent_conf);
     aux.push_back(layer.aux_loss);
+    z.push_back(layer.z_loss);
   }
   json.NumberArray("load_min", load_min)
       .NumberArray("load_max", load_max)
       .NumberArray("ent_load", ent_load)
       .NumberArray("ent_conf", ent_conf)
       .NumberArray("layer_aux_loss", aux)
+      .NumberArray("layer_z_loss", z)
       .NumberArray("ep_load_max_over_mean", ep_load);
   if (m.dispatch.has_value()) {
     json.Number("ep_dispatch_payload_bytes", m.dispatch->payload_bytes)

@@ -46,6 +46,7 @@ struct LayerLoadSummary {
   double ent_load = 0.0;  // −Σ f̂_i ln f̂_i
   double ent_conf = 0.0;  // mean over tokens of the entropy of the softmax over all n scores
   double aux_loss = 0.0;  // this layer's load-balancing loss, mean over micro-batches
+  double z_loss = 0.0;    // this layer's router z-loss, mean over micro-batches (0 when off)
   // Expert-parallel balance: pairs routed to each ep rank's block of experts, max over the ep
   // ranks divided by their mean (1 = even; 1 with ep = 1). The slowest rank sets the pace.
   double ep_load_max_over_mean = 1.0;

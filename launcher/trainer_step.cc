@@ -81,6 +81,7 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
   // 7. AdamW on the masters (and the bf16 compute copy refreshed).
   result.lr = schedule_.At(step);
   optimizer_->Step(result.lr);
+  model_->UpdateExpertBiases();  // aux-loss-free balancing, after the weights' update
   if (summarise_experts) {
     result.layers = SummariseAcrossRanks(layer_stats);
     if (groups_->grid().ep_size() > 1) result.dispatch = SummariseDispatch(layer_stats);

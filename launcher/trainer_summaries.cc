@@ -89,15 +89,15 @@ absl::Status Trainer::AgreeOnLoss(int64_t step, double local_loss_sum, double lo
 }
 
 // The expert-load summary of the whole global batch: per layer, the token counts per expert
-// and the sums of Ent_conf and aux loss over micro-batches are summed over dp, then summarised
-// as one micro-batch (SummariseExpertLoad).
+// and the sums of Ent_conf, aux loss and z-loss over micro-batches are summed over dp, then
+// summarised as one micro-batch (SummariseExpertLoad).
 std::vector<LayerLoadSummary> Trainer::SummariseAcrossRanks(
     const std::vector<std::vector<ExpertLoadStats>>& local) {
   if (local.empty()) return {};
   const size_t layers = local.front().size();
   if (layers == 0) return {};
   const size_t experts = local.front().front().tokens_per_expert.size();
-  const size_t width = experts + 2;
+  const size_t width = experts + 3;
   Tensor reduced = Tensor::Zeros({static_cast<int64_t>(layers * width)}, DType::kF64);
   double* v = reduced.data<double>();
   for (const std::vector<ExpertLoadStats>& micro_batch : local) {
@@ -108,6 +108,7 @@ std::vector<LayerLoadSummary> Trainer::SummariseAcrossRanks(
       }
       v[l * width + experts] += stats.entropy_confidence;
       v[l * width + experts + 1] += stats.aux_loss;
+      v[l * width + experts + 2] += stats.z_loss;
     }
   }
   if (groups_->grid().dp_size() > 1) {
@@ -122,6 +123,7 @@ std::vector<LayerLoadSummary> Trainer::SummariseAcrossRanks(
     }
     merged[l].entropy_confidence = v[l * width + experts] / micro_batches;
     merged[l].aux_loss = v[l * width + experts + 1] / micro_batches;
+    merged[l].z_loss = v[l * width + experts + 2] / micro_batches;
     // Used only when no counts are reported: the last micro-batch's own figures.
     merged[l].load_fraction_min = local.back()[l].load_fraction_min;
     merged[l].load_fraction_max = local.back()[l].load_fraction_max;

@@ -22,6 +22,7 @@ struct ExpertLoadStats {
   double entropy_load = 0.0;               // Ent_load = −Σ f̂_i log f̂_i  (max ln n)
   double entropy_confidence = 0.0;         // Ent_conf = mean_t −Σ_i q_ti log q_ti
   double aux_loss = 0.0;                   // this layer's α·n·Σ f_i P_i
+  double z_loss = 0.0;                     // this layer's coeff · mean_t logsumexp(scores_t)²
   // Load of the expert-parallel shards: pairs routed to the experts of ep rank p (all replicas),
   // max over p divided by the mean over p. 1 = perfectly even; 1 with ep = 1.
   double ep_load_max_over_mean = 1.0;

@@ -30,6 +30,9 @@ class FeedForward {
   virtual double aux_loss() const { return 0.0; }
   // Expert-load diagnostics from the last Forward; null for dense.
   virtual const ExpertLoadStats* stats() const { return nullptr; }
+  // Once per optimizer step, after the parameters' update: moves the aux-loss-free balancing
+  // bias by the load of the step's micro-batches (models/routed_ffn.h). Nothing elsewhere.
+  virtual void UpdateExpertBias() {}
 };
 
 // Registers the parameters of layer `layer`'s FFN in `params` and returns the block.

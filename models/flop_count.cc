@@ -18,12 +18,12 @@ FfnActiveParameters FfnParameters(const ModelConfig& c) {
       break;
     case FfnKind::kRouterMoe:
       p.scoring = d * c.n_experts;
-      p.experts = c.top_k * 3 * d * c.d_ffn;
+      p.experts = c.top_k * 3 * d * c.SwiGluExpertWidth() + 3 * d * c.SharedWidth();
       break;
     case FfnKind::kAoe: {
       const int64_t r = c.d_low, wide = c.ResolvedDWide();
       p.scoring = d * c.n_experts * r;
-      p.experts = c.top_k * (r * wide + d * wide + wide * d);
+      p.experts = c.top_k * (r * wide + d * wide + wide * d) + 3 * d * c.SharedWidth();
       break;
     }
   }

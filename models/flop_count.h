@@ -12,9 +12,12 @@
 //   attention     4·d²              (w_qkv d·3d, w_o d·d)
 //   dense FFN     3·d·d_ffn         (w_g, w_p d·d_ffn; w_o d_ffn·d)
 //   router MoE    d·n               (router, every expert scored)
-//               + K · 3·d·d_ffn     (the K selected experts)
+//               + K · 3·d·w         (the K selected experts of width w = d_expert)
+//               + 3·d·S·d_shared    (the shared experts, if any)
 //   AoE           d·n·r             (Ŵ_down: ONE product for all n experts, selected or not)
 //               + K · (r·d_wide + d·d_wide + d_wide·d)   (w_up, w_p, w_o of the K selected)
+//               + 3·d·S·d_shared
+// n and K are the routed experts the layers see (granularity applied: n·G, k·G).
 // plus the LM head d·V once. Not counted: the embedding lookup (a gather, no arithmetic),
 // norms, activations, softmax, RoPE, top-K, the loss (all O(d) per token, < 1% here).
 //

@@ -168,4 +168,8 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
   return out;
 }
 
+void GptModel::UpdateExpertBiases() {
+  for (auto& block : blocks_) block->ffn().UpdateExpertBias();
+}
+
 }  // namespace aoetron

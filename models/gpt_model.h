@@ -103,6 +103,11 @@ class GptModel {
   // Forward only (evaluation). Same outputs, no gradients touched.
   StepOutputs Forward(const Tensor& tokens, const Tensor& targets, ActivationArena& arena);
 
+  // Once after every optimizer step: the routed layers' aux-loss-free balancing bias moves by
+  // the load of the step's ForwardBackward calls (FeedForward::UpdateExpertBias). Local: the
+  // loads are already global.
+  void UpdateExpertBiases();
+
  private:
   StepOutputs Run(const Tensor& tokens, const Tensor& targets, double loss_scale, bool backward,
                   ActivationArena& arena, const GradientsReadyHook& gradients_ready);

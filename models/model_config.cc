@@ -1,17 +1,26 @@
 #include "models/model_config.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_format.h"
 
 namespace aoetron {
 
-int64_t ModelConfig::ResolvedDWide() const {
-  if (d_wide > 0) return d_wide;
+double ModelConfig::ParameterMatchedDWide() const {
   // AOE.md Eq. 5: an AoE expert (W_down slice d·r, W_up r·d_wide, W_p d·d_wide, W_o d_wide·d)
-  // has as many parameters as a SwiGLU expert of width d_ffn (3·d·d_ffn).
+  // has as many parameters as a SwiGLU expert of width w (3·d·w).
   const double d = static_cast<double>(d_model), r = static_cast<double>(d_low);
-  return static_cast<int64_t>(std::llround((3.0 * d * d_ffn - r * d) / (r + 2.0 * d)));
+  return (3.0 * d * static_cast<double>(SwiGluExpertWidth()) - r * d) / (r + 2.0 * d);
+}
+
+int64_t ModelConfig::ResolvedDWide() const {
+  return d_wide > 0 ? d_wide : RoundExpertWidth(ParameterMatchedDWide());
+}
+
+int64_t RoundExpertWidth(double raw) {
+  const int64_t multiple = raw >= 64.0 ? 64 : 8;
+  return std::max<int64_t>(8, std::llround(raw / static_cast<double>(multiple)) * multiple);
 }
 
 std::string FfnKindName(FfnKind kind) {
@@ -58,11 +67,28 @@ absl::Status ValidateModelConfig(const ModelConfig& c) {
     return absl::InvalidArgumentError(
         "model.rope_theta, model.norm_eps and model.init_std must be > 0");
   }
-  if (c.aux_loss_coeff < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("model.aux_loss_coeff must be ≥ 0 (got %g)", c.aux_loss_coeff));
+  for (auto [field, value] : {std::pair{"model.aux_loss_coeff", c.aux_loss_coeff},
+                              {"model.z_loss_coeff", c.z_loss_coeff},
+                              {"model.expert_bias_rate", c.expert_bias_rate}}) {
+    if (!(value >= 0) || !std::isfinite(value)) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s must be a finite number ≥ 0 (got %g)", field, value));
+    }
+  }
+  for (auto [field, value] : {std::pair{"model.d_expert", c.d_expert},
+                              {"model.n_shared_experts", c.n_shared_experts},
+                              {"model.d_shared", c.d_shared}}) {
+    if (value < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s must be ≥ 0, 0 meaning derived or none (got %d)", field, value));
+    }
   }
   if (!c.is_moe()) return absl::OkStatus();
+  if (c.router_score == RouterScore::kSigmoid && c.ffn != FfnKind::kRouterMoe) {
+    return absl::InvalidArgumentError(
+        "model.router_score sigmoid applies to model.ffn moe only: AoE's scores are norms; use "
+        "router_score softmax");
+  }
   if (!(c.capacity_factor >= 0) || !std::isfinite(c.capacity_factor)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "model.capacity_factor must be ≥ 0, 0 meaning dropless (got %g)", c.capacity_factor));
@@ -84,11 +110,11 @@ absl::Status ValidateModelConfig(const ModelConfig& c) {
       return absl::InvalidArgumentError(
           absl::StrFormat("model.d_wide must be ≥ 0, 0 meaning derived (got %d)", c.d_wide));
     }
-    if (c.ResolvedDWide() < 1) {
+    if (c.d_wide == 0 && c.ParameterMatchedDWide() < 1) {
       return absl::InvalidArgumentError(absl::StrFormat(
-          "model.d_low (%d) is too large: the parameter-matched d_wide would be %d; set "
+          "model.d_low (%d) is too large: the parameter-matched d_wide would be %.1f; set "
           "model.d_wide explicitly",
-          c.d_low, c.ResolvedDWide()));
+          c.d_low, c.ParameterMatchedDWide()));
     }
   }
   return absl::OkStatus();
@@ -133,8 +159,22 @@ absl::Status ValidateParallelLayout(const ModelConfig& c, int tp, int ep) {
           "model.d_wide: %d (the nearest multiple of %d)",
           width, c.d_wide > 0 ? ", model.d_wide" : ", derived from model.d_ffn", tp, nearest, tp));
     }
-  } else if (absl::Status s = divisible("model.d_ffn", c.d_ffn, ""); !s.ok()) {
-    return s;
+  } else if (c.ffn == FfnKind::kDense) {
+    if (absl::Status s = divisible("model.d_ffn", c.d_ffn, ""); !s.ok()) return s;
+  } else if (c.SwiGluExpertWidth() % tp != 0) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the routed expert width (%d, %s) must be divisible by parallel.tp (%d): set "
+        "model.d_expert: %d",
+        c.SwiGluExpertWidth(),
+        c.SwiGluExpertWidth() == c.d_ffn ? "model.d_ffn" : "model.d_ffn / model.granularity", tp,
+        std::max<int64_t>(tp, c.SwiGluExpertWidth() / tp * tp)));
+  }
+  if (c.is_moe() && c.SharedWidth() % tp != 0) {
+    const int64_t each = c.SharedWidth() / c.n_shared_experts;
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "the shared experts' width (model.n_shared_experts %d × d_shared %d) must be divisible "
+        "by parallel.tp (%d): set model.d_shared: %d",
+        c.n_shared_experts, each, tp, std::max<int64_t>(tp, each / tp * tp)));
   }
   if (c.is_moe() && c.n_experts % ep != 0) {
     return absl::InvalidArgumentError(absl::StrFormat(

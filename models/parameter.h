@@ -53,7 +53,11 @@ struct Parameter {
   Shape local_shape;
   Shape local_offset;
   bool weight_decay = true;  // false for norm weights
-  double init_std = 0.0;     // N(0, init_std²); 0 means "constant init_value"
+  // false: state its layer updates itself (the routed FFN's expert bias), never given a gradient.
+  // Its gradient stays zero and it has no weight decay, so AdamW moves it by exactly 0
+  // (m = v = 0 → m̂/(√v̂ + ε) = 0); it is saved, resharded and exported like any weight.
+  bool trainable = true;
+  double init_std = 0.0;  // N(0, init_std²); 0 means "constant init_value"
   double init_value = 0.0;
   Tensor value;             // view into the compute buffer: what the layers read
   Tensor master;            // view into the master buffer (the same view as value unless bf16)

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "core/device_transfer.h"
 #include "core/ops/elementwise.h"
 #include "launcher/config_loader.h"
@@ -54,8 +55,20 @@ struct Layout {
   int tp;
   int ep;
   bool zero1;
-  const char* ffn;  // dense | moe | aoe
+  const char* ffn;           // dense | moe | aoe
+  const char* options = "";  // more overrides, comma-separated: the MoE design-space options
 };
+
+// Every router option at once (issue 12): fine-grained experts (8 of width 24, top-4), a shared
+// expert, sigmoid scores, the z-loss and the aux-loss-free bias, which moves every step and so
+// decides selections from step 2 on — the same on every layout, or the losses part at once.
+constexpr const char* kMoeOptions =
+    "model.granularity=2,model.n_shared_experts=1,model.d_shared=16,model.router_score=sigmoid,"
+    "model.z_loss_coeff=0.01,model.expert_bias_rate=0.01";
+// AoE with its own balancing choices: the bias on the norms, a shared expert, the z-loss.
+constexpr const char* kAoeOptions =
+    "model.n_shared_experts=1,model.d_shared=16,model.z_loss_coeff=0.01,"
+    "model.expert_bias_rate=0.01";
 
 // name, world, tp, ep, zero1, model. dp = world / tp.
 const Layout kLayouts[] = {
@@ -83,6 +96,14 @@ const Layout kLayouts[] = {
     {"aoe_ep2_dp2", 4, 1, 2, false, "aoe"},
     {"aoe_ep2_dp2_zero1", 4, 1, 2, true, "aoe"},
     {"moe_ep2_dp2", 4, 1, 2, false, "moe"},
+    {"moe_options_dp1_zero1", 1, 1, 1, true, "moe", kMoeOptions},
+    {"moe_options_dp2_zero1", 2, 1, 1, true, "moe", kMoeOptions},
+    {"moe_options_tp2", 2, 2, 1, false, "moe", kMoeOptions},
+    {"moe_options_ep2", 2, 1, 2, false, "moe", kMoeOptions},
+    {"aoe_options_tp2", 2, 2, 1, false, "aoe", kAoeOptions},
+    {"aoe_options_ep2_zero1", 2, 1, 2, true, "aoe", kAoeOptions},
+    {"moe_options_tp2_ep2_zero1", 4, 2, 2, true, "moe", kMoeOptions},
+    {"aoe_options_ep2_dp2", 4, 1, 2, false, "aoe", kAoeOptions},
 };
 
 void PrintTo(const Layout& layout, std::ostream* os) { *os << layout.name; }
@@ -93,7 +114,7 @@ parallel::DistributedContext& Ctx() { return parallel::mpi_test::Context(); }
 // `reference`: the one-process run (tp = ep = 1).
 config::TrainConfig LayoutConfig(const Layout& layout, int micro_batch, bool zero1,
                                  bool reference = false, const char* precision = "fp32") {
-  const std::vector<std::string> overrides = {
+  std::vector<std::string> overrides = {
       absl::StrCat("model.precision=", precision),
       "model.vocab_size=64",
       "model.d_model=32",
@@ -128,6 +149,9 @@ config::TrainConfig LayoutConfig(const Layout& layout, int micro_batch, bool zer
       "parallel.grad_bucket_mb=0.01",
       absl::StrCat("parallel.zero1=", zero1 ? "true" : "false"),
   };
+  for (absl::string_view option : absl::StrSplit(layout.options, ',', absl::SkipEmpty())) {
+    overrides.emplace_back(option);
+  }
   absl::StatusOr<config::TrainConfig> config = LoadTrainConfig("", overrides);
   AOETRON_CHECK(config.ok()) << config.status();
   // The layout last: LoadTrainConfig validates for a world of one.

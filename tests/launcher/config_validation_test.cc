@@ -187,18 +187,79 @@ TEST(ValidateTrainConfigTest, ParallelLayoutMustFitTheWorld) {
 
 // A derived AoE width that tp cannot split is a config error naming model.d_wide and a width
 // that works, before any model is built (it was a failed CHECK in GptModel).
-TEST(ValidateTrainConfigTest, AnAoeWidthThatTpCannotSplitNamesAWidthThatWorks) {
+TEST(ValidateTrainConfigTest, ADerivedAoeWidthIsOneTpCanSplit) {
   config::TrainConfig c;
   c.mutable_model()->set_ffn(config::ModelSection::aoe);
   c.mutable_model()->set_d_model(256);
   c.mutable_model()->set_d_ffn(1024);
-  c.mutable_model()->set_d_low(64);  // derived d_wide = round((3·256·1024 − 64·256)/576) = 1337
+  c.mutable_model()->set_d_low(64);  // (3·256·1024 − 64·256)/576 = 1336.9 → 1344 = 21·64
   c.mutable_parallel()->set_tp(2);
+  EXPECT_TRUE(ValidateTrainConfig(c, 2).ok()) << ValidateTrainConfig(c, 2);
+  // An explicit width is taken as given, so tp must divide it; the error names one that works.
+  c.mutable_model()->set_d_wide(1337);
   const absl::Status status = ValidateTrainConfig(c, /*world_size=*/2);
   EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(status.message()), testing::HasSubstr("model.d_wide: 1336"));
   c.mutable_model()->set_d_wide(1336);
   EXPECT_TRUE(ValidateTrainConfig(c, 2).ok()) << ValidateTrainConfig(c, 2);
+}
+
+// Each inconsistent MoE option names its field and a value that would work (issue 12).
+TEST(ValidateTrainConfigTest, MoeOptionsNameTheFieldAndAValueThatWorks) {
+  auto moe = [] {
+    config::TrainConfig c;
+    c.mutable_model()->set_ffn(config::ModelSection::moe);
+    c.mutable_model()->set_d_ffn(1024);
+    c.mutable_model()->set_n_experts(8);
+    c.mutable_model()->set_top_k(2);
+    return c;
+  };
+  auto message = [](const config::TrainConfig& c, int world) {
+    return std::string(ValidateTrainConfig(c, world).message());
+  };
+  config::TrainConfig c = moe();
+  c.mutable_model()->set_granularity(3);  // 1024 / 3 is no width
+  EXPECT_THAT(message(c, 1), HasSubstr("model.granularity (3) must divide model.d_ffn (1024)"));
+  EXPECT_THAT(message(c, 1), HasSubstr("model.granularity: 2"));
+  c.mutable_model()->set_granularity(4);
+  EXPECT_TRUE(ValidateTrainConfig(c, 1).ok()) << message(c, 1);
+  c.mutable_model()->set_top_k(9);  // 36 of 32 fine-grained experts
+  EXPECT_THAT(message(c, 1), HasSubstr("model.top_k × model.granularity (9 × 4 = 36"));
+  EXPECT_THAT(message(c, 1), HasSubstr("model.top_k: 8"));
+
+  c = moe();
+  c.mutable_model()->set_expert_bias_rate(-0.001);
+  EXPECT_THAT(message(c, 1), HasSubstr("model.expert_bias_rate must be a finite number ≥ 0"));
+  c = moe();
+  c.mutable_model()->set_z_loss_coeff(-1);
+  EXPECT_THAT(message(c, 1), HasSubstr("model.z_loss_coeff"));
+
+  c = moe();
+  c.mutable_model()->set_n_shared_experts(1);
+  c.mutable_model()->set_d_shared(501);
+  c.mutable_parallel()->set_tp(2);
+  EXPECT_THAT(message(c, 2), HasSubstr("shared experts' width"));
+  EXPECT_THAT(message(c, 2), HasSubstr("model.d_shared: 500"));
+  c.mutable_model()->set_d_shared(500);
+  EXPECT_TRUE(ValidateTrainConfig(c, 2).ok()) << message(c, 2);
+
+  c = moe();
+  c.mutable_model()->set_d_expert(301);
+  c.mutable_parallel()->set_tp(2);
+  EXPECT_THAT(message(c, 2), HasSubstr("model.d_expert: 300"));
+
+  c = moe();
+  c.mutable_model()->set_granularity(3);
+  c.mutable_model()->set_d_ffn(768);
+  c.mutable_parallel()->set_ep(4);  // 24 fine-grained experts over 4 ranks: fine
+  EXPECT_TRUE(ValidateTrainConfig(c, 4).ok()) << message(c, 4);
+  c.mutable_parallel()->set_ep(16);
+  EXPECT_THAT(message(c, 16), HasSubstr("model.n_experts × model.granularity (24 routed"));
+
+  c = moe();
+  c.mutable_model()->set_ffn(config::ModelSection::aoe);
+  c.mutable_model()->set_router_score(config::ModelSection::sigmoid);
+  EXPECT_THAT(message(c, 1), HasSubstr("model.router_score sigmoid applies to model.ffn moe only"));
 }
 
 TEST(ValidateTrainConfigTest, GlobalBatchMustCutIntoMicroBatchesOnEveryDataParallelRank) {

@@ -57,7 +57,60 @@ struct FfnCase {
   const char* name;
   FfnKind kind;
   AoeGateVariant gate;
+  void (*options)(ModelConfig&) = nullptr;  // the MoE design-space options this case turns on
 };
+
+// The issue-12 options, large enough to weigh in the checked gradients.
+void SigmoidBiasZShared(ModelConfig& c) {
+  c.router_score = RouterScore::kSigmoid;
+  c.expert_bias_rate = 0.01;
+  c.z_loss_coeff = 0.3;
+  c.n_shared_experts = 2;
+  c.d_shared = 4;
+}
+void SoftmaxBiasZ(ModelConfig& c) {
+  c.expert_bias_rate = 0.01;
+  c.z_loss_coeff = 0.3;
+}
+void BiasZShared(ModelConfig& c) {  // AoE: bias on the norms, z-loss on the norms, shared experts
+  c.expert_bias_rate = 0.01;
+  c.z_loss_coeff = 0.3;
+  c.n_shared_experts = 1;
+  c.d_shared = 5;
+}
+void FineGrained(ModelConfig& c) {  // granularity 2 as the launcher resolves it: 2n of width/2
+  c.n_experts *= 2;
+  c.top_k *= 2;
+  c.d_expert = c.d_ffn / 2;
+}
+
+ModelConfig CaseConfig(const FfnCase& ffn_case) {
+  ModelConfig config = TinyConfig(ffn_case.kind);
+  config.aoe_gate = ffn_case.gate;
+  if (ffn_case.options != nullptr) ffn_case.options(config);
+  return config;
+}
+
+// The expert bias starts at 0; random values make it decide selections in the checked batch.
+// It takes no gradient, and its finite differences are 0 too (selection is piecewise constant).
+void RandomizeExpertBias(ParameterSet& params, std::mt19937_64& rng) {
+  for (Parameter& p : params.all()) {
+    if (!p.trainable) FillNormal(p.master, 1.0, rng);
+  }
+}
+
+const auto kFfnCases = ::testing::Values(
+    FfnCase{"dense", FfnKind::kDense, AoeGateVariant::kPaper},
+    FfnCase{"moe", FfnKind::kRouterMoe, AoeGateVariant::kPaper},
+    FfnCase{"aoe", FfnKind::kAoe, AoeGateVariant::kPaper},
+    FfnCase{"aoe_release", FfnKind::kAoe, AoeGateVariant::kRelease},
+    FfnCase{"moe_sigmoid_bias_z_shared", FfnKind::kRouterMoe, AoeGateVariant::kPaper,
+            SigmoidBiasZShared},
+    FfnCase{"moe_bias_z", FfnKind::kRouterMoe, AoeGateVariant::kPaper, SoftmaxBiasZ},
+    FfnCase{"moe_fine_grained", FfnKind::kRouterMoe, AoeGateVariant::kPaper, FineGrained},
+    FfnCase{"aoe_bias_z_shared", FfnKind::kAoe, AoeGateVariant::kPaper, BiasZShared},
+    FfnCase{"aoe_release_bias", FfnKind::kAoe, AoeGateVariant::kRelease, SoftmaxBiasZ},
+    FfnCase{"aoe_fine_grained", FfnKind::kAoe, AoeGateVariant::kPaper, FineGrained});
 
 class FeedForwardGradientTest : public ::testing::TestWithParam<FfnCase> {};
 
@@ -65,13 +118,13 @@ TEST_P(FeedForwardGradientTest, BackwardMatchesFiniteDifferences) {
   const uint64_t seed = testing::TestSeed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  ModelConfig config = TinyConfig(GetParam().kind);
-  config.aoe_gate = GetParam().gate;
+  const ModelConfig config = CaseConfig(GetParam());
   ParameterSet params(DType::kF64);
   std::unique_ptr<FeedForward> ffn =
       MakeFeedForward(config, 0, &params, parallel::SingleProcessGroups());
   params.Allocate();
   params.Initialize(seed);
+  RandomizeExpertBias(params, rng);
 
   const int64_t tokens = 11, d = config.d_model;
   Tensor x = Tensor::Empty({tokens, d}, DType::kF64);
@@ -94,13 +147,8 @@ TEST_P(FeedForwardGradientTest, BackwardMatchesFiniteDifferences) {
   CheckAllParameters(params, objective, rng);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllKinds, FeedForwardGradientTest,
-    ::testing::Values(FfnCase{"dense", FfnKind::kDense, AoeGateVariant::kPaper},
-                      FfnCase{"moe", FfnKind::kRouterMoe, AoeGateVariant::kPaper},
-                      FfnCase{"aoe", FfnKind::kAoe, AoeGateVariant::kPaper},
-                      FfnCase{"aoe_release", FfnKind::kAoe, AoeGateVariant::kRelease}),
-    [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(AllKinds, FeedForwardGradientTest, kFfnCases,
+                         [](const auto& info) { return std::string(info.param.name); });
 
 TEST(AttentionGradientTest, BackwardMatchesFiniteDifferences) {
   const uint64_t seed = testing::TestSeed();
@@ -164,10 +212,10 @@ TEST_P(ModelGradientTest, LossGradientMatchesFiniteDifferences) {
   const uint64_t seed = testing::TestSeed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  ModelConfig config = TinyConfig(GetParam().kind);
-  config.aoe_gate = GetParam().gate;
+  const ModelConfig config = CaseConfig(GetParam());
   GptModel model(config, Device::Cpu(), DType::kF64);
   model.parameters().Initialize(seed);
+  RandomizeExpertBias(model.parameters(), rng);
   const int64_t batch = 2, seq = 6;
   Tensor tokens = Tensor::Empty({batch, seq}, DType::kI32);
   Tensor targets = Tensor::Empty({batch, seq}, DType::kI32);
@@ -186,17 +234,14 @@ TEST_P(ModelGradientTest, LossGradientMatchesFiniteDifferences) {
   const StepOutputs evaluated = model.Forward(tokens, targets, arena);
   EXPECT_EQ(trained.loss, evaluated.loss);
   EXPECT_EQ(trained.aux_loss, evaluated.aux_loss);
-  if (config.is_moe()) EXPECT_GT(trained.aux_loss, 0.0);
+  if (config.is_moe()) {
+    EXPECT_GT(trained.aux_loss, 0.0);
+  }
   CheckAllParameters(model.parameters(), objective, rng);
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    AllKinds, ModelGradientTest,
-    ::testing::Values(FfnCase{"dense", FfnKind::kDense, AoeGateVariant::kPaper},
-                      FfnCase{"moe", FfnKind::kRouterMoe, AoeGateVariant::kPaper},
-                      FfnCase{"aoe", FfnKind::kAoe, AoeGateVariant::kPaper},
-                      FfnCase{"aoe_release", FfnKind::kAoe, AoeGateVariant::kRelease}),
-    [](const auto& info) { return std::string(info.param.name); });
+INSTANTIATE_TEST_SUITE_P(AllKinds, ModelGradientTest, kFfnCases,
+                         [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace aoetron

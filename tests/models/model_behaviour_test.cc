@@ -46,9 +46,30 @@ TEST(ModelConfigTest, DWideMatchesThePapersParameterMatching) {
   four_b.d_model = 1280;
   four_b.d_ffn = 5120;
   four_b.d_low = 400;
-  EXPECT_EQ(four_b.ResolvedDWide(), 6469);  // 6469.2 rounded to nearest (the paper used 6470)
+  // 6469.2 (the paper used 6470), rounded to the nearest multiple of 64 that layouts split.
+  EXPECT_NEAR(four_b.ParameterMatchedDWide(), 6469.2, 0.05);
+  EXPECT_EQ(four_b.ResolvedDWide(), 6464);
   four_b.d_wide = 6470;
-  EXPECT_EQ(four_b.ResolvedDWide(), 6470);  // explicit setting wins
+  EXPECT_EQ(four_b.ResolvedDWide(), 6470);  // explicit setting wins, unrounded
+}
+
+TEST(ModelConfigTest, DerivedWidthsAreMultiplesThatLayoutsSplit) {
+  ModelConfig bench;  // configs/bench_aoe_small.textproto: raw 1336.9, not divisible by 2
+  bench.d_model = 256;
+  bench.d_ffn = 1024;
+  bench.d_low = 64;
+  bench.n_heads = 8;
+  EXPECT_NEAR(bench.ParameterMatchedDWide(), 1336.9, 0.05);
+  EXPECT_EQ(bench.ResolvedDWide(), 1344);
+  for (int tp : {1, 2, 4, 8}) EXPECT_TRUE(ValidateParallelLayout(bench, tp, 1).ok()) << tp;
+  EXPECT_EQ(RoundExpertWidth(20.4), 24);  // below 64: multiples of 8
+  EXPECT_EQ(RoundExpertWidth(5.0), 8);    // never below 8
+  EXPECT_EQ(RoundExpertWidth(95.0), 64);  // from 64: multiples of 64
+  EXPECT_EQ(RoundExpertWidth(96.0), 128);
+  // Fine-grained: matched to the routed expert's own width.
+  bench.d_expert = 256;  // granularity 4
+  EXPECT_NEAR(bench.ParameterMatchedDWide(), (3.0 * 256 * 256 - 64 * 256) / (64 + 512), 1e-9);
+  EXPECT_EQ(bench.ResolvedDWide(), 320);  // 312.9
 }
 
 TEST(ModelConfigTest, InconsistentShapesAreRejectedByName) {
@@ -122,6 +143,57 @@ TEST(AoeGradientFlowTest, UnselectedExpertsLearnOnlyThroughTheAuxLoss) {
       }
     }
     EXPECT_GE(unselected, 5);
+  }
+}
+
+// Aux-loss-free balancing: the bias moves by ±rate once per UpdateExpertBias, by the pairs routed
+// over every Backward since the last update (a Forward alone, an evaluation, does not count), and
+// never receives a gradient.
+TEST(ExpertBiasTest, MovesOncePerStepByTheStepsLoad) {
+  ModelConfig c = TinyAoe();
+  c.ffn = FfnKind::kRouterMoe;
+  c.n_experts = 8;
+  c.expert_bias_rate = 0.125;  // exact in f32: the expected values below are exact
+  ParameterSet params;
+  std::unique_ptr<FeedForward> ffn =
+      MakeFeedForward(c, 0, &params, parallel::SingleProcessGroups());
+  params.Allocate();
+  params.Initialize(3);
+  Parameter* bias = params.Find("layers.0.ffn.expert_bias");
+  ASSERT_NE(bias, nullptr);
+  EXPECT_FALSE(bias->trainable);
+  EXPECT_FALSE(bias->weight_decay);
+  const int64_t tokens = 7;
+  std::mt19937_64 rng(5);
+  std::normal_distribution<float> normal;
+  ActivationArena arena;
+  std::vector<int64_t> load(c.n_experts, 0);
+  std::vector<float> expected(c.n_experts, 0.0f);
+  for (int step = 0; step < 3; ++step) {
+    std::fill(load.begin(), load.end(), 0);
+    for (int micro_batch = 0; micro_batch < 2; ++micro_batch) {
+      Tensor x = Tensor::Empty({tokens, c.d_model}, DType::kF32);
+      for (int64_t i = 0; i < x.numel(); ++i) x.data<float>()[i] = normal(rng);
+      arena.Reset();
+      Tensor y = arena.Allocate({tokens, c.d_model});
+      ffn->Forward(x, y, arena);
+      for (int64_t e = 0; e < c.n_experts; ++e) load[e] += ffn->stats()->tokens_per_expert[e];
+      Tensor dy = arena.Allocate({tokens, c.d_model});
+      ops::Fill(dy, 1.0);
+      Tensor dx = Tensor::Zeros({tokens, c.d_model}, DType::kF32);
+      ffn->Backward(dy, 1.0, dx, arena);
+    }
+    // An evaluation forward in between: not part of the step's load.
+    arena.Reset();
+    Tensor y = arena.Allocate({tokens, c.d_model});
+    ffn->Forward(Tensor::Zeros({tokens, c.d_model}, DType::kF32), y, arena);
+    ffn->UpdateExpertBias();
+    const double mean = 2.0 * tokens * c.top_k / static_cast<double>(c.n_experts);
+    for (int64_t e = 0; e < c.n_experts; ++e) {
+      expected[e] += load[e] < mean ? 0.125f : load[e] > mean ? -0.125f : 0.0f;
+      EXPECT_EQ(bias->master.data<float>()[e], expected[e]) << "step " << step << " expert " << e;
+    }
+    EXPECT_EQ(ops::SumSquares(bias->grad), 0.0);
   }
 }
 

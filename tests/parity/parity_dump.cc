@@ -8,14 +8,18 @@
 //   init.<param>              every parameter after Initialize(seed)
 //   decay.<param>             i64 scalar, 1 if AdamW decays it (Parameter::weight_decay)
 //   tokens, targets           i32 [B, T], the batch of the first ForwardBackward
-//   loss, aux_loss            f64 scalars of that ForwardBackward (loss_scale 1)
-//   layer<l>.tokens_per_expert, layer<l>.aux_loss   its per-layer routing statistics
+//   loss, aux_loss            f64 scalars of that ForwardBackward (loss_scale 1; aux_loss is
+//                             every layer's aux loss plus z-loss)
+//   layer<l>.tokens_per_expert, layer<l>.aux_loss, layer<l>.z_loss   per-layer statistics
+//   config.{n_experts,top_k,granularity,d_expert}   as the USER gives them (the model runs
+//                             n·G experts, k·G chosen, of width d_expert or d_ffn/G)
 //   grad.<param>              every gradient after it
 //   adamw.{lr,beta1,beta2,eps,weight_decay,steps}   the optimizer run below
 //   step<s>.{tokens,targets,loss,aux_loss}, step<s>.layer<l>.tokens_per_expert,
 //   step<s>.grad.<param>, step<s>.param.<param>
 //                             for s = 1..steps: ZeroGrads → ForwardBackward on that step's
-//                             batch → AdamWOptimizer::Step(lr) (no clipping); the gradients
+//                             batch → AdamWOptimizer::Step(lr) (no clipping) →
+//                             UpdateExpertBiases (the bias rule, when on); the gradients
 //                             the step used and the parameters after it. Step 1 uses the first
 //                             batch.
 //
@@ -35,6 +39,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "core/arena.h"
+#include "core/ops/float_visit.h"
 #include "core/rng.h"
 #include "core/tensor_bundle.h"
 #include "launcher/adamw_optimizer.h"
@@ -143,16 +148,20 @@ void AddStepStats(NamedTensors& out, const std::string& prefix, const StepOutput
     const std::string layer = absl::StrCat(prefix, "layer", l, ".");
     out.emplace_back(layer + "tokens_per_expert", VectorI64(step.layer_stats[l].tokens_per_expert));
     out.emplace_back(layer + "aux_loss", ScalarF64(step.layer_stats[l].aux_loss));
+    out.emplace_back(layer + "z_loss", ScalarF64(step.layer_stats[l].z_loss));
   }
 }
 
 int Main(int argc, char** argv) {
   Flags flags;
-  if (!flags.Parse(argc, argv,
-                   {"out",      "ffn",     "aoe_gate",  "dtype", "vocab",    "d_model",
-                    "n_layers", "n_heads", "seq",       "batch", "d_ffn",    "n_experts",
-                    "top_k",    "d_low",   "d_wide",    "aux",   "init_std", "rope_theta",
-                    "norm_eps", "seed",    "data_seed", "lr",    "steps",    "adam_eps"})) {
+  if (!flags.Parse(
+          argc, argv,
+          {"out",         "ffn",      "aoe_gate",  "dtype",    "vocab",        "d_model",
+           "n_layers",    "n_heads",  "seq",       "batch",    "d_ffn",        "n_experts",
+           "top_k",       "d_low",    "d_wide",    "aux",      "init_std",     "rope_theta",
+           "norm_eps",    "seed",     "data_seed", "lr",       "steps",        "adam_eps",
+           "granularity", "d_expert", "shared",    "d_shared", "router_score", "z_loss",
+           "bias_rate",   "bias_std"})) {
     return 2;
   }
   const std::string out_path = flags.Str("out", "");
@@ -168,8 +177,25 @@ int Main(int argc, char** argv) {
   c.n_heads = flags.Int("n_heads", 4);
   c.seq_len = flags.Int("seq", 16);
   c.d_ffn = flags.Int("d_ffn", 48);
-  c.n_experts = flags.Int("n_experts", 4);
-  c.top_k = flags.Int("top_k", 2);
+  // The user's n, k and granularity G go into the bundle; the model sees n·G experts, k·G chosen,
+  // each of width d_ffn / G unless --d_expert (as launcher/config_conversion.cc resolves them).
+  const int64_t granularity = flags.Int("granularity", 1);
+  const int64_t user_experts = flags.Int("n_experts", 4), user_top_k = flags.Int("top_k", 2);
+  const int64_t user_d_expert = flags.Int("d_expert", 0);
+  c.n_experts = user_experts * granularity;
+  c.top_k = user_top_k * granularity;
+  c.d_expert = user_d_expert > 0 ? user_d_expert : flags.Int("d_ffn", 48) / granularity;
+  c.n_shared_experts = flags.Int("shared", 0);
+  c.d_shared = flags.Int("d_shared", 0);
+  c.z_loss_coeff = flags.Real("z_loss", 0.0);
+  c.expert_bias_rate = flags.Real("bias_rate", 0.0);
+  const std::string router_score = flags.Str("router_score", "softmax");
+  if (router_score != "softmax" && router_score != "sigmoid") {
+    std::cerr << "parity_dump: --router_score must be softmax or sigmoid (got " << router_score
+              << ")\n";
+    return 2;
+  }
+  c.router_score = router_score == "sigmoid" ? RouterScore::kSigmoid : RouterScore::kSoftmax;
   c.d_low = flags.Int("d_low", 8);
   c.d_wide = flags.Int("d_wide", 0);
   c.aux_loss_coeff = flags.Real("aux", 0.01);
@@ -221,8 +247,16 @@ int Main(int argc, char** argv) {
   out.emplace_back("config.seq_len", ScalarI64(c.seq_len));
   out.emplace_back("config.d_ffn", ScalarI64(c.d_ffn));
   out.emplace_back("config.ffn", ScalarI64(ffn_code));
-  out.emplace_back("config.n_experts", ScalarI64(c.n_experts));
-  out.emplace_back("config.top_k", ScalarI64(c.top_k));
+  out.emplace_back("config.n_experts", ScalarI64(user_experts));
+  out.emplace_back("config.top_k", ScalarI64(user_top_k));
+  out.emplace_back("config.granularity", ScalarI64(granularity));
+  out.emplace_back("config.d_expert", ScalarI64(user_d_expert));
+  out.emplace_back("config.n_shared_experts", ScalarI64(c.n_shared_experts));
+  out.emplace_back("config.d_shared", ScalarI64(c.d_shared));
+  out.emplace_back("config.router_score",
+                   ScalarI64(c.router_score == RouterScore::kSigmoid ? 1 : 0));
+  out.emplace_back("config.z_loss_coeff", ScalarF64(c.z_loss_coeff));
+  out.emplace_back("config.expert_bias_rate", ScalarF64(c.expert_bias_rate));
   out.emplace_back("config.d_low", ScalarI64(c.d_low));
   out.emplace_back("config.d_wide", ScalarI64(c.d_wide));
   out.emplace_back("config.resolved_d_wide", ScalarI64(c.ResolvedDWide()));
@@ -236,6 +270,17 @@ int Main(int argc, char** argv) {
   GptModel model(c, Device::Cpu(), dtype);
   ParameterSet& params = model.parameters();
   params.Initialize(seed);
+  // The expert bias starts at 0 in training; --bias_std gives it N(0, std²) values so that the
+  // first batch's selection already depends on it.
+  const double bias_std = flags.Real("bias_std", 0.0);
+  for (Parameter& p : params.all()) {
+    if (p.trainable || bias_std == 0.0) continue;
+    DispatchFloat(p.master.dtype(), [&]<typename T>() {
+      for (int64_t i = 0; i < p.master.numel(); ++i) {
+        p.master.data<T>()[i] = static_cast<T>(bias_std * NormalAt(seed, StableHash(p.name), i));
+      }
+    });
+  }
   for (const Parameter& p : params.all()) out.emplace_back("init." + p.name, Copy(p.value));
   for (const Parameter& p : params.all()) {
     out.emplace_back("decay." + p.name, ScalarI64(p.weight_decay ? 1 : 0));
@@ -280,6 +325,7 @@ int Main(int argc, char** argv) {
         out.emplace_back(prefix + "grad." + p.name, Copy(p.grad));
       }
       optimizer.Step(lr);
+      model.UpdateExpertBiases();
       out.emplace_back(prefix + "tokens", step_tokens);
       out.emplace_back(prefix + "targets", step_targets);
       AddStepStats(out, prefix, step);

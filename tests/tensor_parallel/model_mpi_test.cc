@@ -277,9 +277,12 @@ TEST(ParallelLayoutValidationTest, NamesTheFields) {
   auto message = [&](const ModelConfig& c, int tp, int ep) {
     return std::string(ValidateParallelLayout(c, tp, ep).message());
   };
-  // The parameter-matched width is round((3·256·1024 − 64·256) / (64 + 512)) = 1337.
+  // The parameter-matched width (3·256·1024 − 64·256) / (64 + 512) = 1336.9 is derived as 1344,
+  // a multiple of 64 that every tp up to 8 splits; an explicit odd width is an error.
+  EXPECT_TRUE(ValidateParallelLayout(config, 2, 1).ok());
+  config.d_wide = 1337;
   EXPECT_EQ(message(config, 2, 1),
-            "the AoE expert width d_wide (1337, derived from model.d_ffn) must be divisible by "
+            "the AoE expert width d_wide (1337, model.d_wide) must be divisible by "
             "parallel.tp (2): set model.d_wide: 1336 (the nearest multiple of 2)");
   EXPECT_TRUE(ValidateParallelLayout(config, 1, 8).ok());
   config.d_wide = 1336;

@@ -136,6 +136,17 @@ void TakeAlongRows(int device, DType dtype, const void* x, const int32_t* index,
                    int64_t n, int64_t k, void* out);
 void AddRowVector(int device, DType dtype, const double* row, int64_t tokens, int64_t n, void* x);
 
+// ---- router_score_kernels.cu (core/ops/router_scores.h) ----------------------------------------
+// Element-wise over n elements, or one thread per row of m columns (m: experts, a few hundred).
+void Sigmoid(int device, DType dtype, const void* x, int64_t n, void* y);
+void SigmoidBackward(int device, DType dtype, const void* dy, const void* y, int64_t n, void* dx);
+void RowNormalize(int device, DType dtype, const void* x, int64_t rows, int64_t m, void* y);
+void RowNormalizeBackward(int device, DType dtype, const void* dy, const void* y, const void* x,
+                          int64_t rows, int64_t m, void* dx);
+void RowLogSumExp(int device, DType dtype, const void* x, int64_t rows, int64_t m, void* lse);
+void LogSumExpSquareBackward(int device, DType dtype, const void* x, const void* lse, double scale,
+                             int64_t rows, int64_t m, void* dx);
+
 // ---- attention_kernels.cu -----------------------------------------------------------------------
 // qkv: [batch, seq, 3, heads, head_dim], out/dout: [batch, seq, heads, head_dim],
 // lse: [batch, heads, seq] f32. head_dim ≤ kMaxAttentionHeadDim.
