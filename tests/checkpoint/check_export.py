@@ -123,7 +123,8 @@ def main():
     tokens = torch.as_tensor(b["tokens"]).long()
     targets = torch.as_tensor(b["targets"]).long()
     with torch.no_grad():
-        _, ce, aux, _ = ref.forward(params, tokens, targets, cfg)
+        _, ce, aux, records = ref.forward(params, tokens, targets, cfg)
+        aux = aux + ref.z_loss_total(records)  # the trainer's aux_loss: balance + z-losses
     ok = True
     for label, ours, theirs in (("loss", float(b["loss"]), ce.item()),
                                 ("aux_loss", float(b["aux_loss"]), aux.item())):

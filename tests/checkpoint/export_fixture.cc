@@ -47,6 +47,7 @@ Tensor RandomTokens(const std::string& stream, int64_t batch, int64_t seq, int64
 
 int Main(int argc, char** argv) {
   std::string root, bundle, ffn = "aoe";
+  bool options = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
     if (arg.rfind("--root=", 0) == 0)
@@ -55,13 +56,16 @@ int Main(int argc, char** argv) {
       bundle = arg.substr(9);
     else if (arg.rfind("--ffn=", 0) == 0)
       ffn = arg.substr(6);
+    else if (arg == "--options")
+      options = true;
     else {
       std::cerr << "export_fixture: unknown argument " << arg << "\n";
       return 2;
     }
   }
   if (root.empty() || bundle.empty()) {
-    std::cerr << "usage: export_fixture --root=DIR --bundle=FILE [--ffn=aoe|moe|dense]\n";
+    std::cerr << "usage: export_fixture --root=DIR --bundle=FILE [--ffn=aoe|moe|dense] "
+                 "[--options]\n";
     return 2;
   }
   ModelConfig c;
@@ -76,9 +80,33 @@ int Main(int argc, char** argv) {
   c.d_low = 8;
   c.init_std = 0.2;
   c.ffn = ffn == "dense" ? FfnKind::kDense : ffn == "moe" ? FfnKind::kRouterMoe : FfnKind::kAoe;
+  // --options: the MoE design-space options whose state an export must carry — above all the
+  // expert bias (non-zero here, as after training: an export that drops it or writes zeros
+  // selects other experts, and the loss check below fails). Router MoE also gets granularity 2
+  // (as the launcher resolves it) and sigmoid scores.
+  int64_t granularity = 1;
+  if (options) {
+    c.expert_bias_rate = 0.01;
+    c.n_shared_experts = 1;
+    c.d_shared = 16;
+    c.z_loss_coeff = 0.05;
+    if (c.ffn == FfnKind::kRouterMoe) {
+      granularity = 2;
+      c.router_score = RouterScore::kSigmoid;
+    }
+  }
+  c.n_experts *= granularity;
+  c.top_k *= granularity;
+  c.d_expert = c.d_ffn / granularity;
   GptModel model(c);
   ParameterSet& params = model.parameters();
   params.Initialize(1);
+  for (Parameter& p : params.all()) {
+    if (p.trainable) continue;  // the expert bias: spread like trained values
+    for (int64_t i = 0; i < p.master.numel(); ++i) {
+      p.master.data<float>()[i] = 0.3f * NormalAt(3, StableHash(p.name), i);
+    }
+  }
 
   const Tensor tokens = RandomTokens("export.tokens", 2, c.seq_len, c.vocab_size);
   const Tensor targets = RandomTokens("export.targets", 2, c.seq_len, c.vocab_size);
@@ -134,8 +162,15 @@ int Main(int argc, char** argv) {
   record.emplace_back("config.ffn", ScalarI64(static_cast<int64_t>(ffn == "dense" ? 0
                                                                    : ffn == "moe" ? 1
                                                                                   : 2)));
-  record.emplace_back("config.n_experts", ScalarI64(c.n_experts));
-  record.emplace_back("config.top_k", ScalarI64(c.top_k));
+  record.emplace_back("config.n_experts", ScalarI64(c.n_experts / granularity));
+  record.emplace_back("config.top_k", ScalarI64(c.top_k / granularity));
+  record.emplace_back("config.granularity", ScalarI64(granularity));
+  record.emplace_back("config.n_shared_experts", ScalarI64(c.n_shared_experts));
+  record.emplace_back("config.d_shared", ScalarI64(c.d_shared));
+  record.emplace_back("config.router_score",
+                      ScalarI64(c.router_score == RouterScore::kSigmoid ? 1 : 0));
+  record.emplace_back("config.z_loss_coeff", ScalarF64(c.z_loss_coeff));
+  record.emplace_back("config.expert_bias_rate", ScalarF64(c.expert_bias_rate));
   record.emplace_back("config.d_low", ScalarI64(c.d_low));
   record.emplace_back("config.d_wide", ScalarI64(c.d_wide));
   record.emplace_back("config.aoe_gate", ScalarI64(c.aoe_gate == AoeGateVariant::kPaper ? 0 : 1));

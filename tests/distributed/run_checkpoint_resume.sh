@@ -14,6 +14,10 @@
 #             each rank keeps its shards on load.
 #   exact_bf16   `exact` with model.precision=bf16: the checkpoint holds the f32 masters, and the
 #             resumed run rebuilds the bf16 compute copy from them, so it too is bit for bit.
+#   exact_options  `exact` with a router MoE and every MoE option (granularity 2, a shared expert,
+#             sigmoid scores, z-loss, aux-loss-free balancing): the expert bias has moved every
+#             step and decides selections, so a checkpoint that lost it (or saved zeros) would
+#             resume onto other experts and other losses.
 #   sigterm   ep2·dp2 (np 4): SIGTERM to one rank mid-run → every rank stops after the same
 #             step, step_<N> is committed, mpirun exits 0; --resume auto then finishes the run.
 #   reshard   tp2·ep2 (np 4) saves step_4 and runs to 8; one process resumes from step_4: its
@@ -116,13 +120,18 @@ PY
 }
 
 case $scenario in
-exact | exact_zero1 | exact_bf16)
+exact | exact_zero1 | exact_bf16 | exact_options)
   np=4 layout=(--set parallel.ep=2 --set train.steps=30)
   if [[ $scenario == exact_zero1 ]]; then
     np=2 layout=(--set parallel.zero1=true --set train.steps=30)
   fi
   if [[ $scenario == exact_bf16 ]]; then
     layout+=(--set model.precision=bf16)
+  fi
+  if [[ $scenario == exact_options ]]; then
+    layout+=(--set model.ffn=moe --set model.granularity=2 --set model.n_shared_experts=1
+             --set model.d_shared=16 --set model.router_score=sigmoid
+             --set model.z_loss_coeff=0.01 --set model.expert_bias_rate=0.01)
   fi
   "${mpirun[@]}" -np $np "$train" "${common[@]}" "${layout[@]}" --set "checkpoint.dir=$work/a" \
       --set "logging.metrics_file=$work/a.jsonl" > "$work/a.log" 2>&1 ||
