@@ -21,6 +21,12 @@ enum class AoeGateVariant {
   kRelease,  // softmax over all n norms, not renormalised over the K (the authors' release)
 };
 
+// What AoE keeps of C = x·Ŵ_down [N, n·r] between forward and backward (docs/models.md).
+enum class AoeMemory {
+  kKeepAll,    // all of C (T·n·r values per layer): no recompute
+  kBlockwise,  // the norms [N, n] and the K selected C_i only; C recomputed a block at a time
+};
+
 struct ModelConfig {
   int64_t vocab_size = 8192;
   int64_t d_model = 256;
@@ -34,6 +40,9 @@ struct ModelConfig {
   int64_t d_low = 64;  // AoE's r
   int64_t d_wide = 0;  // AoE expert width; 0 = parameter-matched to a d_ffn expert (AOE.md Eq. 5)
   AoeGateVariant aoe_gate = AoeGateVariant::kPaper;
+  AoeMemory aoe_memory = AoeMemory::kKeepAll;
+  // Experts per block of the blockwise scoring; 0 = automatic (AoeScoreBlock), > n is n.
+  int64_t aoe_score_block = 0;
   double aux_loss_coeff = 0.01;  // α of the load-balancing loss; 0 disables it
   // Expert capacity factor cf: each expert keeps at most ceil(cf · T·K / n) pairs of a global
   // micro-batch of T tokens, the first ones in global token order; 0 = dropless (the default).
@@ -61,6 +70,12 @@ absl::Status ValidateModelConfig(const ModelConfig& config);
 // FFN/expert width in equal blocks; expert parallelism shards the experts. Errors name the fields:
 // "model.n_heads (6) must be divisible by parallel.tp (4)".
 absl::Status ValidateParallelLayout(const ModelConfig& config, int tp, int ep);
+
+// Experts per block of AoE's blockwise scoring: `requested` clamped to [1, n_experts], or for
+// requested = 0 the automatic choice, kAoeAutoBlockColumns / d_low experts (≥ 1): a block of
+// C is then [N, ~512] — wide enough for an efficient GEMM, a few MiB of scratch at N = 2048.
+inline constexpr int64_t kAoeAutoBlockColumns = 512;
+int64_t AoeScoreBlock(int64_t n_experts, int64_t d_low, int64_t requested);
 
 std::string FfnKindName(FfnKind kind);  // "dense", "moe", "aoe"
 

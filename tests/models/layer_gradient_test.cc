@@ -1,9 +1,14 @@
 // Every layer's backward against central finite differences in f64, on fresh random inputs:
-// the FFN blocks (dense, router MoE, AoE paper and release variants, with the aux loss part of
-// the objective), attention, a whole transformer block, and the whole model's loss.
+// the FFN blocks (dense, router MoE, AoE paper and release variants in both memory modes, with
+// the aux loss part of the objective), attention, a whole transformer block, and the whole model's
+// loss.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "core/arena.h"
 #include "core/ops/elementwise.h"
@@ -57,6 +62,16 @@ struct FfnCase {
   const char* name;
   FfnKind kind;
   AoeGateVariant gate;
+  AoeMemory memory = AoeMemory::kKeepAll;
+  int64_t score_block = 0;
+
+  ModelConfig Config() const {
+    ModelConfig config = TinyConfig(kind);
+    config.aoe_gate = gate;
+    config.aoe_memory = memory;
+    config.aoe_score_block = score_block;
+    return config;
+  }
 };
 
 class FeedForwardGradientTest : public ::testing::TestWithParam<FfnCase> {};
@@ -65,8 +80,7 @@ TEST_P(FeedForwardGradientTest, BackwardMatchesFiniteDifferences) {
   const uint64_t seed = testing::TestSeed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  ModelConfig config = TinyConfig(GetParam().kind);
-  config.aoe_gate = GetParam().gate;
+  const ModelConfig config = GetParam().Config();
   ParameterSet params(DType::kF64);
   std::unique_ptr<FeedForward> ffn =
       MakeFeedForward(config, 0, &params, parallel::SingleProcessGroups());
@@ -99,7 +113,14 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(FfnCase{"dense", FfnKind::kDense, AoeGateVariant::kPaper},
                       FfnCase{"moe", FfnKind::kRouterMoe, AoeGateVariant::kPaper},
                       FfnCase{"aoe", FfnKind::kAoe, AoeGateVariant::kPaper},
-                      FfnCase{"aoe_release", FfnKind::kAoe, AoeGateVariant::kRelease}),
+                      FfnCase{"aoe_release", FfnKind::kAoe, AoeGateVariant::kRelease},
+                      // 5 experts in blocks of 2: two full blocks and a narrower last one.
+                      FfnCase{"aoe_blockwise", FfnKind::kAoe, AoeGateVariant::kPaper,
+                              AoeMemory::kBlockwise, 2},
+                      FfnCase{"aoe_release_blockwise", FfnKind::kAoe, AoeGateVariant::kRelease,
+                              AoeMemory::kBlockwise, 2},
+                      FfnCase{"aoe_blockwise_one_block", FfnKind::kAoe, AoeGateVariant::kPaper,
+                              AoeMemory::kBlockwise, 0}),
     [](const auto& info) { return std::string(info.param.name); });
 
 TEST(AttentionGradientTest, BackwardMatchesFiniteDifferences) {
@@ -164,8 +185,7 @@ TEST_P(ModelGradientTest, LossGradientMatchesFiniteDifferences) {
   const uint64_t seed = testing::TestSeed();
   SCOPED_TRACE("seed " + std::to_string(seed));
   std::mt19937_64 rng(seed);
-  ModelConfig config = TinyConfig(GetParam().kind);
-  config.aoe_gate = GetParam().gate;
+  const ModelConfig config = GetParam().Config();
   GptModel model(config, Device::Cpu(), DType::kF64);
   model.parameters().Initialize(seed);
   const int64_t batch = 2, seq = 6;
@@ -195,8 +215,80 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(FfnCase{"dense", FfnKind::kDense, AoeGateVariant::kPaper},
                       FfnCase{"moe", FfnKind::kRouterMoe, AoeGateVariant::kPaper},
                       FfnCase{"aoe", FfnKind::kAoe, AoeGateVariant::kPaper},
-                      FfnCase{"aoe_release", FfnKind::kAoe, AoeGateVariant::kRelease}),
+                      FfnCase{"aoe_release", FfnKind::kAoe, AoeGateVariant::kRelease},
+                      // 5 experts in blocks of 2: two full blocks and a narrower last one.
+                      FfnCase{"aoe_blockwise", FfnKind::kAoe, AoeGateVariant::kPaper,
+                              AoeMemory::kBlockwise, 2}),
     [](const auto& info) { return std::string(info.param.name); });
+
+// The two AoE memory modes compute the same function and the same gradients: in f64 they differ
+// only in summation order (dx sums its n·r-long reduction a block at a time, and dŴ_down's
+// blocks are added into the gradient instead of accumulated by the GEMM), so every output
+// agrees to a few f64 ulps of its magnitude. Bound: |Δ| ≤ 1e-12 · (1 + max |value|).
+TEST(AoeMemoryModesTest, BlockwiseEqualsKeepAllInF64) {
+  const uint64_t seed = testing::TestSeed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  ModelConfig config = TinyConfig(FfnKind::kAoe);
+  config.n_experts = 7;
+  config.top_k = 3;
+  config.capacity_factor = 0.0;
+  const int64_t tokens = 19, d = config.d_model;
+  std::mt19937_64 rng(seed);
+  Tensor x = Tensor::Empty({tokens, d}, DType::kF64);
+  Tensor dy = Tensor::Empty({tokens, d}, DType::kF64);
+  FillNormal(x, 1.0, rng);
+  FillNormal(dy, 1.0, rng);
+
+  struct Run {
+    std::vector<double> y, dx;
+    std::vector<std::vector<double>> grads;
+    double aux = 0.0;
+  };
+  auto run = [&](AoeMemory memory, int64_t block) {
+    ModelConfig c = config;
+    c.aoe_memory = memory;
+    c.aoe_score_block = block;
+    ParameterSet params(DType::kF64);
+    std::unique_ptr<FeedForward> ffn =
+        MakeFeedForward(c, 0, &params, parallel::SingleProcessGroups());
+    params.Allocate();
+    params.Initialize(seed);
+    ActivationArena arena;
+    Tensor y = arena.Allocate({tokens, d}, DType::kF64);
+    ffn->Forward(x, y, arena);
+    Tensor dx = Tensor::Zeros({tokens, d}, DType::kF64);
+    ffn->Backward(dy, 1.0, dx, arena);
+    Run out;
+    out.y.assign(y.data<double>(), y.data<double>() + y.numel());
+    out.dx.assign(dx.data<double>(), dx.data<double>() + dx.numel());
+    for (Parameter& p : params.all()) {
+      out.grads.emplace_back(p.grad.data<double>(), p.grad.data<double>() + p.grad.numel());
+    }
+    out.aux = ffn->aux_loss();
+    return out;
+  };
+  auto expect_close = [](const std::vector<double>& got, const std::vector<double>& want,
+                         const std::string& what) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    double scale = 0.0;
+    for (double v : want) scale = std::max(scale, std::abs(v));
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_NEAR(got[i], want[i], 1e-12 * (1.0 + scale)) << what << "[" << i << "]";
+    }
+  };
+  const Run keep_all = run(AoeMemory::kKeepAll, 0);
+  for (int64_t block : {1, 3, 7}) {
+    SCOPED_TRACE("block " + std::to_string(block));
+    const Run blockwise = run(AoeMemory::kBlockwise, block);
+    expect_close(blockwise.y, keep_all.y, "y");
+    expect_close(blockwise.dx, keep_all.dx, "dx");
+    EXPECT_NEAR(blockwise.aux, keep_all.aux, 1e-14);
+    ASSERT_EQ(blockwise.grads.size(), keep_all.grads.size());
+    for (size_t p = 0; p < keep_all.grads.size(); ++p) {
+      expect_close(blockwise.grads[p], keep_all.grads[p], "grad " + std::to_string(p));
+    }
+  }
+}
 
 }  // namespace
 }  // namespace aoetron
