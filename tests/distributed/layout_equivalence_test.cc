@@ -55,6 +55,9 @@ struct Layout {
   int ep;
   bool zero1;
   const char* ffn;  // dense | moe | aoe
+  // AoE's memory mode (model.aoe_memory); blockwise runs in blocks of 3 of the 4 experts, so a
+  // full and a narrower block (and so does the one-process reference).
+  const char* aoe_memory = "keep_all";
 };
 
 // name, world, tp, ep, zero1, model. dp = world / tp.
@@ -83,6 +86,10 @@ const Layout kLayouts[] = {
     {"aoe_ep2_dp2", 4, 1, 2, false, "aoe"},
     {"aoe_ep2_dp2_zero1", 4, 1, 2, true, "aoe"},
     {"moe_ep2_dp2", 4, 1, 2, false, "moe"},
+    {"aoe_blockwise_dp2", 2, 1, 1, false, "aoe", "blockwise"},
+    {"aoe_blockwise_ep2", 2, 1, 2, false, "aoe", "blockwise"},
+    {"aoe_blockwise_tp2_ep2", 4, 2, 2, false, "aoe", "blockwise"},
+    {"aoe_blockwise_ep2_dp2_zero1", 4, 1, 2, true, "aoe", "blockwise"},
 };
 
 void PrintTo(const Layout& layout, std::ostream* os) { *os << layout.name; }
@@ -102,6 +109,8 @@ config::TrainConfig LayoutConfig(const Layout& layout, int micro_batch, bool zer
       "model.seq_len=16",
       "model.d_ffn=48",
       absl::StrCat("model.ffn=", layout.ffn),
+      absl::StrCat("model.aoe_memory=", layout.aoe_memory),
+      "model.aoe_score_block=3",
       "model.n_experts=4",
       "model.top_k=2",
       "model.d_low=8",
