@@ -39,6 +39,9 @@ ModelConfig ModelConfigFromConfig(const config::TrainConfig& config) {
   model.d_wide = m.d_wide();
   model.aoe_gate = m.aoe_gate() == config::ModelSection::release ? AoeGateVariant::kRelease
                                                                  : AoeGateVariant::kPaper;
+  model.aoe_memory = m.aoe_memory() == config::ModelSection::blockwise ? AoeMemory::kBlockwise
+                                                                       : AoeMemory::kKeepAll;
+  model.aoe_score_block = m.aoe_score_block();
   model.aux_loss_coeff = m.aux_loss_coeff();
   model.rope_theta = m.rope_theta();
   model.norm_eps = m.norm_eps();

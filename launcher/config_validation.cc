@@ -132,6 +132,12 @@ absl::Status ValidateModelSection(const config::ModelSection& m) {
     return Invalid(
         absl::StrFormat("model.d_wide must be ≥ 0, 0 meaning derived (got %d)", m.d_wide()));
   }
+  if (m.aoe_score_block() < 0) {
+    return Invalid(absl::StrFormat(
+        "model.aoe_score_block must be ≥ 0 (got %d); 0 picks a block automatically (%d experts "
+        "for model.d_low %d)",
+        m.aoe_score_block(), AoeScoreBlock(m.n_experts(), m.d_low(), 0), m.d_low()));
+  }
   if (m.d_wide() == 0) {
     config::TrainConfig only_model;
     *only_model.mutable_model() = m;

@@ -23,6 +23,11 @@ int64_t RoundExpertWidth(double raw) {
   return std::max<int64_t>(8, std::llround(raw / static_cast<double>(multiple)) * multiple);
 }
 
+int64_t AoeScoreBlock(int64_t n_experts, int64_t d_low, int64_t requested) {
+  if (requested <= 0) requested = std::max<int64_t>(1, kAoeAutoBlockColumns / d_low);
+  return std::clamp<int64_t>(requested, 1, std::max<int64_t>(n_experts, 1));
+}
+
 std::string FfnKindName(FfnKind kind) {
   switch (kind) {
     case FfnKind::kDense:
@@ -102,6 +107,13 @@ absl::Status ValidateModelConfig(const ModelConfig& c) {
         "model.top_k (%d) must be between 1 and model.n_experts (%d)", c.top_k, c.n_experts));
   }
   if (c.ffn == FfnKind::kAoe) {
+    if (c.aoe_score_block < 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "model.aoe_score_block must be ≥ 0 (got %d); 0 picks a block automatically, e.g. %d "
+          "experts for model.d_low %d",
+          c.aoe_score_block, AoeScoreBlock(c.n_experts, std::max<int64_t>(c.d_low, 1), 0),
+          c.d_low));
+    }
     if (c.d_low < 1) {
       return absl::InvalidArgumentError(
           absl::StrFormat("model.d_low must be ≥ 1 for AoE (got %d)", c.d_low));

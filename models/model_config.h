@@ -27,6 +27,12 @@ enum class RouterScore {
   kSigmoid,  // s = σ(logits); w = s[I] / Σ_K s[I]; q = s / Σ_n s for the aux loss (DeepSeek-V3)
 };
 
+// What AoE keeps of C = x·Ŵ_down [N, n·r] between forward and backward (docs/models.md).
+enum class AoeMemory {
+  kKeepAll,    // all of C (T·n·r values per layer): no recompute
+  kBlockwise,  // the norms [N, n] and the K selected C_i only; C recomputed a block at a time
+};
+
 struct ModelConfig {
   int64_t vocab_size = 8192;
   int64_t d_model = 256;
@@ -50,6 +56,9 @@ struct ModelConfig {
   double z_loss_coeff = 0.0;      // coeff · mean_t logsumexp(scores_t)²; 0 = off
   double expert_bias_rate = 0.0;  // aux-loss-free balancing bias update rate; 0 = off
   AoeGateVariant aoe_gate = AoeGateVariant::kPaper;
+  AoeMemory aoe_memory = AoeMemory::kKeepAll;
+  // Experts per block of the blockwise scoring; 0 = automatic (AoeScoreBlock), > n is n.
+  int64_t aoe_score_block = 0;
   double aux_loss_coeff = 0.01;  // α of the load-balancing loss; 0 disables it
   // Expert capacity factor cf: each expert keeps at most ceil(cf · T·K / n) pairs of a global
   // micro-batch of T tokens, the first ones in global token order; 0 = dropless (the default).
@@ -95,6 +104,12 @@ int64_t RoundExpertWidth(double raw);
 // FFN/expert width in equal blocks; expert parallelism shards the experts. Errors name the fields:
 // "model.n_heads (6) must be divisible by parallel.tp (4)".
 absl::Status ValidateParallelLayout(const ModelConfig& config, int tp, int ep);
+
+// Experts per block of AoE's blockwise scoring: `requested` clamped to [1, n_experts], or for
+// requested = 0 the automatic choice, kAoeAutoBlockColumns / d_low experts (≥ 1): a block of
+// C is then [N, ~512] — wide enough for an efficient GEMM, a few MiB of scratch at N = 2048.
+inline constexpr int64_t kAoeAutoBlockColumns = 512;
+int64_t AoeScoreBlock(int64_t n_experts, int64_t d_low, int64_t requested);
 
 std::string FfnKindName(FfnKind kind);  // "dense", "moe", "aoe"
 

@@ -33,8 +33,8 @@ RoutedFeedForward::RoutedFeedForward(const ModelConfig& c, int layer, ParameterS
   const std::string prefix = "layers." + std::to_string(layer) + ".ffn";
   const bool aoe = c.ffn == FfnKind::kAoe;
   if (aoe) {
-    scorer_ =
-        std::make_unique<AoeScorer>(params, prefix, c.d_model, c.n_experts, c.d_low, c.init_std);
+    scorer_ = std::make_unique<AoeScorer>(params, prefix, c.d_model, c.n_experts, c.d_low,
+                                          c.init_std, c.aoe_memory, c.aoe_score_block);
   } else {
     scorer_ = std::make_unique<RouterScorer>(params, prefix, c.d_model, c.n_experts, c.init_std);
   }
@@ -96,7 +96,8 @@ void RoutedFeedForward::Forward(const Tensor& x, Tensor& y, ActivationArena& are
   }
   ComputeBalanceStatistics(z_sum);
   // 5.–6. dispatch: layout, permute, all-to-all, regroup by local expert
-  batch_ = dispatcher_->Dispatch(x, top_index_, scorer_->gate_cache(), keep_limit_, arena);
+  const Tensor gate_cache = scorer_->SelectedGateCache(top_index_, arena);  // [N, K·r] by slot
+  batch_ = dispatcher_->Dispatch(x, top_index_, gate_cache, keep_limit_, arena);
   // 7. experts
   experts_->Forward(batch_.x, batch_.gate, batch_.offsets, batch_.out, arena);
   // 8. combine: outputs back to this rank, weighted sum in token order
@@ -237,7 +238,7 @@ void RoutedFeedForward::Backward(const Tensor& dy, double loss_scale, Tensor& dx
   // 6'.–5'. dX per distinct token and AoE's dC per pair back to this rank
   Tensor d_gate_cache;
   if (scorer_->gate_cache_width() > 0) {
-    d_gate_cache = arena.Allocate(scorer_->gate_cache().shape(), x_.dtype());
+    d_gate_cache = arena.Allocate({tokens, top_k_ * scorer_->gate_cache_width()}, x_.dtype());
     ops::Fill(d_gate_cache, 0.0);
   }
   dispatcher_->DispatchBackward(grads, dx, d_gate_cache, arena);

@@ -78,11 +78,12 @@ void AllToAllExpertDispatcher::BuildLayout(std::span<const int64_t> keep_limit,
   sent_token_ = CopyIntoArena(HostView(layout_.sent_token), arena);
   pair_slot_ = CopyIntoArena(layout_.pair_slot, arena);
   if (gate_width_ > 0) {
-    // Row of each kept pair's C_i in the gate cache seen as [N·n, g]: t·n + e.
+    // Row of each kept pair's C_i in the gate cache seen as [N·K, g]: its slot t·K + j, the
+    // inverse of pair_slot on the kept pairs.
     std::vector<int32_t> gate_row(kept);
-    for (int64_t s = 0; s < kept; ++s) {
-      gate_row[s] =
-          static_cast<int32_t>(layout_.slot_token[s] * num_experts_ + layout_.slot_expert[s]);
+    const int32_t* pair_slot = layout_.pair_slot.data<int32_t>();
+    for (int64_t q = 0; q < layout_.pair_slot.numel(); ++q) {
+      if (pair_slot[q] < kept) gate_row[pair_slot[q]] = static_cast<int32_t>(q);
     }
     gate_cache_row_ = CopyIntoArena(HostView(gate_row), arena);
   }
@@ -151,7 +152,7 @@ void AllToAllExpertDispatcher::Pack(ActivationArena& arena) {
     if (g == 0) continue;
     Tensor gate_rows = PeerBlock(send_payload_, x_unit + tokens * d / unit_, pairs, g);
     ops::CopyRows(
-        gate_cache_.Reshape({x_.dim(0) * num_experts_, g}),
+        gate_cache_.Reshape({expert_index_.numel(), g}),
         gate_cache_row_.Rows(layout_.send_pair_offset[p], layout_.send_pair_offset[p + 1]),
         gate_rows, Tensor());
   }
@@ -392,16 +393,16 @@ Tensor AllToAllExpertDispatcher::ExchangeInputGradients(const Tensor& back_paylo
 }
 
 // D3'. source rank: dx_t += Σ_p dX_p(t) in rank order (each peer's tokens are distinct); each
-//      kept pair's dC into its (t, e) row of the gate cache's gradient (one pair per row).
+//      kept pair's dC into its slot row t·K + j of the gate cache's gradient (one pair per row).
 void AllToAllExpertDispatcher::AddInputGradients(const Tensor& sent_payload, Tensor& dx,
                                                  Tensor& d_gate_cache) {
-  const int64_t d = d_model_, g = gate_width_, n = x_.dim(0);
+  const int64_t d = d_model_, g = gate_width_;
   for (int p = 0; p < ep_size_; ++p) {
     const int64_t tokens = layout_.send_tokens[p], pairs = layout_.send_pairs[p];
     ops::AddRows(PeerBlock(sent_payload, send_unit_offset_[p], tokens, d), Tensor(), dx,
                  sent_token_.Rows(layout_.send_token_offset[p], layout_.send_token_offset[p + 1]));
     if (g == 0) continue;
-    Tensor d_cache_rows = d_gate_cache.Reshape({n * num_experts_, g});
+    Tensor d_cache_rows = d_gate_cache.Reshape({expert_index_.numel(), g});
     ops::AddRows(
         PeerBlock(sent_payload, send_unit_offset_[p] + tokens * d / unit_, pairs, g), Tensor(),
         d_cache_rows,

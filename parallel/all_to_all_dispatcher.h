@@ -81,7 +81,7 @@ class AllToAllExpertDispatcher final : public ExpertDispatcher {
   Tensor returned_;                        // [N·K, d] outputs in slot order; dropped rows 0
   // The layout's index vectors on the device (arena tensors, valid until the next Dispatch).
   Tensor sent_token_;               // i32 [Σ send_tokens]: layout_.sent_token
-  Tensor gate_cache_row_;           // i32 [kept]: t·n + e of each kept pair (AoE only)
+  Tensor gate_cache_row_;           // i32 [kept]: slot t·K + j of each kept pair (AoE only)
   Tensor pair_slot_;                // i32 [N, K]: layout_.pair_slot
   Tensor grouped_row_device_;       // i32 [received]: grouped_row_
   Tensor token_first_pair_device_;  // i64 [received tokens + 1]: token_first_pair_

@@ -28,12 +28,12 @@ ExpertBatch ExpertDispatcher::Dispatch(const Tensor& x, const Tensor& expert_ind
                 expert_index.dim(0) == x.dim(0))
       << "ExpertDispatcher::Dispatch: x " << x.DebugString() << ", expert_index "
       << expert_index.DebugString() << " (d_model " << d_model_ << ")";
-  AOETRON_CHECK(gate_width_ == 0
-                    ? !gate_cache.defined()
-                    : gate_cache.defined() && gate_cache.dtype() == x.dtype() &&
-                          gate_cache.shape() == Shape({x.dim(0), num_experts_ * gate_width_}))
+  AOETRON_CHECK(gate_width_ == 0 ? !gate_cache.defined()
+                                 : gate_cache.defined() && gate_cache.dtype() == x.dtype() &&
+                                       gate_cache.shape() ==
+                                           Shape({x.dim(0), expert_index.dim(1) * gate_width_}))
       << "ExpertDispatcher::Dispatch: gate cache " << gate_cache.DebugString() << " for gate width "
-      << gate_width_ << " and " << num_experts_ << " experts";
+      << gate_width_ << " and " << expert_index.dim(1) << " experts per token";
   x_ = x;
   expert_index_ = expert_index;
   gate_cache_ = gate_cache;

@@ -23,7 +23,7 @@
 // Backward mirrors it: D7' combine backward (dY per pair, dw), D6' AllToAllV of dY pairs to the
 // expert ranks and regroup; the caller runs the experts backward; D5' per source the dX of each
 // distinct token (summed over its pairs on this rank) and the dC of each pair; D4' AllToAllV
-// back; D3' source: dx_t += Σ_p dX_p(t), dC scattered into the [N, n·g] gate-cache gradient.
+// back; D3' source: dx_t += Σ_p dX_p(t), dC scattered into the [N, K·g] gate-cache gradient.
 //
 // Two implementations of one interface (MakeExpertDispatcher picks by the ep group's size):
 //   LocalExpertDispatcher (parallel/local_expert_dispatcher.h), an ep group of one: the layout
@@ -33,8 +33,10 @@
 //     method. It also runs on a group of one (the tests compare it with the local one there).
 //
 // Gate rows: router MoE experts gate on x itself (gate_width 0: ExpertBatch::gate is
-// ExpertBatch::x and nothing extra travels); AoE experts gate on the cached C_i, the r columns
-// of expert i in C = x·Ŵ_down [N, n·r] (gate_width r), sent per pair and never recomputed.
+// ExpertBatch::x and nothing extra travels); AoE experts gate on their C_i = x·W_down^i (gate
+// width r), handed over per SLOT: the gate cache is [N, K·g] and pair (t, j) reads columns
+// j·g .. (j+1)·g of row t (the scorer gathers or recomputes the K selected slices, so the full
+// C [N, n·r] need not be kept; models/aoe_scorer.h). Sent per pair, never recomputed here.
 //
 // Contract: one dispatcher per routed layer; Dispatch → (experts) → Combine and
 // CombineBackward → (experts backward) → DispatchBackward, in that order, on every rank of the
@@ -109,8 +111,9 @@ class ExpertDispatcher {
   int64_t local_experts() const { return num_experts_ / ep_size_; }
   int64_t first_local_expert() const { return ep_rank_ * local_experts(); }
 
-  // D1–D5. x: [N, d]; expert_index: i32 [N, K] (global expert ids); gate_cache: [N, n·g] when
-  // gate_width > 0, else undefined; keep_limit: empty (dropless) or per expert (KeepLimits).
+  // D1–D5. x: [N, d]; expert_index: i32 [N, K] (global expert ids); gate_cache: [N, K·g] by slot
+  // (pair (t, j) at columns j·g .. (j+1)·g) when gate_width > 0, else undefined; keep_limit: empty
+  // (dropless) or per expert (KeepLimits).
   ExpertBatch Dispatch(const Tensor& x, const Tensor& expert_index, const Tensor& gate_cache,
                        std::span<const int64_t> keep_limit, ActivationArena& arena);
 
@@ -124,7 +127,7 @@ class ExpertDispatcher {
                                                Tensor& d_gate_weights, ActivationArena& arena) = 0;
 
   // D5'–D3', after the experts' backward. Accumulates into dx [N, d] and, when gate_width > 0,
-  // into d_gate_cache [N, n·g] (the gradient of the cached C).
+  // into d_gate_cache [N, K·g] (the gradient of the gate cache, by slot as in Dispatch).
   virtual void DispatchBackward(const ExpertBatchGradients& grads, Tensor& dx, Tensor& d_gate_cache,
                                 ActivationArena& arena) = 0;
 

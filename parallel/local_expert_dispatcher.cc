@@ -21,7 +21,10 @@ void LocalExpertDispatcher::DispatchStages(std::span<const int64_t> keep_limit,
   batch_.gate = batch_.x;
   if (gate_width_ > 0) {
     Tensor gate_full = arena.Allocate({pairs, gate_width_}, x_.dtype());
-    ops::GatherExpertSlices(gate_cache_, expert_index_, layout_.position, gate_full);
+    // Slot (t, j) of the [N, K·g] cache is row t·K + j of it seen as [N·K, g]: a permute with
+    // one "token" per pair.
+    ops::PermuteRows(gate_cache_.Reshape({pairs, gate_width_}),
+                     layout_.position.Reshape({pairs, 1}), gate_full);
     batch_.gate = gate_full.Rows(0, kept);
   }
   batch_.offsets = layout_.offsets;
@@ -73,8 +76,9 @@ void LocalExpertDispatcher::DispatchBackward(const ExpertBatchGradients&, Tensor
   // D5'. the full-height buffers behind grads (dropped pairs' rows are zero).
   ops::PermuteRowsBackward(dx_grouped_full_, layout_.position, dx);
   if (gate_width_ > 0) {
-    ops::GatherExpertSlicesBackward(dgate_grouped_full_, expert_index_, layout_.position,
-                                    d_gate_cache);
+    Tensor d_slots = d_gate_cache.Reshape({expert_index_.numel(), gate_width_});
+    ops::PermuteRowsBackward(dgate_grouped_full_, layout_.position.Reshape({d_slots.dim(0), 1}),
+                             d_slots);
   }
 }
 

@@ -70,6 +70,13 @@ constexpr const char* kAoeOptions =
     "model.n_shared_experts=1,model.d_shared=16,model.z_loss_coeff=0.01,"
     "model.expert_bias_rate=0.01";
 
+// AoE's blockwise memory mode in blocks of 3 of the 4 experts: a full and a narrower block (the
+// one-process reference runs the same mode); then with AoE's balancing options on top.
+constexpr const char* kBlockwise = "model.aoe_memory=blockwise,model.aoe_score_block=3";
+constexpr const char* kBlockwiseOptions =
+    "model.aoe_memory=blockwise,model.aoe_score_block=3,model.n_shared_experts=1,"
+    "model.d_shared=16,model.z_loss_coeff=0.01,model.expert_bias_rate=0.01";
+
 // name, world, tp, ep, zero1, model. dp = world / tp.
 const Layout kLayouts[] = {
     {"dense_dp1_zero1", 1, 1, 1, true, "dense"},
@@ -104,6 +111,11 @@ const Layout kLayouts[] = {
     {"aoe_options_ep2_zero1", 2, 1, 2, true, "aoe", kAoeOptions},
     {"moe_options_tp2_ep2_zero1", 4, 2, 2, true, "moe", kMoeOptions},
     {"aoe_options_ep2_dp2", 4, 1, 2, false, "aoe", kAoeOptions},
+    {"aoe_blockwise_dp2", 2, 1, 1, false, "aoe", kBlockwise},
+    {"aoe_blockwise_ep2", 2, 1, 2, false, "aoe", kBlockwise},
+    {"aoe_blockwise_tp2_ep2", 4, 2, 2, false, "aoe", kBlockwise},
+    {"aoe_blockwise_ep2_dp2_zero1", 4, 1, 2, true, "aoe", kBlockwise},
+    {"aoe_blockwise_options_ep2", 2, 1, 2, false, "aoe", kBlockwiseOptions},
 };
 
 void PrintTo(const Layout& layout, std::ostream* os) { *os << layout.name; }

@@ -2,13 +2,14 @@
 // dispatch → experts → combine round trip (and its backward) has a closed form computed straight
 // from the routing on the source rank, so every row the dispatcher moves is checked.
 //
-//   expert e on pair (t, e):  out = (e + 1) · x_t + (Σ_c C_te[c]) · 1      (C term only when g > 0)
+//   expert e on pair (t, j):  out = (e + 1) · x_t + (Σ_c C_tj[c]) · 1      (C term only when g > 0;
+//                            C_tj: slot j of token t in the [N, K·g] gate cache)
 //   its backward, given d_out: dx = (e + 1) · d_out,  dC[c] = Σ_c' d_out[c']  (every c < g)
 // So, with w the gate weights and "kept" the pairs that survive capacity:
 //   y_t      = Σ_{j kept} w_tj · out_tj
 //   dw_tj    = kept ? ⟨dy_t, out_tj⟩ : 0
 //   dx_t     = Σ_{j kept} (e_tj + 1) · w_tj · dy_t
-//   dC_t,e[c] = w_tj · Σ_c' dy_t[c']   (kept pairs; 0 elsewhere)
+//   dC_tj[c] = w_tj · Σ_c' dy_t[c']   (kept pairs; 0 elsewhere)
 #pragma once
 
 #include <gtest/gtest.h>
@@ -78,14 +79,14 @@ inline ToyExpected ToyExpectation(const std::vector<double>& x, const std::vecto
   out.y.assign(n_tokens * d, 0.0);
   out.dw.assign(n_tokens * k, 0.0);
   out.dx.assign(n_tokens * d, 0.0);
-  out.dcache.assign(n_tokens * n_experts * g, 0.0);
+  out.dcache.assign(n_tokens * k * g, 0.0);
   for (int64_t t = 0; t < n_tokens; ++t) {
     for (int64_t j = 0; j < k; ++j) {
       if (!kept[t * k + j]) continue;
       const int64_t e = index[t * k + j];
       const double w = weights[t * k + j];
       double gate_sum = 0.0;
-      for (int64_t c = 0; c < g; ++c) gate_sum += cache[(t * n_experts + e) * g + c];
+      for (int64_t c = 0; c < g; ++c) gate_sum += cache[(t * k + j) * g + c];
       double dot = 0.0, dy_sum = 0.0;
       for (int64_t c = 0; c < d; ++c) {
         dy_sum += dy[t * d + c];
@@ -96,7 +97,7 @@ inline ToyExpected ToyExpectation(const std::vector<double>& x, const std::vecto
       }
       out.dw[t * k + j] = dot;
       for (int64_t c = 0; c < g; ++c) {
-        out.dcache[(t * n_experts + e) * g + c] += w * dy_sum;
+        out.dcache[(t * k + j) * g + c] += w * dy_sum;
       }
     }
   }
@@ -108,7 +109,7 @@ struct ToyRouting {
   int64_t tokens = 0, k = 0, d = 0, n_experts = 0, g = 0;
   std::vector<double> x;            // [N, d]
   std::vector<int32_t> index;       // [N, K] global expert ids
-  std::vector<double> cache;        // [N, n·g]
+  std::vector<double> cache;        // [N, K·g] by slot: pair (t, j) at (t·K + j)·g
   std::vector<double> weights;      // [N, K]
   std::vector<double> dy;           // [N, d]
   std::vector<int64_t> keep_limit;  // empty: dropless
@@ -153,20 +154,20 @@ inline ToyExpected RunToyRoundTrip(
   Tensor x = Tensor::Wrap(r.x.data(), {r.tokens, r.d}, DType::kF64);
   Tensor index = Tensor::Wrap(r.index.data(), {r.tokens, r.k}, DType::kI32);
   Tensor cache;
-  if (r.g > 0) cache = Tensor::Wrap(r.cache.data(), {r.tokens, r.n_experts * r.g}, DType::kF64);
+  if (r.g > 0) cache = Tensor::Wrap(r.cache.data(), {r.tokens, r.k * r.g}, DType::kF64);
   Tensor weights = Tensor::Wrap(r.weights.data(), {r.tokens, r.k}, DType::kF64);
   Tensor dy = Tensor::Wrap(r.dy.data(), {r.tokens, r.d}, DType::kF64);
   ToyExpected got;
   got.y.assign(r.tokens * r.d, -1.0);
   got.dw.assign(r.tokens * r.k, 0.0);
   got.dx.assign(r.tokens * r.d, 0.0);
-  got.dcache.assign(r.tokens * r.n_experts * r.g, 0.0);
+  got.dcache.assign(r.tokens * r.k * r.g, 0.0);
   Tensor y = Tensor::Wrap(got.y.data(), {r.tokens, r.d}, DType::kF64);
   Tensor dw = Tensor::Wrap(got.dw.data(), {r.tokens, r.k}, DType::kF64);
   Tensor dx = Tensor::Wrap(got.dx.data(), {r.tokens, r.d}, DType::kF64);
   Tensor dcache;
   if (r.g > 0) {
-    dcache = Tensor::Wrap(got.dcache.data(), {r.tokens, r.n_experts * r.g}, DType::kF64);
+    dcache = Tensor::Wrap(got.dcache.data(), {r.tokens, r.k * r.g}, DType::kF64);
   }
   parallel::ExpertBatch batch = dispatcher.Dispatch(x, index, cache, r.keep_limit, arena);
   if (inspect) inspect(batch);
@@ -193,7 +194,7 @@ inline ToyRouting RandomRouting(std::mt19937_64& rng, int64_t tokens, int64_t k,
     for (double& value : v) value = normal(rng);
   };
   fill(r.x, tokens * d);
-  fill(r.cache, tokens * n_experts * g);
+  fill(r.cache, tokens * k * g);
   fill(r.weights, tokens * k);
   fill(r.dy, tokens * d);
   r.index.resize(tokens * k);

@@ -65,10 +65,21 @@ TEST(ConfigLoaderTest, SchemaDefaultsMatchModelConfigDefaults) {
   EXPECT_EQ(from_schema.d_low, plain.d_low);
   EXPECT_EQ(from_schema.d_wide, plain.d_wide);
   EXPECT_EQ(from_schema.aoe_gate, plain.aoe_gate);
+  EXPECT_EQ(from_schema.aoe_memory, plain.aoe_memory);
+  EXPECT_EQ(from_schema.aoe_score_block, plain.aoe_score_block);
   EXPECT_DOUBLE_EQ(from_schema.aux_loss_coeff, plain.aux_loss_coeff);
   EXPECT_DOUBLE_EQ(from_schema.rope_theta, plain.rope_theta);
   EXPECT_DOUBLE_EQ(from_schema.norm_eps, plain.norm_eps);
   EXPECT_DOUBLE_EQ(from_schema.init_std, plain.init_std);
+}
+
+TEST(ConfigLoaderTest, AoeMemoryModeConverts) {
+  config::TrainConfig c;
+  c.mutable_model()->set_aoe_memory(config::ModelSection::blockwise);
+  c.mutable_model()->set_aoe_score_block(16);
+  const ModelConfig model = ModelConfigFromConfig(c);
+  EXPECT_EQ(model.aoe_memory, AoeMemory::kBlockwise);
+  EXPECT_EQ(model.aoe_score_block, 16);
 }
 
 TEST(ConfigLoaderTest, FileThenOverridesInOrderLastOneWins) {

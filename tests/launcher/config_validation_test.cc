@@ -47,6 +47,9 @@ INSTANTIATE_TEST_SUITE_P(
         BadConfigCase{{"model.d_low=0"}, "model.d_low must be ≥ 1"},
         BadConfigCase{{"model.d_wide=-5"}, "model.d_wide must be ≥ 0"},
         BadConfigCase{{"model.d_ffn=1", "model.d_low=100000"}, "set model.d_wide explicitly"},
+        BadConfigCase{
+            {"model.aoe_score_block=-1"},
+            "model.aoe_score_block must be ≥ 0 (got -1); 0 picks a block automatically (8 experts"},
         BadConfigCase{{"model.seq_len=1"}, "model.seq_len must be ≥ 2 (got 1)"},
         BadConfigCase{{"model.vocab_size=0"}, "model.vocab_size must be ≥ 1"},
         BadConfigCase{{"model.n_layers=0"}, "model.n_layers must be ≥ 1"},

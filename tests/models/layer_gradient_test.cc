@@ -1,9 +1,14 @@
 // Every layer's backward against central finite differences in f64, on fresh random inputs:
-// the FFN blocks (dense, router MoE, AoE paper and release variants, with the aux loss part of
-// the objective), attention, a whole transformer block, and the whole model's loss.
+// the FFN blocks (dense, router MoE, AoE paper and release variants in both memory modes, with
+// the aux loss part of the objective), attention, a whole transformer block, and the whole model's
+// loss.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "core/arena.h"
 #include "core/ops/elementwise.h"
@@ -84,6 +89,18 @@ void FineGrained(ModelConfig& c) {  // granularity 2 as the launcher resolves it
   c.d_expert = c.d_ffn / 2;
 }
 
+// AoE's blockwise memory mode: 5 experts in blocks of 2 (two full blocks and a narrower last one),
+// or in one block.
+void Blockwise(ModelConfig& c) {
+  c.aoe_memory = AoeMemory::kBlockwise;
+  c.aoe_score_block = 2;
+}
+void BlockwiseOneBlock(ModelConfig& c) { c.aoe_memory = AoeMemory::kBlockwise; }
+void BlockwiseBiasZShared(ModelConfig& c) {
+  Blockwise(c);
+  BiasZShared(c);
+}
+
 ModelConfig CaseConfig(const FfnCase& ffn_case) {
   ModelConfig config = TinyConfig(ffn_case.kind);
   config.aoe_gate = ffn_case.gate;
@@ -110,7 +127,12 @@ const auto kFfnCases = ::testing::Values(
     FfnCase{"moe_fine_grained", FfnKind::kRouterMoe, AoeGateVariant::kPaper, FineGrained},
     FfnCase{"aoe_bias_z_shared", FfnKind::kAoe, AoeGateVariant::kPaper, BiasZShared},
     FfnCase{"aoe_release_bias", FfnKind::kAoe, AoeGateVariant::kRelease, SoftmaxBiasZ},
-    FfnCase{"aoe_fine_grained", FfnKind::kAoe, AoeGateVariant::kPaper, FineGrained});
+    FfnCase{"aoe_fine_grained", FfnKind::kAoe, AoeGateVariant::kPaper, FineGrained},
+    FfnCase{"aoe_blockwise", FfnKind::kAoe, AoeGateVariant::kPaper, Blockwise},
+    FfnCase{"aoe_release_blockwise", FfnKind::kAoe, AoeGateVariant::kRelease, Blockwise},
+    FfnCase{"aoe_blockwise_one_block", FfnKind::kAoe, AoeGateVariant::kPaper, BlockwiseOneBlock},
+    FfnCase{"aoe_blockwise_bias_z_shared", FfnKind::kAoe, AoeGateVariant::kPaper,
+            BlockwiseBiasZShared});
 
 class FeedForwardGradientTest : public ::testing::TestWithParam<FfnCase> {};
 
@@ -242,6 +264,75 @@ TEST_P(ModelGradientTest, LossGradientMatchesFiniteDifferences) {
 
 INSTANTIATE_TEST_SUITE_P(AllKinds, ModelGradientTest, kFfnCases,
                          [](const auto& info) { return std::string(info.param.name); });
+
+// The two AoE memory modes compute the same function and the same gradients: in f64 they differ
+// only in summation order (dx sums its n·r-long reduction a block at a time, and dŴ_down's
+// blocks are added into the gradient instead of accumulated by the GEMM), so every output
+// agrees to a few f64 ulps of its magnitude. Bound: |Δ| ≤ 1e-12 · (1 + max |value|).
+TEST(AoeMemoryModesTest, BlockwiseEqualsKeepAllInF64) {
+  const uint64_t seed = testing::TestSeed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  ModelConfig config = TinyConfig(FfnKind::kAoe);
+  config.n_experts = 7;
+  config.top_k = 3;
+  config.capacity_factor = 0.0;
+  const int64_t tokens = 19, d = config.d_model;
+  std::mt19937_64 rng(seed);
+  Tensor x = Tensor::Empty({tokens, d}, DType::kF64);
+  Tensor dy = Tensor::Empty({tokens, d}, DType::kF64);
+  FillNormal(x, 1.0, rng);
+  FillNormal(dy, 1.0, rng);
+
+  struct Run {
+    std::vector<double> y, dx;
+    std::vector<std::vector<double>> grads;
+    double aux = 0.0;
+  };
+  auto run = [&](AoeMemory memory, int64_t block) {
+    ModelConfig c = config;
+    c.aoe_memory = memory;
+    c.aoe_score_block = block;
+    ParameterSet params(DType::kF64);
+    std::unique_ptr<FeedForward> ffn =
+        MakeFeedForward(c, 0, &params, parallel::SingleProcessGroups());
+    params.Allocate();
+    params.Initialize(seed);
+    ActivationArena arena;
+    Tensor y = arena.Allocate({tokens, d}, DType::kF64);
+    ffn->Forward(x, y, arena);
+    Tensor dx = Tensor::Zeros({tokens, d}, DType::kF64);
+    ffn->Backward(dy, 1.0, dx, arena);
+    Run out;
+    out.y.assign(y.data<double>(), y.data<double>() + y.numel());
+    out.dx.assign(dx.data<double>(), dx.data<double>() + dx.numel());
+    for (Parameter& p : params.all()) {
+      out.grads.emplace_back(p.grad.data<double>(), p.grad.data<double>() + p.grad.numel());
+    }
+    out.aux = ffn->aux_loss();
+    return out;
+  };
+  auto expect_close = [](const std::vector<double>& got, const std::vector<double>& want,
+                         const std::string& what) {
+    ASSERT_EQ(got.size(), want.size()) << what;
+    double scale = 0.0;
+    for (double v : want) scale = std::max(scale, std::abs(v));
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_NEAR(got[i], want[i], 1e-12 * (1.0 + scale)) << what << "[" << i << "]";
+    }
+  };
+  const Run keep_all = run(AoeMemory::kKeepAll, 0);
+  for (int64_t block : {1, 3, 7}) {
+    SCOPED_TRACE("block " + std::to_string(block));
+    const Run blockwise = run(AoeMemory::kBlockwise, block);
+    expect_close(blockwise.y, keep_all.y, "y");
+    expect_close(blockwise.dx, keep_all.dx, "dx");
+    EXPECT_NEAR(blockwise.aux, keep_all.aux, 1e-14);
+    ASSERT_EQ(blockwise.grads.size(), keep_all.grads.size());
+    for (size_t p = 0; p < keep_all.grads.size(); ++p) {
+      expect_close(blockwise.grads[p], keep_all.grads[p], "grad " + std::to_string(p));
+    }
+  }
+}
 
 }  // namespace
 }  // namespace aoetron

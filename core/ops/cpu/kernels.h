@@ -146,4 +146,27 @@ void CombineRowsBackward(const T* dy, const T* expert_out, const int32_t* positi
                          const T* weights, int64_t n, int64_t k, int64_t d, T* d_expert_out,
                          T* dweights);
 
+// ---- expert_slices_cpu.cc (core/ops/expert_slices.h) -------------------------------------------
+// expert_index entries already validated. c: [n, experts·r], slots: [n, k·r].
+template <typename T>
+void TakeExpertSlices(const T* c, const int32_t* expert_index, int64_t n, int64_t k,
+                      int64_t experts, int64_t r, T* slots);
+// dc: [n, block·r], the experts [first, first + block).
+template <typename T>
+void TakeExpertSlicesBackward(const T* dslots, const int32_t* expert_index, int64_t n, int64_t k,
+                              int64_t first, int64_t block, int64_t r, T* dc);
+// x: [n, d], w: [d, experts·r], slots: [n, k·r].
+template <typename T>
+void ExpertSliceProduct(const T* x, const T* w, const int32_t* expert_index, int64_t n, int64_t k,
+                        int64_t d, int64_t experts, int64_t r, T* slots);
+
+// ---- column_block_cpu.cc (core/ops/column_block.h) ---------------------------------------------
+// Byte-wise: rows of src_row_bytes / dst_row_bytes; the block starts at the given byte offset.
+void CopyColumns(const void* src, int64_t src_row_bytes, int64_t src_offset, void* dst,
+                 int64_t dst_row_bytes, int64_t dst_offset, int64_t rows, int64_t block_bytes);
+// In elements: src [rows, src_cols], dst [rows, dst_cols].
+template <typename T>
+void AddColumns(const T* src, int64_t src_cols, int64_t src_col, T* dst, int64_t dst_cols,
+                int64_t dst_col, int64_t rows, int64_t width);
+
 }  // namespace aoetron::ops::cpu

@@ -157,6 +157,22 @@ void CausalAttentionBackward(int device, DType dtype, const void* dout, const vo
                              const void* out, const float* lse, int64_t batch, int64_t seq,
                              int64_t heads, int64_t head_dim, void* dqkv);
 
+// ---- aoe_block_kernels.cu (core/ops/expert_slices.h, core/ops/column_block.h) -----------------
+// Slot tensors [n, k·r]; expert indices are checked as they are read.
+void TakeExpertSlices(int device, DType dtype, const void* c, const int32_t* expert_index,
+                      int64_t n, int64_t k, int64_t experts, int64_t r, void* slots);
+void TakeExpertSlicesBackward(int device, DType dtype, const void* dslots,
+                              const int32_t* expert_index, int64_t n, int64_t k, int64_t experts,
+                              int64_t first, int64_t block, int64_t r, void* dc);
+void ExpertSliceProduct(int device, DType dtype, const void* x, const void* w,
+                        const int32_t* expert_index, int64_t n, int64_t k, int64_t d,
+                        int64_t experts, int64_t r, void* slots);
+// Byte-wise 2-D copy (cudaMemcpy2DAsync on the compute stream).
+void CopyColumns(int device, const void* src, int64_t src_row_bytes, int64_t src_offset, void* dst,
+                 int64_t dst_row_bytes, int64_t dst_offset, int64_t rows, int64_t block_bytes);
+void AddColumns(int device, DType dtype, const void* src, int64_t src_cols, int64_t src_col,
+                void* dst, int64_t dst_cols, int64_t dst_col, int64_t rows, int64_t width);
+
 // ---- gemm_cublaslt.cc ---------------------------------------------------------------------------
 // Row-major C[M, N] = alpha · op(A) · op(B) + beta · C through cuBLASLt (core/ops/gemm.h).
 // f32: f32 operands, f32 compute (no TF32), for parity. bf16: bf16 operands, f32 accumulation
