@@ -47,7 +47,7 @@ def parse_args():
     p.add_argument("--n_experts", type=int, default=8)
     p.add_argument("--top_k", type=int, default=2)
     p.add_argument("--d_low", type=int, default=64)
-    p.add_argument("--d_wide", type=int, default=0, help="0: AOE.md Eq. 5, rounded (1337)")
+    p.add_argument("--d_wide", type=int, default=0, help="0: AOE.md Eq. 5, rounded to a multiple of 64 (1344)")
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--batch", type=int, default=8)
     p.add_argument("--aux", type=float, default=0.01)

@@ -4,7 +4,7 @@
 //
 // Matching: both sides have d_model d and K·w = kActiveWidth hidden units per token (MoE expert
 // width w = kActiveWidth / K); AoE's d_wide is parameter-matched to a width-w SwiGLU expert by
-// AOE.md Eq. 5, d_wide = round((3·d·w − r·d) / (r + 2·d)) (ModelConfig::ResolvedDWide), so the
+// AOE.md Eq. 5, d_wide = round((3·d·w − r·d) / (r + 2·d)) (set explicitly: unrounded to 64), so the
 // active parameters per token agree (to the rounding of d_wide).
 //
 // FLOPs per layer (2 per multiply-add; backward = 2× forward for every GEMM):
@@ -19,6 +19,7 @@
 // time of kReps steps after one warm-up; the arena's peak bytes (activations + scratch) plus
 // parameter + gradient bytes ("model memory"); and the child's VmHWM (peak resident set, which
 // also counts the program, oneDNN's scratch and allocator slack).
+#include <cmath>
 #include <omp.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -127,8 +128,11 @@ ModelConfig LayerConfig(FfnKind kind, int64_t n, int64_t k, AoeMemory memory) {
   c.ffn = kind;
   c.n_experts = n;
   c.top_k = k;
-  c.d_ffn = kActiveWidth / k;  // MoE expert width w; AoE derives d_wide from it (Eq. 5)
+  c.d_ffn = kActiveWidth / k;  // MoE expert width w
   c.d_low = kDLow;
+  // AoE: Eq. 5 rounded to the nearest integer, not to the training default's multiple of 64
+  // (ModelConfig::ResolvedDWide), so that the active parameters match to within one column.
+  if (kind == FfnKind::kAoe) c.d_wide = std::llround(c.ParameterMatchedDWide());
   c.aoe_memory = memory;
   c.aux_loss_coeff = 0.01;
   return c;
