@@ -19,13 +19,13 @@
 // time of kReps steps after one warm-up; the arena's peak bytes (activations + scratch) plus
 // parameter + gradient bytes ("model memory"); and the child's VmHWM (peak resident set, which
 // also counts the program, oneDNN's scratch and allocator slack).
-#include <cmath>
 #include <omp.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <fstream>

@@ -71,6 +71,31 @@ TEST(FlopCountTest, MoreExpertsAtTheSameTopKCostOnlyScoring) {
 // With every expert selected (K = n), the active matmul parameters are exactly the model's
 // parameters minus the embedding table and the norm weights: the formula counts the weights
 // the model really has, no more, no fewer.
+// Fine-grained experts (granularity 2, as the launcher resolves it) keep the active count; shared
+// experts add 3·d·S·d_shared per layer; the expert bias is state, not a matmul weight.
+TEST(FlopCountTest, GranularityKeepsAndSharedExpertsAddActiveParameters) {
+  ModelConfig coarse = HandCountedConfig(FfnKind::kRouterMoe);
+  ModelConfig fine = coarse;
+  fine.n_experts *= 2;
+  fine.top_k *= 2;
+  fine.d_expert = fine.d_ffn / 2;
+  // Router d·2n = 64 instead of 32 (+32 per layer); experts 4·3·8·5 = 480 as before.
+  EXPECT_EQ(ActiveMatmulParameters(fine), ActiveMatmulParameters(coarse) + 2 * 32);
+  ModelConfig shared = coarse;
+  shared.n_shared_experts = 2;
+  shared.d_shared = 3;
+  shared.expert_bias_rate = 0.01;
+  EXPECT_EQ(ActiveMatmulParameters(shared), ActiveMatmulParameters(coarse) + 2 * 3 * 8 * 6);
+  // Every parameter but embedding, norms and the biases is a matmul weight every token multiplies
+  // when every expert is selected.
+  shared.top_k = shared.n_experts;
+  GptModel model(shared);
+  const int64_t not_matmul = shared.vocab_size * shared.d_model +
+                             (2 * shared.n_layers + 1) * shared.d_model +
+                             shared.n_layers * shared.n_experts;
+  EXPECT_EQ(ActiveMatmulParameters(shared), model.parameters().num_elements() - not_matmul);
+}
+
 TEST(FlopCountTest, ActiveParametersMatchTheModelWhenEveryExpertIsSelected) {
   for (FfnKind ffn : {FfnKind::kDense, FfnKind::kRouterMoe, FfnKind::kAoe}) {
     SCOPED_TRACE(FfnKindName(ffn));
