@@ -36,6 +36,7 @@
 #include "launcher/checkpoint/checkpoint_manager.h"
 #include "launcher/config_loader.h"
 #include "launcher/config_validation.h"
+#include "launcher/job_launch.h"
 #include "launcher/trainer.h"
 #include "parallel/abort.h"
 #include "parallel/distributed.h"
@@ -85,40 +86,6 @@ void InstallStopHandlers() {
   sigaction(SIGINT, &action, nullptr);
 }
 
-// --resume: "" → no resume; "auto" → the newest complete checkpoint under checkpoint.dir
-// (NotFound → fresh start, with a note); a step directory (has a COMMITTED marker) → itself;
-// another directory → its newest complete checkpoint. Collective (rank 0 looks, all agree).
-absl::StatusOr<std::string> ResolveResume(aoetron::parallel::DistributedContext& context,
-                                          const aoetron::config::TrainConfig& config,
-                                          const std::string& flag) {
-  if (flag.empty()) return std::string();
-  std::string root = flag;
-  if (flag == "auto") {
-    if (config.checkpoint().dir().empty()) {
-      return absl::InvalidArgumentError("--resume auto needs checkpoint.dir");
-    }
-    root = config.checkpoint().dir();
-  } else if (access((flag + "/COMMITTED").c_str(), F_OK) == 0) {
-    return flag;
-  }
-  std::vector<std::string> warnings;
-  absl::StatusOr<std::string> latest =
-      aoetron::checkpoint::AgreeOnLatestComplete(context.world(), root, &warnings);
-  if (context.world_rank() == 0) {
-    for (const std::string& warning : warnings) {
-      std::cerr << "aoetron-train: note: " << warning << std::endl;
-    }
-  }
-  if (!latest.ok() && flag == "auto" && absl::IsNotFound(latest.status())) {
-    if (context.world_rank() == 0) {
-      std::cerr << "aoetron-train: note: --resume auto: no complete checkpoint under " << root
-                << "; starting fresh" << std::endl;
-    }
-    return std::string();
-  }
-  return latest;
-}
-
 constexpr char kUsage[] =
     "trains a Mixture-of-Experts (dense, router MoE or Autonomy-of-Experts) GPT model.\n"
     "\n"
@@ -134,135 +101,25 @@ constexpr char kUsage[] =
     "<checkpoint.dir>/metrics.jsonl, else ./metrics.jsonl). Config fields: docs/config.md;\n"
     "the loop, log fields and FLOP accounting: docs/training.md.";
 
-// Removes every "--set X", "--set=X", "-set X", "-set=X" from argv and returns the X in order.
-// `error` is set when a --set has no value.
-std::vector<std::string> ExtractSetFlags(int* argc, char** argv, std::string* error) {
-  std::vector<std::string> values;
-  int kept = 1;
-  for (int i = 1; i < *argc; ++i) {
-    const std::string arg = argv[i];
-    if (arg == "--") {  // everything after is positional: keep as is
-      for (; i < *argc; ++i) argv[kept++] = argv[i];
-      break;
-    }
-    if (arg == "--set" || arg == "-set") {
-      if (i + 1 >= *argc) {
-        *error = "--set needs a value: --set section.field=value";
-        break;
-      }
-      values.push_back(argv[++i]);
-    } else if (absl::StartsWith(arg, "--set=") || absl::StartsWith(arg, "-set=")) {
-      values.push_back(arg.substr(arg.find('=') + 1));
-    } else {
-      argv[kept++] = argv[i];
-    }
-  }
-  *argc = kept;
-  argv[kept] = nullptr;
-  return values;
-}
+constexpr char kProgram[] = "aoetron-train";
 
-// The rank the MPI launcher gave this process, read before MPI starts (so that problems found
-// before then are printed once, not by every rank); 0 when not launched by one.
-int LauncherRank() {
-  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"}) {
-    if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
-      return std::atoi(value);
-    }
-  }
-  return 0;
-}
-
-// The job's size as the MPI launcher announces it, read before MPI starts; 1 when not launched
-// by one. Only for validating the config before MPI starts; the world communicator decides.
-int LauncherWorldSize() {
-  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}) {
-    if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
-      return std::max(1, std::atoi(value));
-    }
-  }
-  return 1;
-}
-
-// Ranks other than 0 linger before exiting 1 so that rank 0, which alone prints the message,
-// exits first: when another rank's non-zero exit comes first, mpirun aborts the job and may drop
-// output of rank 0 it has not forwarded yet (seen once in a fresh-clone run: the layout error
-// went missing).
-void LetRankZeroExitFirst(int rank) {
-  if (rank != 0) std::this_thread::sleep_for(std::chrono::seconds(1));
-}
-
-int Fail(const std::string& message) {
-  if (LauncherRank() == 0) std::cerr << "aoetron-train: " << message << std::endl;
-  LetRankZeroExitFirst(LauncherRank());
-  return 1;
-}
-
-// After MPI started: how a run that cannot go on ends. One rank: a plain message and exit 1.
-// Several: AbortAll ends every rank ("rank R: cause").
-int FailRun(aoetron::parallel::DistributedContext& context, const absl::Status& status) {
-  if (context.world_size() > 1) aoetron::parallel::AbortAll(status);
-  std::cerr << "aoetron-train: " << status.message() << std::endl;
-  return 1;
-}
-
-int Run(aoetron::parallel::DistributedContext& context,
-        const aoetron::config::TrainConfig& config) {
-  namespace parallel = aoetron::parallel;
-  // Checks every rank makes alike, so rank 0 alone reports and all leave cleanly.
-  absl::Status layout = aoetron::ValidateTrainConfig(config, context.world_size());
-  // parallel.device before any group exists: NCCL binds each group to the current GPU, which
-  // must already be this rank's (local_rank).
-  if (layout.ok()) {
-    layout = aoetron::ValidateDevice(config, context.local_size(), aoetron::CudaBackendBuilt(),
-                                     aoetron::CudaDeviceCount());
-  }
-  if (layout.ok()) {
-    const aoetron::Device device = aoetron::DeviceFromConfig(config, context.local_rank());
-    if (device.is_cuda()) aoetron::SetCudaDevice(device.index);
-  }
-  absl::StatusOr<parallel::ProcessGrid> grid = absl::UnknownError("");
-  if (layout.ok()) {
-    grid = parallel::ProcessGrid::Create(context.world_size(), context.world_rank(),
-                                         static_cast<int>(config.parallel().tp()),
-                                         static_cast<int>(config.parallel().ep()));
-    layout = grid.status();
-  }
-  if (!layout.ok()) {
-    if (context.world_rank() == 0) std::cerr << "aoetron-train: " << layout.message() << std::endl;
-    context.world().Barrier();  // rank 0 has printed
-    LetRankZeroExitFirst(context.world_rank());
-    return 1;
-  }
-  // A CUDA run's device tensors travel over NCCL; host metadata stays on MPI (process_groups.h).
-  const parallel::CollectiveBackend backend =
-      config.parallel().device() == aoetron::config::ParallelSection::cuda
-          ? parallel::CollectiveBackend::kNccl
-          : parallel::CollectiveBackend::kHost;
-  absl::StatusOr<parallel::ProcessGroups> groups =
-      parallel::CreateProcessGroups(*grid, context.world(), backend);
-  if (!groups.ok()) return FailRun(context, groups.status());
-  aoetron::TrainerParallelism parallelism;
-  parallelism.groups = &*groups;
-  parallelism.world = &context.world();
-  parallelism.watchdog = &context.watchdog();
-  parallelism.local_rank = context.local_rank();
-  parallelism.local_size = context.local_size();
-
+int Train(aoetron::parallel::DistributedContext& context,
+          const aoetron::config::TrainConfig& config, aoetron::TrainerParallelism& parallelism) {
+  namespace launch = aoetron::launch;
   if (absl::GetFlag(FLAGS_bench)) {
     aoetron::BenchOptions options;
     options.warmup_steps = absl::GetFlag(FLAGS_bench_warmup_steps);
     options.timed_steps = absl::GetFlag(FLAGS_bench_steps);
     absl::StatusOr<aoetron::BenchResult> result = aoetron::RunBench(config, options, parallelism);
-    if (!result.ok()) return FailRun(context, result.status());
+    if (!result.ok()) return launch::FailRun(context, kProgram, result.status());
     if (context.world_rank() == 0) std::cout << aoetron::BenchResultJson(*result) << std::endl;
   } else {
     aoetron::TrainerIo io;
     io.out_is_terminal = isatty(STDOUT_FILENO) == 1;
     aoetron::TrainerOptions options;
-    absl::StatusOr<std::string> resume =
-        ResolveResume(context, config, absl::GetFlag(FLAGS_resume));
-    if (!resume.ok()) return FailRun(context, resume.status());
+    absl::StatusOr<std::string> resume = launch::ResolveCheckpoint(
+        context, kProgram, config.checkpoint().dir(), absl::GetFlag(FLAGS_resume));
+    if (!resume.ok()) return launch::FailRun(context, kProgram, resume.status());
     options.resume_from = *resume;
     options.stop_requested = &g_stop_requested;
     options.stop_after_step = absl::GetFlag(FLAGS_stop_after_step);
@@ -278,9 +135,9 @@ int Run(aoetron::parallel::DistributedContext& context,
     }
     absl::StatusOr<std::unique_ptr<aoetron::Trainer>> trainer =
         aoetron::Trainer::Create(run_config, io, parallelism, options);
-    if (!trainer.ok()) return FailRun(context, trainer.status());
+    if (!trainer.ok()) return launch::FailRun(context, kProgram, trainer.status());
     absl::StatusOr<aoetron::TrainSummary> summary = (*trainer)->Train();
-    if (!summary.ok()) return FailRun(context, summary.status());
+    if (!summary.ok()) return launch::FailRun(context, kProgram, summary.status());
   }
   return 0;
 }
@@ -303,19 +160,23 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(kUsage);
 
   std::string set_error;
-  const std::vector<std::string> overrides = ExtractSetFlags(&argc, argv, &set_error);
-  if (!set_error.empty()) return Fail(set_error);
+  const std::vector<std::string> overrides =
+      aoetron::launch::ExtractSetFlags(&argc, argv, &set_error);
+  if (!set_error.empty()) return aoetron::launch::FailBeforeMpi(kProgram, set_error);
   const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
   if (positional.size() > 1) {
-    return Fail(absl::StrCat("unexpected argument \"", positional[1],
-                             "\"; the config is given with --config FILE (see --help)"));
+    return aoetron::launch::FailBeforeMpi(
+        kProgram, absl::StrCat("unexpected argument \"", positional[1],
+                               "\"; the config is given with --config FILE (see --help)"));
   }
 
-  absl::StatusOr<aoetron::config::TrainConfig> config =
-      aoetron::LoadTrainConfig(absl::GetFlag(FLAGS_config), overrides, LauncherWorldSize());
-  if (!config.ok()) return Fail(std::string(config.status().message()));
+  absl::StatusOr<aoetron::config::TrainConfig> config = aoetron::LoadTrainConfig(
+      absl::GetFlag(FLAGS_config), overrides, aoetron::launch::LauncherWorldSize());
+  if (!config.ok()) {
+    return aoetron::launch::FailBeforeMpi(kProgram, std::string(config.status().message()));
+  }
   if (absl::GetFlag(FLAGS_print_config)) {
-    if (LauncherRank() == 0) std::cout << aoetron::ResolvedConfigText(*config);
+    if (aoetron::launch::LauncherRank() == 0) std::cout << aoetron::ResolvedConfigText(*config);
     return 0;
   }
 
@@ -323,10 +184,15 @@ int main(int argc, char** argv) {
   options.collective_timeout = absl::Seconds(config->parallel().collective_timeout_s());
   absl::StatusOr<aoetron::parallel::DistributedContext> context =
       aoetron::parallel::InitializeDistributed(&argc, &argv, options);
-  if (!context.ok()) return Fail(std::string(context.status().message()));
+  if (!context.ok()) {
+    return aoetron::launch::FailBeforeMpi(kProgram, std::string(context.status().message()));
+  }
   InstallStopHandlers();
-  // Groups and the trainer live inside Run, so they are gone before Finalize.
-  const int status = Run(*context, *config);
+  // Groups and the trainer live inside, so they are gone before Finalize.
+  const int status = aoetron::launch::RunWithProcessGroups(
+      *context, *config, kProgram, [&](aoetron::TrainerParallelism& parallelism) {
+        return Train(*context, *config, parallelism);
+      });
   const bool finalized = context->Finalize().ok();
   return status != 0 ? status : (finalized ? 0 : 1);
 }

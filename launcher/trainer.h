@@ -143,7 +143,10 @@ class Trainer {
 
   // Mean loss over the train.eval_steps held-out micro-batches (micro-batch i on dp rank
   // i mod dp); no gradients are touched. Requires train.eval_interval > 0. Collective.
-  absl::StatusOr<double> Evaluate();
+  // `target_counts`, when given, receives how often each token id is a scored target in those
+  // micro-batches (vocab_size entries, summed over the job; ignored targets not counted), from
+  // which aoetron-eval turns the loss into bits per byte.
+  absl::StatusOr<double> Evaluate(std::vector<int64_t>* target_counts = nullptr);
 
   GptModel& model() { return *model_; }
   // Where the model, optimizer state and activations live (parallel.device).

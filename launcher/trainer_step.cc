@@ -91,7 +91,7 @@ absl::StatusOr<StepResult> Trainer::RunStep(int64_t step, bool summarise_experts
   return result;
 }
 
-absl::StatusOr<double> Trainer::Evaluate() {
+absl::StatusOr<double> Trainer::Evaluate(std::vector<int64_t>* target_counts) {
   AOETRON_CHECK(data_.eval != nullptr) << "Evaluate: train.eval_interval is 0, no held-out data";
   const int64_t batches = config_.train().eval_steps();
   const int64_t dp = batch_.dp, dp_rank = groups_->grid().dp_rank();
@@ -99,6 +99,12 @@ absl::StatusOr<double> Trainer::Evaluate() {
   // rank past the last held-out micro-batch repeats one and does not count it.
   const int64_t rounds = (batches + dp - 1) / dp;
   double sum = 0.0;
+  const int64_t vocab = config_.model().vocab_size();
+  // Counted on tp rank 0 only (every tp rank reads the same micro-batch), as f64 for the
+  // all-reduce (exact: counts stay far below 2^53).
+  Tensor counts;
+  if (target_counts != nullptr) counts = Tensor::Zeros({vocab}, DType::kF64);
+  const bool counts_here = groups_->grid().tp_rank() == 0;
   for (int64_t k = 0; k < rounds; ++k) {
     const int64_t index = k * dp + dp_rank;
     const bool counted = index < batches;
@@ -109,6 +115,20 @@ absl::StatusOr<double> Trainer::Evaluate() {
     }
     const double loss = model_->Forward(tokens_, targets_, *arena_).loss;
     if (counted) sum += loss;
+    if (counted && counts.defined() && counts_here) {
+      const Tensor host = CopyToDevice(targets_, Device::Cpu());
+      for (int64_t i = 0; i < host.numel(); ++i) {
+        const int32_t id = host.data<int32_t>()[i];
+        if (id >= 0 && id < vocab) counts.data<double>()[id] += 1.0;
+      }
+    }
+  }
+  if (counts.defined()) {
+    if (world_->size() > 1) world_->AllReduce(counts, parallel::ReduceOp::kSum);
+    target_counts->assign(vocab, 0);
+    for (int64_t id = 0; id < vocab; ++id) {
+      (*target_counts)[id] = static_cast<int64_t>(counts.data<double>()[id]);
+    }
   }
   Tensor reduced = Tensor::Zeros({1}, DType::kF64);
   reduced.data<double>()[0] = groups_->grid().tp_rank() == 0 ? sum : 0.0;

@@ -1,0 +1,220 @@
+// aoetron-eval: the held-out loss and bits per byte of a checkpoint — the number aoetron-train
+// reports as val_loss for the same data, from any checkpoint, on any layout (the checkpoint is
+// resharded on load, as --resume does; docs/training.md "Evaluating a checkpoint").
+//
+//   aoetron-eval --checkpoint runs/quickstart/checkpoints            # the newest complete step
+//   mpirun -np 2 aoetron-eval --checkpoint DIR/step_200 --set train.eval_steps=64
+//   aoetron-eval --checkpoint DIR --set data.datasets=corpora/datasets/other_prefix
+//
+// The config is the checkpoint's own (the run's config text), with parallel.tp = parallel.ep = 1
+// and ZeRO-1 off unless --set says otherwise, then --config (replacing it) and every --set. The
+// held-out data is what that config's trainer evaluates: train.eval_steps micro-batches of the
+// validation split of data.datasets (or of the token file's eval part).
+//
+// Bits per byte = (loss in nats per token × scored tokens) / (ln 2 × bytes of those tokens'
+// text), each scored target token's bytes taken from the dataset's tokenizer (the manifest's
+// `tokenizer` line). Without a tokenizer (synthetic or token-file data, or a blend of datasets
+// with different tokenizers) it is reported as null, with the reason.
+//
+// Output: one JSON line on stdout (rank 0): checkpoint, step, eval_steps, tokens, loss,
+// bits_per_token, bytes, bits_per_byte. Exit status 0, or 1 with the cause on stderr (a bad
+// command line or config, a checkpoint that does not fit the model, unreadable data).
+#include <cmath>
+#include <iostream>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "data/bpe_tokenizer.h"
+#include "data/shard_manifest.h"
+#include "launcher/checkpoint/checkpoint_reader.h"
+#include "launcher/config_loader.h"
+#include "launcher/indexed_source.h"
+#include "launcher/job_launch.h"
+#include "launcher/json_writer.h"
+#include "launcher/trainer.h"
+
+ABSL_FLAG(std::string, checkpoint, "",
+          "A checkpoint step directory (<dir>/step_<N>) or a checkpoint root (its newest complete "
+          "step). Required.");
+ABSL_FLAG(std::string, config, "",
+          "Use this config file instead of the checkpoint's own config text.");
+ABSL_FLAG(std::string, set, "",
+          "Override one config field: --set section.field=value (e.g. --set train.eval_steps=64, "
+          "--set data.datasets=PREFIX, --set parallel.tp=2). Repeatable, applied in order.");
+
+namespace {
+
+constexpr char kProgram[] = "aoetron-eval";
+namespace launch = aoetron::launch;
+
+constexpr char kUsage[] =
+    "the held-out loss and bits per byte of a checkpoint (aoetron-train's val_loss for the same "
+    "data).\n\n"
+    "  aoetron-eval --checkpoint runs/quickstart/checkpoints\n"
+    "  mpirun -np 2 aoetron-eval --checkpoint DIR/step_200 --set train.eval_steps=64\n";
+
+// The checkpoint's own config text, or --config; then the evaluation layout and --set.
+absl::StatusOr<aoetron::config::TrainConfig> EvalConfig(const std::string& step_directory,
+                                                        const std::vector<std::string>& overrides) {
+  aoetron::config::TrainConfig config;
+  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
+    absl::StatusOr<aoetron::config::TrainConfig> read = aoetron::ReadTrainConfigFile(path);
+    if (!read.ok()) return read.status();
+    config = *read;
+  } else {
+    absl::StatusOr<aoetron::checkpoint::CheckpointReader> reader =
+        aoetron::checkpoint::CheckpointReader::Open(step_directory);
+    if (!reader.ok()) return reader.status();
+    absl::StatusOr<aoetron::config::TrainConfig> parsed = aoetron::ParseTrainConfigText(
+        reader->state().config_text(), step_directory + " (its saved config)");
+    if (!parsed.ok()) return parsed.status();
+    config = *parsed;
+  }
+  // Any layout may load the checkpoint: one process by default, whatever layout saved it.
+  config.mutable_parallel()->set_tp(1);
+  config.mutable_parallel()->set_ep(1);
+  config.mutable_parallel()->set_zero1(false);
+  config.mutable_checkpoint()->set_dir("");  // evaluation never writes a checkpoint
+  if (config.train().eval_interval() <= 0) config.mutable_train()->set_eval_interval(1);
+  for (const std::string& assignment : overrides) {
+    if (absl::Status applied = aoetron::ApplyConfigOverride(assignment, &config); !applied.ok()) {
+      return applied;
+    }
+  }
+  return config;
+}
+
+// Bytes of each token id's text under the dataset's tokenizer, or an error saying why there is
+// none (then bits per byte is not reported).
+absl::StatusOr<std::vector<int64_t>> TokenByteLengths(const aoetron::config::TrainConfig& config) {
+  if (config.data().source() != aoetron::config::DataSection::indexed) {
+    return absl::FailedPreconditionError("the data has no tokenizer (data.source is not indexed)");
+  }
+  absl::StatusOr<std::vector<aoetron::data::WeightedDataset>> blend =
+      aoetron::ParseDatasetBlend(config.data().datasets());
+  if (!blend.ok()) return blend.status();
+  std::string tokenizer_dir;
+  for (const aoetron::data::WeightedDataset& dataset : *blend) {
+    absl::StatusOr<aoetron::data::ShardManifest> manifest =
+        aoetron::data::ReadShardManifest(dataset.path + ".manifest");
+    if (!manifest.ok() || manifest->tokenizer.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(dataset.path, " names no tokenizer (no .manifest with a tokenizer line)"));
+    }
+    if (!tokenizer_dir.empty() && manifest->tokenizer != tokenizer_dir) {
+      return absl::FailedPreconditionError("the blended datasets use different tokenizers");
+    }
+    tokenizer_dir = manifest->tokenizer;
+  }
+  absl::StatusOr<std::unique_ptr<aoetron::data::BpeTokenizer>> tokenizer =
+      aoetron::data::BpeTokenizer::LoadFromDirectory(tokenizer_dir);
+  if (!tokenizer.ok()) return tokenizer.status();
+  std::vector<int64_t> bytes(config.model().vocab_size(), 0);
+  for (int32_t id = 0; id < static_cast<int32_t>(bytes.size()); ++id) {
+    // Ids without text (the end-of-document token, padding above the tokenizer's range) are 0
+    // bytes: they carry no text of the document.
+    absl::StatusOr<std::string> text = (*tokenizer)->Decode({id});
+    if (text.ok()) bytes[id] = static_cast<int64_t>(text->size());
+  }
+  return bytes;
+}
+
+int Evaluate(aoetron::parallel::DistributedContext& context,
+             const aoetron::config::TrainConfig& config, const std::string& step_directory,
+             aoetron::TrainerParallelism& parallelism) {
+  static std::ostringstream sink;  // the trainer's notes stay quiet: one JSON line is the output
+  aoetron::TrainerIo io{&sink, &std::cerr};
+  aoetron::TrainerOptions options;
+  options.resume_from = step_directory;
+  absl::StatusOr<std::unique_ptr<aoetron::Trainer>> trainer =
+      aoetron::Trainer::Create(config, io, parallelism, options);
+  if (!trainer.ok()) return launch::FailRun(context, kProgram, trainer.status());
+  std::vector<int64_t> target_counts;
+  absl::StatusOr<double> loss = (*trainer)->Evaluate(&target_counts);
+  if (!loss.ok()) return launch::FailRun(context, kProgram, loss.status());
+  if (context.world_rank() != 0) return 0;
+
+  int64_t tokens = 0;
+  for (const int64_t count : target_counts) tokens += count;
+  aoetron::JsonObjectWriter json;
+  json.String("checkpoint", step_directory)
+      .Integer("step", (*trainer)->optimizer_steps())
+      .Integer("eval_steps", config.train().eval_steps())
+      .Integer("tokens", tokens)
+      .Number("loss", *loss)
+      .Number("bits_per_token", *loss / std::log(2.0));
+  absl::StatusOr<std::vector<int64_t>> lengths = TokenByteLengths(config);
+  if (lengths.ok()) {
+    int64_t bytes = 0;
+    for (size_t id = 0; id < target_counts.size(); ++id)
+      bytes += target_counts[id] * (*lengths)[id];
+    json.Integer("bytes", bytes);
+    json.Number("bits_per_byte",
+                *loss * static_cast<double>(tokens) / (std::log(2.0) * static_cast<double>(bytes)));
+  } else {
+    json.Null("bytes")
+        .Null("bits_per_byte")
+        .String("bits_per_byte_note", std::string(lengths.status().message()));
+  }
+  std::cout << json.Finish() << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "eval_main");
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage_config);
+  absl::SetProgramUsageMessage(kUsage);
+
+  std::string set_error;
+  const std::vector<std::string> overrides = launch::ExtractSetFlags(&argc, argv, &set_error);
+  if (!set_error.empty()) return launch::FailBeforeMpi(kProgram, set_error);
+  const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    return launch::FailBeforeMpi(
+        kProgram, absl::StrCat("unexpected argument \"", positional[1], "\" (see --help)"));
+  }
+  if (absl::GetFlag(FLAGS_checkpoint).empty()) {
+    return launch::FailBeforeMpi(kProgram, "--checkpoint is required (see --help)");
+  }
+
+  absl::StatusOr<aoetron::parallel::DistributedContext> context =
+      aoetron::parallel::InitializeDistributed(&argc, &argv, {});
+  if (!context.ok()) {
+    return launch::FailBeforeMpi(kProgram, std::string(context.status().message()));
+  }
+  int status = 1;
+  absl::StatusOr<std::string> step_directory =
+      launch::ResolveCheckpoint(*context, kProgram, "", absl::GetFlag(FLAGS_checkpoint));
+  absl::StatusOr<aoetron::config::TrainConfig> config =
+      step_directory.ok() ? EvalConfig(*step_directory, overrides) : step_directory.status();
+  if (!config.ok()) {
+    // Every rank finds the same: rank 0 reports, all exit 1.
+    if (context->world_rank() == 0) {
+      std::cerr << kProgram << ": " << config.status().message() << std::endl;
+    }
+    context->world().Barrier();
+    launch::LetRankZeroExitFirst(context->world_rank());
+  } else {
+    status = launch::RunWithProcessGroups(
+        *context, *config, kProgram, [&](aoetron::TrainerParallelism& parallelism) {
+          return Evaluate(*context, *config, *step_directory, parallelism);
+        });
+  }
+  const bool finalized = context->Finalize().ok();
+  return status != 0 ? status : (finalized ? 0 : 1);
+}

@@ -1,0 +1,158 @@
+#include "launcher/job_launch.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <iostream>
+#include <thread>
+
+#include "absl/strings/match.h"
+#include "core/device_transfer.h"
+#include "launcher/checkpoint/checkpoint_manager.h"
+#include "launcher/config_validation.h"
+#include "parallel/abort.h"
+#include "parallel/process_grid.h"
+#include "parallel/process_groups.h"
+
+namespace aoetron::launch {
+
+std::vector<std::string> ExtractSetFlags(int* argc, char** argv, std::string* error) {
+  std::vector<std::string> values;
+  int kept = 1;
+  for (int i = 1; i < *argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--") {  // everything after is positional: keep as is
+      for (; i < *argc; ++i) argv[kept++] = argv[i];
+      break;
+    }
+    if (arg == "--set" || arg == "-set") {
+      if (i + 1 >= *argc) {
+        *error = "--set needs a value: --set section.field=value";
+        break;
+      }
+      values.push_back(argv[++i]);
+    } else if (absl::StartsWith(arg, "--set=") || absl::StartsWith(arg, "-set=")) {
+      values.push_back(arg.substr(arg.find('=') + 1));
+    } else {
+      argv[kept++] = argv[i];
+    }
+  }
+  *argc = kept;
+  argv[kept] = nullptr;
+  return values;
+}
+
+int LauncherRank() {
+  for (const char* name : {"OMPI_COMM_WORLD_RANK", "PMIX_RANK", "PMI_RANK", "SLURM_PROCID"}) {
+    if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
+      return std::atoi(value);
+    }
+  }
+  return 0;
+}
+
+int LauncherWorldSize() {
+  for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "SLURM_NTASKS"}) {
+    if (const char* value = std::getenv(name); value != nullptr && *value != '\0') {
+      return std::max(1, std::atoi(value));
+    }
+  }
+  return 1;
+}
+
+void LetRankZeroExitFirst(int rank) {
+  if (rank != 0) std::this_thread::sleep_for(std::chrono::seconds(1));
+}
+
+int FailBeforeMpi(const std::string& program, const std::string& message) {
+  if (LauncherRank() == 0) std::cerr << program << ": " << message << std::endl;
+  LetRankZeroExitFirst(LauncherRank());
+  return 1;
+}
+
+int FailRun(parallel::DistributedContext& context, const std::string& program,
+            const absl::Status& status) {
+  if (context.world_size() > 1) parallel::AbortAll(status);
+  std::cerr << program << ": " << status.message() << std::endl;
+  return 1;
+}
+
+absl::StatusOr<std::string> ResolveCheckpoint(parallel::DistributedContext& context,
+                                              const std::string& program,
+                                              const std::string& checkpoint_dir,
+                                              const std::string& flag) {
+  if (flag.empty()) return std::string();
+  std::string root = flag;
+  if (flag == "auto") {
+    if (checkpoint_dir.empty()) {
+      return absl::InvalidArgumentError("--resume auto needs checkpoint.dir");
+    }
+    root = checkpoint_dir;
+  } else if (access((flag + "/COMMITTED").c_str(), F_OK) == 0) {
+    return flag;
+  }
+  std::vector<std::string> warnings;
+  absl::StatusOr<std::string> latest =
+      checkpoint::AgreeOnLatestComplete(context.world(), root, &warnings);
+  if (context.world_rank() == 0) {
+    for (const std::string& warning : warnings) {
+      std::cerr << program << ": note: " << warning << std::endl;
+    }
+  }
+  if (!latest.ok() && flag == "auto" && absl::IsNotFound(latest.status())) {
+    if (context.world_rank() == 0) {
+      std::cerr << program << ": note: --resume auto: no complete checkpoint under " << root
+                << "; starting fresh" << std::endl;
+    }
+    return std::string();
+  }
+  return latest;
+}
+
+int RunWithProcessGroups(parallel::DistributedContext& context, const config::TrainConfig& config,
+                         const std::string& program,
+                         const std::function<int(TrainerParallelism&)>& work) {
+  // Checks every rank makes alike, so rank 0 alone reports and all leave cleanly.
+  absl::Status layout = ValidateTrainConfig(config, context.world_size());
+  // parallel.device before any group exists: NCCL binds each group to the current GPU, which
+  // must already be this rank's (local_rank).
+  if (layout.ok()) {
+    layout = ValidateDevice(config, context.local_size(), CudaBackendBuilt(), CudaDeviceCount());
+  }
+  if (layout.ok()) {
+    const Device device = DeviceFromConfig(config, context.local_rank());
+    if (device.is_cuda()) SetCudaDevice(device.index);
+  }
+  absl::StatusOr<parallel::ProcessGrid> grid = absl::UnknownError("");
+  if (layout.ok()) {
+    grid = parallel::ProcessGrid::Create(context.world_size(), context.world_rank(),
+                                         static_cast<int>(config.parallel().tp()),
+                                         static_cast<int>(config.parallel().ep()));
+    layout = grid.status();
+  }
+  if (!layout.ok()) {
+    if (context.world_rank() == 0) std::cerr << program << ": " << layout.message() << std::endl;
+    context.world().Barrier();  // rank 0 has printed
+    LetRankZeroExitFirst(context.world_rank());
+    return 1;
+  }
+  // A CUDA run's device tensors travel over NCCL; host metadata stays on MPI (process_groups.h).
+  const parallel::CollectiveBackend backend =
+      config.parallel().device() == config::ParallelSection::cuda
+          ? parallel::CollectiveBackend::kNccl
+          : parallel::CollectiveBackend::kHost;
+  absl::StatusOr<parallel::ProcessGroups> groups =
+      parallel::CreateProcessGroups(*grid, context.world(), backend);
+  if (!groups.ok()) return FailRun(context, program, groups.status());
+  TrainerParallelism parallelism;
+  parallelism.groups = &*groups;
+  parallelism.world = &context.world();
+  parallelism.watchdog = &context.watchdog();
+  parallelism.local_rank = context.local_rank();
+  parallelism.local_size = context.local_size();
+  return work(parallelism);
+}
+
+}  // namespace aoetron::launch

@@ -1,0 +1,62 @@
+// What every aoetron program that runs as the ranks of an MPI job (aoetron-train, aoetron-eval)
+// does around its own work: the command line's --set overrides, the launcher's rank and size
+// before MPI starts, failing cleanly before and after MPI, resolving --resume, and building the
+// process groups of a config's layout.
+//
+// Failure policy (docs/parallel.md): problems every rank finds alike (command line, config, an
+// impossible layout) are printed once, by rank 0, and every rank exits 1; anything else after
+// MPI started ends the whole job through parallel::AbortAll, never a plain return while other
+// ranks may wait in a collective.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "launcher/config.pb.h"
+#include "launcher/trainer.h"
+#include "parallel/distributed.h"
+
+namespace aoetron::launch {
+
+// Removes every "--set X", "--set=X", "-set X", "-set=X" from argv and returns the X in order
+// (absl's list flags would split a value at its commas). `error` is set when a --set has no
+// value. Everything after "--" is kept as is.
+std::vector<std::string> ExtractSetFlags(int* argc, char** argv, std::string* error);
+
+// The rank / world size the MPI launcher (or Slurm) announces, read before MPI starts: 0 / 1
+// when not launched by one. Only for printing once and validating early; the world communicator
+// decides.
+int LauncherRank();
+int LauncherWorldSize();
+
+// Ranks other than 0 linger before exiting 1, so that rank 0, which alone prints the message,
+// exits first (mpirun may drop output of a rank it has not forwarded when another exits first).
+void LetRankZeroExitFirst(int rank);
+
+// Before MPI started: rank 0 prints "<program>: <message>"; returns the exit status 1.
+int FailBeforeMpi(const std::string& program, const std::string& message);
+
+// After MPI started: one rank prints and returns 1; several end through parallel::AbortAll.
+int FailRun(parallel::DistributedContext& context, const std::string& program,
+            const absl::Status& status);
+
+// --resume / --checkpoint: "" → ""; "auto" → the newest complete checkpoint under
+// `checkpoint_dir` (none: "" with a note, a fresh start); a step directory (has COMMITTED) →
+// itself; another directory → its newest complete checkpoint. Collective (rank 0 looks, all
+// agree).
+absl::StatusOr<std::string> ResolveCheckpoint(parallel::DistributedContext& context,
+                                              const std::string& program,
+                                              const std::string& checkpoint_dir,
+                                              const std::string& flag);
+
+// Validates `config` for the job (layout, device), makes the rank's GPU current, builds the
+// process grid and groups, and calls `work` with the parallelism the trainer takes. Returns
+// work's exit status, or 1 after a layout error (printed once by rank 0) or a failure to build
+// the groups (FailRun).
+int RunWithProcessGroups(parallel::DistributedContext& context, const config::TrainConfig& config,
+                         const std::string& program,
+                         const std::function<int(TrainerParallelism&)>& work);
+
+}  // namespace aoetron::launch
