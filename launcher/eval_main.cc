@@ -33,11 +33,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
-#include "data/bpe_tokenizer.h"
-#include "data/shard_manifest.h"
-#include "launcher/checkpoint/checkpoint_reader.h"
 #include "launcher/config_loader.h"
-#include "launcher/indexed_source.h"
+#include "launcher/dataset_tokenizer.h"
 #include "launcher/job_launch.h"
 #include "launcher/json_writer.h"
 #include "launcher/trainer.h"
@@ -62,66 +59,17 @@ constexpr char kUsage[] =
     "  aoetron-eval --checkpoint runs/quickstart/checkpoints\n"
     "  mpirun -np 2 aoetron-eval --checkpoint DIR/step_200 --set train.eval_steps=64\n";
 
-// The checkpoint's own config text, or --config; then the evaluation layout and --set.
-absl::StatusOr<aoetron::config::TrainConfig> EvalConfig(const std::string& step_directory,
-                                                        const std::vector<std::string>& overrides) {
-  aoetron::config::TrainConfig config;
-  if (const std::string path = absl::GetFlag(FLAGS_config); !path.empty()) {
-    absl::StatusOr<aoetron::config::TrainConfig> read = aoetron::ReadTrainConfigFile(path);
-    if (!read.ok()) return read.status();
-    config = *read;
-  } else {
-    absl::StatusOr<aoetron::checkpoint::CheckpointReader> reader =
-        aoetron::checkpoint::CheckpointReader::Open(step_directory);
-    if (!reader.ok()) return reader.status();
-    absl::StatusOr<aoetron::config::TrainConfig> parsed = aoetron::ParseTrainConfigText(
-        reader->state().config_text(), step_directory + " (its saved config)");
-    if (!parsed.ok()) return parsed.status();
-    config = *parsed;
-  }
-  // Any layout may load the checkpoint: one process by default, whatever layout saved it.
-  config.mutable_parallel()->set_tp(1);
-  config.mutable_parallel()->set_ep(1);
-  config.mutable_parallel()->set_zero1(false);
-  config.mutable_checkpoint()->set_dir("");  // evaluation never writes a checkpoint
-  if (config.train().eval_interval() <= 0) config.mutable_train()->set_eval_interval(1);
-  for (const std::string& assignment : overrides) {
-    if (absl::Status applied = aoetron::ApplyConfigOverride(assignment, &config); !applied.ok()) {
-      return applied;
-    }
-  }
-  return config;
-}
-
 // Bytes of each token id's text under the dataset's tokenizer, or an error saying why there is
 // none (then bits per byte is not reported).
 absl::StatusOr<std::vector<int64_t>> TokenByteLengths(const aoetron::config::TrainConfig& config) {
-  if (config.data().source() != aoetron::config::DataSection::indexed) {
-    return absl::FailedPreconditionError("the data has no tokenizer (data.source is not indexed)");
-  }
-  absl::StatusOr<std::vector<aoetron::data::WeightedDataset>> blend =
-      aoetron::ParseDatasetBlend(config.data().datasets());
-  if (!blend.ok()) return blend.status();
-  std::string tokenizer_dir;
-  for (const aoetron::data::WeightedDataset& dataset : *blend) {
-    absl::StatusOr<aoetron::data::ShardManifest> manifest =
-        aoetron::data::ReadShardManifest(dataset.path + ".manifest");
-    if (!manifest.ok() || manifest->tokenizer.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(dataset.path, " names no tokenizer (no .manifest with a tokenizer line)"));
-    }
-    if (!tokenizer_dir.empty() && manifest->tokenizer != tokenizer_dir) {
-      return absl::FailedPreconditionError("the blended datasets use different tokenizers");
-    }
-    tokenizer_dir = manifest->tokenizer;
-  }
   absl::StatusOr<std::unique_ptr<aoetron::data::BpeTokenizer>> tokenizer =
-      aoetron::data::BpeTokenizer::LoadFromDirectory(tokenizer_dir);
+      aoetron::DatasetTokenizer(config);
   if (!tokenizer.ok()) return tokenizer.status();
   std::vector<int64_t> bytes(config.model().vocab_size(), 0);
   for (int32_t id = 0; id < static_cast<int32_t>(bytes.size()); ++id) {
-    // Ids without text (the end-of-document token, padding above the tokenizer's range) are 0
-    // bytes: they carry no text of the document.
+    // Ids without text (the end-of-text token, padding above the tokenizer's range) are 0 bytes:
+    // they carry none of the documents' text.
+    if (id == (*tokenizer)->end_of_text_id()) continue;
     absl::StatusOr<std::string> text = (*tokenizer)->Decode({id});
     if (text.ok()) bytes[id] = static_cast<int64_t>(text->size());
   }
@@ -201,7 +149,9 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::string> step_directory =
       launch::ResolveCheckpoint(*context, kProgram, "", absl::GetFlag(FLAGS_checkpoint));
   absl::StatusOr<aoetron::config::TrainConfig> config =
-      step_directory.ok() ? EvalConfig(*step_directory, overrides) : step_directory.status();
+      step_directory.ok()
+          ? launch::ConfigForCheckpoint(*step_directory, absl::GetFlag(FLAGS_config), overrides)
+          : step_directory.status();
   if (!config.ok()) {
     // Every rank finds the same: rank 0 reports, all exit 1.
     if (context->world_rank() == 0) {

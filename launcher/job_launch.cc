@@ -11,6 +11,8 @@
 #include "absl/strings/match.h"
 #include "core/device_transfer.h"
 #include "launcher/checkpoint/checkpoint_manager.h"
+#include "launcher/checkpoint/checkpoint_reader.h"
+#include "launcher/config_loader.h"
 #include "launcher/config_validation.h"
 #include "parallel/abort.h"
 #include "parallel/process_grid.h"
@@ -109,6 +111,37 @@ absl::StatusOr<std::string> ResolveCheckpoint(parallel::DistributedContext& cont
     return std::string();
   }
   return latest;
+}
+
+absl::StatusOr<config::TrainConfig> ConfigForCheckpoint(const std::string& step_directory,
+                                                        const std::string& config_path,
+                                                        const std::vector<std::string>& overrides) {
+  config::TrainConfig config;
+  if (!config_path.empty()) {
+    absl::StatusOr<config::TrainConfig> read = ReadTrainConfigFile(config_path);
+    if (!read.ok()) return read.status();
+    config = *read;
+  } else {
+    absl::StatusOr<checkpoint::CheckpointReader> reader =
+        checkpoint::CheckpointReader::Open(step_directory);
+    if (!reader.ok()) return reader.status();
+    absl::StatusOr<config::TrainConfig> parsed =
+        ParseTrainConfigText(reader->state().config_text(), step_directory + " (its saved config)");
+    if (!parsed.ok()) return parsed.status();
+    config = *parsed;
+  }
+  // Any layout may load the checkpoint: one process by default, whatever layout saved it.
+  config.mutable_parallel()->set_tp(1);
+  config.mutable_parallel()->set_ep(1);
+  config.mutable_parallel()->set_zero1(false);
+  config.mutable_checkpoint()->set_dir("");
+  if (config.train().eval_interval() <= 0) config.mutable_train()->set_eval_interval(1);
+  for (const std::string& assignment : overrides) {
+    if (absl::Status applied = ApplyConfigOverride(assignment, &config); !applied.ok()) {
+      return applied;
+    }
+  }
+  return config;
 }
 
 int RunWithProcessGroups(parallel::DistributedContext& context, const config::TrainConfig& config,

@@ -51,6 +51,14 @@ absl::StatusOr<std::string> ResolveCheckpoint(parallel::DistributedContext& cont
                                               const std::string& checkpoint_dir,
                                               const std::string& flag);
 
+// The config of a program that reads a checkpoint without training it (aoetron-eval,
+// aoetron-generate): the checkpoint's own config text (or the file `config_path` when given),
+// laid out for one process (tp = ep = 1, ZeRO-1 off) with checkpoint.dir empty (nothing is
+// saved) and train.eval_interval ≥ 1, then `overrides` (--set) in order.
+absl::StatusOr<config::TrainConfig> ConfigForCheckpoint(const std::string& step_directory,
+                                                        const std::string& config_path,
+                                                        const std::vector<std::string>& overrides);
+
 // Validates `config` for the job (layout, device), makes the rank's GPU current, builds the
 // process grid and groups, and calls `work` with the parallelism the trainer takes. Returns
 // work's exit status, or 1 after a layout error (printed once by rank 0) or a failure to build

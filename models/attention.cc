@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/ops/attention.h"
+#include "core/ops/cached_attention.h"
 #include "core/ops/elementwise.h"
 #include "core/ops/gemm.h"
 #include "core/ops/rope.h"
@@ -88,6 +89,27 @@ void CausalSelfAttention::Backward(const Tensor& dy, Tensor& dx, ActivationArena
   ops::Gemm(dqkv_matrix, false, w_qkv_value, true, dx_partial);
   parallel::CopyToTensorParallelRegionBackward(*tensor_parallel_, dx_partial);
   ops::AddInto(dx_partial, dx);
+}
+
+void CausalSelfAttention::Decode(const Tensor& x, int64_t batch, int64_t first, Tensor& cache,
+                                 Tensor& y, ActivationArena& arena) {
+  const int64_t tokens = x.dim(0), count = tokens / batch, capacity = cache.dim(1);
+  const int64_t row = 3 * local_width_;
+  Tensor qkv = arena.Allocate({batch, count, 3, local_heads_, head_dim_}, params_->dtype());
+  Tensor qkv_matrix = qkv.Reshape({tokens, row});
+  ops::Gemm(x, false, (*params_)[w_qkv_].value.Reshape({d_model_, row}), false, qkv_matrix);
+  ops::RopeForward(qkv, rope_theta_, first);
+  // The new rows into the cache: sequence b's positions [first, first + count).
+  const Tensor new_rows = qkv.Reshape({tokens, row});
+  const Tensor cache_rows = cache.Reshape({batch * capacity, row});
+  for (int64_t b = 0; b < batch; ++b) {
+    Tensor destination = cache_rows.Rows(b * capacity + first, b * capacity + first + count);
+    ops::Copy(new_rows.Rows(b * count, (b + 1) * count), destination);
+  }
+  Tensor attended = arena.Allocate({batch, count, local_heads_, head_dim_}, params_->dtype());
+  ops::CachedCausalAttention(cache, first, count, attended);
+  ops::Gemm(attended.Reshape({tokens, local_width_}), false, (*params_)[w_o_].value, false, y);
+  parallel::ReduceFromTensorParallelRegionForward(*tensor_parallel_, y);
 }
 
 }  // namespace aoetron

@@ -43,6 +43,18 @@ class CausalSelfAttention {
   // Accumulates into dx [B·T, d] and the weights' gradients.
   void Backward(const Tensor& dy, Tensor& dx, ActivationArena& arena);
 
+  // Decoding with a KV cache (GptModel::Decode). x: [B·n, d], the normalised inputs of positions
+  // [first, first + n) of each of the B sequences; cache: CacheShape(B, T_max), holding this
+  // layer's RoPE'd q, k, v of positions [0, first) and receiving the new ones; y: [B·n, d]
+  // overwritten. Each new position attends to the cached keys up to itself
+  // (ops::CachedCausalAttention): O(first + n) per position, not a forward over the prefix.
+  void Decode(const Tensor& x, int64_t batch, int64_t first, Tensor& cache, Tensor& y,
+              ActivationArena& arena);
+  // [B, T_max, 3, H/tp, hd]: this rank's heads.
+  Shape CacheShape(int64_t batch, int64_t capacity) const {
+    return {batch, capacity, 3, local_heads_, head_dim_};
+  }
+
  private:
   ParameterSet* params_;
   parallel::Communicator* tensor_parallel_;

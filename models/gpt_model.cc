@@ -1,5 +1,6 @@
 #include "models/gpt_model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/device_transfer.h"
@@ -170,6 +171,72 @@ StepOutputs GptModel::Run(const Tensor& tokens, const Tensor& targets, double lo
 
 void GptModel::UpdateExpertBiases() {
   for (auto& block : blocks_) block->ffn().UpdateExpertBias();
+}
+
+GptModel::KvCache GptModel::NewKvCache(int64_t batch, int64_t capacity) const {
+  AOETRON_CHECK(batch >= 1 && capacity >= 1 && capacity <= config_.seq_len)
+      << "NewKvCache: batch " << batch << ", capacity " << capacity << " (model.seq_len "
+      << config_.seq_len << ")";
+  KvCache cache;
+  cache.batch = batch;
+  cache.capacity = capacity;
+  for (const auto& block : blocks_) {
+    cache.layers.push_back(
+        Tensor::Empty(block->attention().CacheShape(batch, capacity), params_.dtype(), device_));
+  }
+  return cache;
+}
+
+Tensor GptModel::Decode(const Tensor& tokens, KvCache& cache, ActivationArena& arena) {
+  AOETRON_CHECK(tokens.rank() == 2 && tokens.dim(0) == cache.batch && tokens.dim(1) >= 1)
+      << "Decode: tokens " << tokens.DebugString() << " for a cache of batch " << cache.batch;
+  const int64_t batch = tokens.dim(0), count = tokens.dim(1), n = batch * count;
+  const int64_t first = cache.length, d = config_.d_model, vocab = config_.vocab_size;
+  AOETRON_CHECK(first + count <= cache.capacity)
+      << "Decode: positions up to " << first + count << " exceed the cache's " << cache.capacity;
+  arena.Reset();
+  Tensor flat_tokens = arena.Allocate({n}, DType::kI32);
+  CopyAcrossDevices(tokens.Reshape({n}), flat_tokens);
+  parallel::Communicator& tp = groups_->tensor_parallel();
+  Parameter& embedding = params_[embedding_];
+  Parameter& lm_head = params_[lm_head_];
+  const int64_t vocab_begin = embedding.local_offset[0];
+  Tensor x = arena.Allocate({n, d}, params_.dtype());
+  parallel::VocabParallelEmbeddingForward(tp, flat_tokens, embedding.value, vocab_begin, vocab, x);
+  for (size_t l = 0; l < blocks_.size(); ++l) {
+    Tensor next = arena.Allocate({n, d}, params_.dtype());
+    blocks_[l]->Decode(x, batch, first, cache.layers[l], next, arena);
+    x = next;
+  }
+  cache.length = first + count;
+  // The last position of each sequence: rows b·count + count − 1.
+  Tensor last = arena.Allocate({batch, d}, params_.dtype());
+  for (int64_t b = 0; b < batch; ++b) {
+    Tensor row = last.Rows(b, b + 1);
+    ops::Copy(x.Rows(b * count + count - 1, b * count + count), row);
+  }
+  Tensor hidden = arena.Allocate({batch, d}, params_.dtype());
+  Tensor rstd = arena.Allocate({batch}, AccumulationDType(params_.dtype()));
+  ops::RmsNormForward(last, params_[final_norm_].value, static_cast<float>(config_.norm_eps),
+                      hidden, rstd);
+  const int64_t local_vocab = lm_head.value.dim(1);
+  Tensor logits = arena.Allocate({batch, local_vocab}, params_.dtype());
+  ops::Gemm(hidden, false, lm_head.value, false, logits);
+  Tensor local = Tensor::Empty({batch, local_vocab}, DType::kF32);
+  ops::Convert(CopyToDevice(logits, Device::Cpu()), local);
+  if (tp.size() == 1) return local;
+  // Vocabulary blocks of the tp ranks, in rank order: [tp, B, V/tp] → [B, V].
+  parallel::Communicator& host_tp = groups_->Host(parallel::GroupKind::kTensorParallel);
+  Tensor gathered = Tensor::Empty({tp.size(), batch, local_vocab}, DType::kF32);
+  host_tp.AllGather(local, gathered);
+  Tensor full = Tensor::Empty({batch, vocab}, DType::kF32);
+  for (int r = 0; r < tp.size(); ++r) {
+    for (int64_t b = 0; b < batch; ++b) {
+      const float* src = gathered.data<float>() + (r * batch + b) * local_vocab;
+      std::copy(src, src + local_vocab, full.data<float>() + b * vocab + r * local_vocab);
+    }
+  }
+  return full;
 }
 
 }  // namespace aoetron

@@ -103,6 +103,22 @@ class GptModel {
   // Forward only (evaluation). Same outputs, no gradients touched.
   StepOutputs Forward(const Tensor& tokens, const Tensor& targets, ActivationArena& arena);
 
+  // ---- Decoding with a KV cache (aoetron-generate) -----------------------------------------
+  // Per layer this rank's q, k, v of every position decoded so far, on the model's device.
+  struct KvCache {
+    std::vector<Tensor> layers;  // CausalSelfAttention::CacheShape(batch, capacity) each
+    int64_t batch = 0, capacity = 0;
+    int64_t length = 0;  // positions [0, length) are filled
+  };
+  KvCache NewKvCache(int64_t batch, int64_t capacity) const;
+  // Runs tokens [B, n] (host or device) as positions [cache.length, cache.length + n) of the B
+  // sequences through every layer, extends the cache, and returns the logits of the last of
+  // them: f32 [B, V] on the host, the whole vocabulary on every rank (gathered over tp).
+  // Collective over the model's groups like Forward. cache.length + n ≤ cache.capacity ≤
+  // model.seq_len. Decoding a prompt in one call and then one token per call gives the logits a
+  // full Forward over the same tokens gives, up to summation order.
+  Tensor Decode(const Tensor& tokens, KvCache& cache, ActivationArena& arena);
+
   // Once after every optimizer step: the routed layers' aux-loss-free balancing bias moves by
   // the load of the step's ForwardBackward calls (FeedForward::UpdateExpertBias). Local: the
   // loads are already global.

@@ -67,4 +67,20 @@ void TransformerBlock::Backward(const Tensor& dx_out, double loss_scale, Tensor&
   ops::RmsNormBackward(dh1, x_in_, attn_norm.value, rstd1_, dx_in, attn_norm.grad);
 }
 
+void TransformerBlock::Decode(const Tensor& x_in, int64_t batch, int64_t first, Tensor& cache,
+                              Tensor& x_out, ActivationArena& arena) {
+  const int64_t tokens = x_in.dim(0), d = x_in.dim(1);
+  const DType dtype = params_->dtype();
+  Tensor h1 = arena.Allocate({tokens, d}, dtype);
+  Tensor rstd = arena.Allocate({tokens}, AccumulationDType(dtype));
+  ops::RmsNormForward(x_in, (*params_)[attn_norm_].value, norm_eps_, h1, rstd);
+  Tensor x_mid = arena.Allocate({tokens, d}, dtype);
+  attention_.Decode(h1, batch, first, cache, x_mid, arena);
+  ops::AddInto(x_in, x_mid);
+  Tensor h2 = arena.Allocate({tokens, d}, dtype);
+  ops::RmsNormForward(x_mid, (*params_)[ffn_norm_].value, norm_eps_, h2, rstd);
+  ffn_->Forward(h2, x_out, arena);
+  ops::AddInto(x_mid, x_out);
+}
+
 }  // namespace aoetron

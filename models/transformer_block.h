@@ -26,6 +26,11 @@ class TransformerBlock {
   // dx_out: [B·T, d]; dx_in: [B·T, d] overwritten with the gradient w.r.t. x_in.
   void Backward(const Tensor& dx_out, double loss_scale, Tensor& dx_in, ActivationArena& arena);
 
+  // KV-cache decoding of positions [first, first + n) (CausalSelfAttention::Decode); x_in,
+  // x_out: [B·n, d]. Nothing is kept for backward.
+  void Decode(const Tensor& x_in, int64_t batch, int64_t first, Tensor& cache, Tensor& x_out,
+              ActivationArena& arena);
+  CausalSelfAttention& attention() { return attention_; }
   FeedForward& ffn() { return *ffn_; }
 
  private:

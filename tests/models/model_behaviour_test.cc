@@ -197,6 +197,73 @@ TEST(ExpertBiasTest, MovesOncePerStepByTheStepsLoad) {
   }
 }
 
+// KV-cache decoding gives the training forward's numbers: the cross-entropy of each position's
+// next token, from logits decoded one token per call after a prompt of 3 in one call, averages
+// to Forward's loss on the same tokens (f64: agreement to summation order, ~1e-12).
+TEST(KvCacheDecodeTest, StepwiseLogitsGiveTheForwardLoss) {
+  for (FfnKind kind : {FfnKind::kDense, FfnKind::kRouterMoe, FfnKind::kAoe}) {
+    SCOPED_TRACE(FfnKindName(kind));
+    ModelConfig c = TinyAoe();
+    c.ffn = kind;
+    c.expert_bias_rate = kind == FfnKind::kDense ? 0.0 : 0.01;
+    c.n_shared_experts = kind == FfnKind::kDense ? 0 : 1;
+    GptModel model(c, Device::Cpu(), DType::kF64);
+    model.parameters().Initialize(5);
+    const int64_t batch = 2, seq = 9, prompt = 3;
+    Tensor tokens = Tensor::Empty({batch, seq}, DType::kI32);
+    FillTokens(tokens, c.vocab_size, 17);
+    Tensor targets = Tensor::Empty({batch, seq}, DType::kI32);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t t = 0; t < seq; ++t) {
+        targets.data<int32_t>()[b * seq + t] =
+            t + 1 < seq ? tokens.data<int32_t>()[b * seq + t + 1] : -1;
+      }
+    }
+    ActivationArena arena;
+    const double forward_loss = model.Forward(tokens, targets, arena).loss;
+
+    GptModel::KvCache cache = model.NewKvCache(batch, seq);
+    double sum = 0.0;
+    int64_t counted = 0;
+    auto score = [&](const Tensor& logits, int64_t position) {  // CE of the next token
+      if (position + 1 >= seq) return;
+      for (int64_t b = 0; b < batch; ++b) {
+        const float* row = logits.data<float>() + b * c.vocab_size;
+        double top = row[0];
+        for (int64_t v = 1; v < c.vocab_size; ++v) top = std::max(top, double{row[v]});
+        double z = 0.0;
+        for (int64_t v = 0; v < c.vocab_size; ++v) z += std::exp(row[v] - top);
+        sum += top + std::log(z) - row[targets.data<int32_t>()[b * seq + position]];
+        ++counted;
+      }
+    };
+    Tensor head = Tensor::Empty({batch, prompt}, DType::kI32);
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t t = 0; t < prompt; ++t) {
+        head.data<int32_t>()[b * prompt + t] = tokens.data<int32_t>()[b * seq + t];
+      }
+    }
+    score(model.Decode(head, cache, arena), prompt - 1);
+    for (int64_t t = prompt; t < seq; ++t) {
+      Tensor one = Tensor::Empty({batch, 1}, DType::kI32);
+      for (int64_t b = 0; b < batch; ++b) {
+        one.data<int32_t>()[b] = tokens.data<int32_t>()[b * seq + t];
+      }
+      score(model.Decode(one, cache, arena), t);
+    }
+    EXPECT_EQ(cache.length, seq);
+    // Only the positions after the prompt are scored stepwise; the forward's loss over the same
+    // positions is recomputed from scratch below with the prompt's targets ignored.
+    for (int64_t b = 0; b < batch; ++b) {
+      for (int64_t t = 0; t < prompt - 1; ++t) targets.data<int32_t>()[b * seq + t] = -1;
+    }
+    const double forward_suffix = model.Forward(tokens, targets, arena).loss;
+    // Decode's logits are f32 (the sampler's), so the CE carries f32 rounding: 1e-6 relative.
+    EXPECT_NEAR(sum / static_cast<double>(counted), forward_suffix, 1e-6 * forward_suffix);
+    EXPECT_GT(forward_loss, 0.0);
+  }
+}
+
 TEST(ModelDeterminismTest, SameSeedSameBits) {
   for (FfnKind kind : {FfnKind::kDense, FfnKind::kRouterMoe, FfnKind::kAoe}) {
     ModelConfig c = TinyAoe();

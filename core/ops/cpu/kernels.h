@@ -54,7 +54,7 @@ void RmsNormBackward(const T* dy, const T* x, const T* weight, const T* rstd, in
 // −angle (inverse = true, the backward).
 template <typename T>
 void Rope(T* qkv, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, double theta,
-          bool inverse);
+          bool inverse, int64_t first_position);
 
 // ---- attention_cpu.cc ---------------------------------------------------------------------------
 // qkv: [batch, seq, 3, heads, head_dim], out/dout: [batch, seq, heads, head_dim],

@@ -7,6 +7,7 @@
 //             which is the rotation by −φ: same code with sin φ negated.
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -29,9 +30,13 @@ struct RotationTable {
 };
 
 template <typename T>
+// Covers positions [0, seq) at least. An entry depends on (p, i, theta) alone, so a longer table
+// serves shorter sequences with the same bits; it grows by doubling (KV-cache decoding asks for
+// one more position per token).
 const RotationTable<T>& TableFor(int64_t seq, int64_t half, double theta) {
   thread_local RotationTable<T> table;
-  if (table.seq == seq && table.half == half && table.theta == theta) return table;
+  if (table.seq >= seq && table.half == half && table.theta == theta) return table;
+  if (table.half == half && table.theta == theta) seq = std::max(seq, 2 * table.seq);
   table.seq = seq;
   table.half = half;
   table.theta = theta;
@@ -52,15 +57,15 @@ const RotationTable<T>& TableFor(int64_t seq, int64_t half, double theta) {
 
 template <typename T>
 void Rope(T* qkv, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, double theta,
-          bool inverse) {
+          bool inverse, int64_t first_position) {
   const int64_t half = head_dim / 2;
-  const RotationTable<T>& table = TableFor<T>(seq, half, theta);
+  const RotationTable<T>& table = TableFor<T>(first_position + seq, half, theta);
   const T sign = inverse ? T(-1) : T(1);
   const int64_t token_stride = 3 * heads * head_dim;
   const int64_t tokens = batch * seq;
 #pragma omp parallel for schedule(static) if (tokens * token_stride >= kParallelMinElements)
   for (int64_t token = 0; token < tokens; ++token) {
-    const int64_t p = token % seq;
+    const int64_t p = first_position + token % seq;
     const T* cos = table.cos.data() + p * half;
     const T* sin = table.sin.data() + p * half;
     // q and k are the first 2·heads vectors of the token; v (the rest) is left alone.
@@ -77,7 +82,7 @@ void Rope(T* qkv, int64_t batch, int64_t seq, int64_t heads, int64_t head_dim, d
   }
 }
 
-template void Rope<float>(float*, int64_t, int64_t, int64_t, int64_t, double, bool);
-template void Rope<double>(double*, int64_t, int64_t, int64_t, int64_t, double, bool);
+template void Rope<float>(float*, int64_t, int64_t, int64_t, int64_t, double, bool, int64_t);
+template void Rope<double>(double*, int64_t, int64_t, int64_t, int64_t, double, bool, int64_t);
 
 }  // namespace aoetron::ops::cpu

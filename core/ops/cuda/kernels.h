@@ -37,7 +37,7 @@ void SwiGluBackward(int device, DType dtype, const void* dout, const void* gate,
 
 // qkv: [batch, seq, 3, heads, head_dim], rotated in place (q and k), by −angle when inverse.
 void Rope(int device, DType dtype, void* qkv, int64_t batch, int64_t seq, int64_t heads,
-          int64_t head_dim, double theta, bool inverse);
+          int64_t head_dim, double theta, bool inverse, int64_t first_position);
 
 // ids: [n] in [0, vocab); table/dtable: [vocab, d]; out/dout: [n, d].
 // table holds rows [row_begin, row_begin + rows) of a vocab-row table (tensor parallelism): ids
@@ -146,6 +146,11 @@ void RowNormalizeBackward(int device, DType dtype, const void* dy, const void* y
 void RowLogSumExp(int device, DType dtype, const void* x, int64_t rows, int64_t m, void* lse);
 void LogSumExpSquareBackward(int device, DType dtype, const void* x, const void* lse, double scale,
                              int64_t rows, int64_t m, void* dx);
+
+// ---- cached_attention.cu (core/ops/cached_attention.h) ------------------------------------------
+void CachedCausalAttention(int device, DType dtype, const void* cache, int64_t batch,
+                           int64_t capacity, int64_t heads, int64_t head_dim, int64_t first,
+                           int64_t count, void* out);
 
 // ---- attention_kernels.cu -----------------------------------------------------------------------
 // qkv: [batch, seq, 3, heads, head_dim], out/dout: [batch, seq, heads, head_dim],

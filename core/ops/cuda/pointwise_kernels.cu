@@ -119,15 +119,15 @@ __global__ void RopeTableKernel(int64_t seq, int64_t half, double theta, float2*
 // One thread per (token, vector of q or k, pair i):
 //   v'[i] = a cos φ − b·s,  v'[i + half] = a·s + b cos φ,  s = ±sin φ (− for the inverse).
 template <typename T>
-__global__ void RopeKernel(T* qkv, int64_t tokens, int64_t seq, int64_t heads, int64_t head_dim,
-                           const float2* table, float sign) {
+__global__ void RopeKernel(T* qkv, int64_t tokens, int64_t seq, int64_t first_position,
+                           int64_t heads, int64_t head_dim, const float2* table, float sign) {
   const int64_t half = head_dim / 2;
   const int64_t per_token = 2 * heads * half;  // q and k vectors, half pairs each
   AOETRON_GRID_STRIDE_LOOP(idx, tokens * per_token) {
     const int64_t token = idx / per_token;
     const int64_t rest = idx % per_token;
     const int64_t vec = rest / half, i = rest % half;
-    const int64_t p = token % seq;
+    const int64_t p = first_position + token % seq;
     const float2 cs = table[p * half + i];
     T* lo = qkv + token * 3 * heads * head_dim + vec * head_dim + i;
     T* hi = lo + half;
@@ -137,8 +137,12 @@ __global__ void RopeKernel(T* qkv, int64_t tokens, int64_t seq, int64_t heads, i
   }
 }
 
-// The table of the shapes seen so far, per device (a step uses one shape in every layer).
-const float2* RopeTable(int device, int64_t seq, int64_t half, double theta) {
+// A table covering positions [0, seq) at least, per device: lengths are rounded up to a power of
+// two (an entry depends on (p, i, theta) alone), so KV-cache decoding, which asks for one more
+// position per token, creates O(log T) tables, not T.
+const float2* RopeTable(int device, int64_t positions, int64_t half, double theta) {
+  int64_t seq = 1;
+  while (seq < positions) seq *= 2;
   static std::mutex mutex;
   static std::map<std::tuple<int, int64_t, int64_t, double>, float2*> tables;
   std::lock_guard<std::mutex> lock(mutex);
@@ -370,16 +374,17 @@ void SwiGluBackward(int device, DType dtype, const void* dout, const void* gate,
 }
 
 void Rope(int device, DType dtype, void* qkv, int64_t batch, int64_t seq, int64_t heads,
-          int64_t head_dim, double theta, bool inverse) {
+          int64_t head_dim, double theta, bool inverse, int64_t first_position) {
   const int64_t half = head_dim / 2;
   const int64_t work = batch * seq * 2 * heads * half;
   if (work == 0) return;
   DeviceContext& context = DeviceContext::Get(device);
-  const float2* table = RopeTable(device, seq, half, theta);
+  const float2* table = RopeTable(device, first_position + seq, half, theta);
   DispatchFloat(dtype, "Rope", [&](auto t_tag) {
     using T = typename decltype(t_tag)::type;
     RopeKernel<<<GridFor(work, context), kThreads, 0, context.stream()>>>(
-        static_cast<T*>(qkv), batch * seq, seq, heads, head_dim, table, inverse ? -1.0f : 1.0f);
+        static_cast<T*>(qkv), batch * seq, seq, first_position, heads, head_dim, table,
+        inverse ? -1.0f : 1.0f);
   });
   AOETRON_CUDA_CHECK_LAUNCH("RopeKernel");
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# aoetron-eval against aoetron-train's own held-out loss (docs/training.md, "Evaluating a
-# checkpoint"), on the prepared KJV corpus (skipped, exit 77, when scripts/prepare_corpus.sh has
-# not built it).
+# The programs that read a trained checkpoint, on the prepared KJV corpus (skipped, exit 77, when
+# scripts/prepare_corpus.sh has not built it): aoetron-eval against aoetron-train's own held-out
+# loss, and aoetron-generate's determinism across runs and layouts (docs/training.md).
 #
-#   run_eval_check.sh MPIEXEC AOETRON_TRAIN AOETRON_EVAL REPO_ROOT
+#   run_checkpoint_programs.sh MPIEXEC AOETRON_TRAIN AOETRON_EVAL AOETRON_GENERATE REPO_ROOT
 #
 # 1. A tiny AoE model trains 4 steps under ep2 (np 2), saving step_4 and evaluating after it.
 # 2. aoetron-eval on the same layout (np 2, ep 2): the same val_loss, bit for bit (same kernels,
@@ -12,8 +12,11 @@
 #    tests' fp32 tolerance (another reduction order inside the expert exchange).
 # 4. bits per byte = loss · tokens / (ln 2 · bytes), with tokens = eval_steps × micro-batch × seq.
 # 5. A missing checkpoint is an error naming it (exit 1).
+# 6. aoetron-generate (temperature 0.9, top-k 20, top-p 0.95, 24 tokens, seed 5): the same ids
+#    twice in one process, and on ep2 (np 2) and tp2 (np 2); another seed gives other ids; a bad
+#    --top_p is an error naming it.
 set -uo pipefail
-mpiexec=$1 train=$2 eval=$3 root=$4
+mpiexec=$1 train=$2 eval=$3 generate=$4 root=$5
 prefix=$root/corpora/datasets/kjv_kjv8k
 if [[ ! -e $prefix.manifest ]]; then
   echo "SKIP: $prefix missing (scripts/prepare_corpus.sh --kjv-only)"
@@ -63,4 +66,33 @@ if "$eval" --checkpoint "$work/nowhere" > /dev/null 2> "$work/bad.err"; then
   fail "a missing checkpoint was accepted"
 fi
 grep -q "nowhere" "$work/bad.err" || { cat "$work/bad.err"; fail "the error does not name the path"; }
+echo "OK: $(cat "$work/bad.err")"
+
+sample=(--checkpoint "$work/ckpt" --prompt "In the beginning God" --max_new_tokens 24
+        --temperature 0.9 --top_k 20 --top_p 0.95 --seed 5 --json)
+"$generate" "${sample[@]}" > "$work/g1.json" 2> "$work/g.err" || { cat "$work/g.err"; fail "generate"; }
+"$generate" "${sample[@]}" > "$work/g2.json" 2> "$work/g.err" || { cat "$work/g.err"; fail "generate"; }
+for layout in parallel.ep=2 parallel.tp=2; do
+  "${mpirun[@]}" -np 2 "$generate" "${sample[@]}" --set "$layout" > "$work/g_$layout.json" \
+      2> "$work/g.err" || { cat "$work/g.err"; fail "generate with $layout"; }
+done
+"$generate" "${sample[@]}" --seed 6 > "$work/g_seed6.json" 2> "$work/g.err" ||
+  { cat "$work/g.err"; fail "generate seed 6"; }
+cat "$work/g1.json"
+python3 - "$work" <<'PY' || fail "generation is not deterministic"
+import json, sys
+d = sys.argv[1]
+load = lambda name: json.loads(open(f"{d}/{name}").read())
+first = load("g1.json")
+assert len(first["ids"]) == 24 and len(first["prompt_ids"]) >= 1, first
+assert first["text"].startswith("In the beginning God"), first["text"]
+for other in ("g2.json", "g_parallel.ep=2.json", "g_parallel.tp=2.json"):
+    assert load(other)["ids"] == first["ids"], (other, load(other)["ids"], first["ids"])
+assert load("g_seed6.json")["ids"] != first["ids"], "another seed gave the same sample"
+print("generate: the same 24 ids twice, on ep2 and on tp2; seed 6 differs")
+PY
+if "$generate" "${sample[@]}" --top_p 0 > /dev/null 2> "$work/bad.err"; then
+  fail "--top_p 0 was accepted"
+fi
+grep -q -- "--top_p" "$work/bad.err" || { cat "$work/bad.err"; fail "the error does not name --top_p"; }
 echo "OK: $(cat "$work/bad.err")"

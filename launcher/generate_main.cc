@@ -1,0 +1,226 @@
+// aoetron-generate: text from a checkpoint and a prompt. The prompt runs through the model in one
+// call, then each new token costs one decoding step against the KV cache (GptModel::Decode).
+// Deterministic for a seed: the same text on every layout, thread count and machine
+// (launcher/token_sampler.h), up to the rounding of the logits in the last bits.
+//
+//   aoetron-generate --checkpoint runs/quickstart/checkpoints --prompt "In the beginning"
+//   mpirun -np 2 aoetron-generate --checkpoint DIR --prompt "And God said" --set parallel.tp=2 \
+//       --temperature 0.8 --top_k 40 --seed 7 --max_new_tokens 100
+//
+// The config is the checkpoint's own, laid out for one process unless --set says otherwise (as
+// aoetron-eval). The prompt is encoded with the dataset's tokenizer (its .manifest); without one,
+// --prompt_ids takes comma-separated token ids and the output is ids. Generation stops after
+// --max_new_tokens, at the end-of-text token, or at model.seq_len.
+//
+// Output (rank 0): the prompt and its continuation as text on stdout, or with --json one line:
+// prompt_ids, ids (the new ones), text.
+#include <algorithm>
+#include <iostream>
+#include <memory>
+#include <span>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "launcher/dataset_tokenizer.h"
+#include "launcher/job_launch.h"
+#include "launcher/json_writer.h"
+#include "launcher/token_sampler.h"
+#include "launcher/trainer.h"
+
+ABSL_FLAG(std::string, checkpoint, "",
+          "A checkpoint step directory or root (its newest complete step). Required.");
+ABSL_FLAG(std::string, config, "", "Use this config file instead of the checkpoint's own.");
+ABSL_FLAG(std::string, set, "", "Override one config field (repeatable), e.g. parallel.tp=2.");
+ABSL_FLAG(std::string, prompt, "", "The prompt text (encoded with the dataset's tokenizer).");
+ABSL_FLAG(std::string, prompt_ids, "", "The prompt as comma-separated token ids instead.");
+ABSL_FLAG(int64_t, max_new_tokens, 64, "Tokens to generate at most.");
+ABSL_FLAG(double, temperature, 1.0, "Sampling temperature; 0 = greedy.");
+ABSL_FLAG(int64_t, top_k, 0, "Sample from the k most likely tokens only; 0 = all.");
+ABSL_FLAG(double, top_p, 1.0, "Nucleus sampling: the smallest set with this probability mass.");
+ABSL_FLAG(uint64_t, seed, 1, "Seed of the sample.");
+ABSL_FLAG(bool, json, false, "Print one JSON line (prompt_ids, ids, text) instead of text.");
+
+namespace {
+
+constexpr char kProgram[] = "aoetron-generate";
+namespace launch = aoetron::launch;
+
+absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text) {
+  std::vector<int32_t> ids;
+  for (absl::string_view part : absl::StrSplit(text, ',', absl::SkipWhitespace())) {
+    int32_t id = 0;
+    if (!absl::SimpleAtoi(part, &id) || id < 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--prompt_ids: \"", part, "\" is not a token id"));
+    }
+    ids.push_back(id);
+  }
+  return ids;
+}
+
+absl::Status CheckOptions(const aoetron::SamplingOptions& options, int64_t max_new_tokens) {
+  if (!(options.temperature >= 0)) return absl::InvalidArgumentError("--temperature must be ≥ 0");
+  if (options.top_k < 0) return absl::InvalidArgumentError("--top_k must be ≥ 0");
+  if (!(options.top_p > 0 && options.top_p <= 1)) {
+    return absl::InvalidArgumentError("--top_p must be in (0, 1]");
+  }
+  if (max_new_tokens < 0) return absl::InvalidArgumentError("--max_new_tokens must be ≥ 0");
+  return absl::OkStatus();
+}
+
+int Generate(aoetron::parallel::DistributedContext& context,
+             const aoetron::config::TrainConfig& config, const std::string& step_directory,
+             aoetron::TrainerParallelism& parallelism) {
+  static std::ostringstream sink;
+  aoetron::TrainerIo io{&sink, &std::cerr};
+  aoetron::TrainerOptions options;
+  options.resume_from = step_directory;
+  absl::StatusOr<std::unique_ptr<aoetron::Trainer>> trainer =
+      aoetron::Trainer::Create(config, io, parallelism, options);
+  if (!trainer.ok()) return launch::FailRun(context, kProgram, trainer.status());
+  aoetron::GptModel& model = (*trainer)->model();
+  const int64_t vocab = config.model().vocab_size();
+
+  absl::StatusOr<std::unique_ptr<aoetron::data::BpeTokenizer>> tokenizer =
+      aoetron::DatasetTokenizer(config);
+  std::vector<int32_t> prompt;
+  if (!absl::GetFlag(FLAGS_prompt_ids).empty()) {
+    absl::StatusOr<std::vector<int32_t>> ids = ParseIds(absl::GetFlag(FLAGS_prompt_ids));
+    if (!ids.ok()) return launch::FailRun(context, kProgram, ids.status());
+    prompt = *ids;
+  } else if (!tokenizer.ok()) {
+    return launch::FailRun(context, kProgram,
+                           absl::FailedPreconditionError(absl::StrCat(
+                               "--prompt needs the dataset's tokenizer, and ",
+                               tokenizer.status().message(), "; give --prompt_ids instead")));
+  } else {
+    prompt = (*tokenizer)->Encode(absl::GetFlag(FLAGS_prompt));
+  }
+  for (const int32_t id : prompt) {
+    if (id >= vocab) {
+      return launch::FailRun(context, kProgram,
+                             absl::InvalidArgumentError(absl::StrCat(
+                                 "prompt token ", id, " is outside model.vocab_size ", vocab)));
+    }
+  }
+  if (prompt.empty() || static_cast<int64_t>(prompt.size()) >= config.model().seq_len()) {
+    return launch::FailRun(
+        context, kProgram,
+        absl::InvalidArgumentError(absl::StrCat("the prompt has ", prompt.size(),
+                                                " tokens; it needs 1 to model.seq_len − 1 (",
+                                                config.model().seq_len() - 1, ")")));
+  }
+  aoetron::SamplingOptions sampling;
+  sampling.temperature = absl::GetFlag(FLAGS_temperature);
+  sampling.top_k = absl::GetFlag(FLAGS_top_k);
+  sampling.top_p = absl::GetFlag(FLAGS_top_p);
+  sampling.seed = absl::GetFlag(FLAGS_seed);
+  // The last new token is never fed back, so the cache holds prompt + max_new − 1 positions.
+  const int64_t max_new = absl::GetFlag(FLAGS_max_new_tokens);
+  const int64_t capacity =
+      std::min<int64_t>(config.model().seq_len(),
+                        static_cast<int64_t>(prompt.size()) + std::max<int64_t>(max_new, 1) - 1);
+  const int32_t end_of_text = tokenizer.ok() ? (*tokenizer)->end_of_text_id() : -1;
+
+  aoetron::ActivationArena arena;
+  aoetron::GptModel::KvCache cache = model.NewKvCache(1, capacity);
+  aoetron::Tensor input = aoetron::Tensor::Wrap(
+      prompt.data(), {1, static_cast<int64_t>(prompt.size())}, aoetron::DType::kI32);
+  std::vector<int32_t> generated;
+  generated.reserve(max_new);  // input may point into it: no reallocation
+  while (static_cast<int64_t>(generated.size()) < max_new) {
+    const aoetron::Tensor logits = model.Decode(input, cache, arena);
+    const int32_t next = aoetron::SampleToken(std::span<const float>(logits.data<float>(), vocab),
+                                              sampling, static_cast<int64_t>(generated.size()));
+    generated.push_back(next);
+    // Stop at the end of text, or when the model has no position left for the next token.
+    if (next == end_of_text || cache.length >= capacity) break;
+    input = aoetron::Tensor::Wrap(&generated.back(), {1, 1}, aoetron::DType::kI32);
+  }
+  if (context.world_rank() != 0) return 0;
+  std::string text;
+  if (tokenizer.ok()) {
+    std::vector<int32_t> all = prompt;
+    all.insert(all.end(), generated.begin(), generated.end());
+    absl::StatusOr<std::string> decoded = (*tokenizer)->Decode(all);
+    if (decoded.ok()) text = *decoded;
+  }
+  if (absl::GetFlag(FLAGS_json)) {
+    aoetron::JsonObjectWriter json;
+    json.NumberArray("prompt_ids", std::vector<double>(prompt.begin(), prompt.end()))
+        .NumberArray("ids", std::vector<double>(generated.begin(), generated.end()))
+        .String("text", text);
+    std::cout << json.Finish() << std::endl;
+  } else {
+    std::cout << (tokenizer.ok() ? text : absl::StrJoin(generated, ",")) << std::endl;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::FlagsUsageConfig usage_config;
+  usage_config.contains_help_flags = [](absl::string_view file) {
+    return absl::StrContains(file, "generate_main");
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage_config);
+  absl::SetProgramUsageMessage(
+      "text from a checkpoint and a prompt (KV cache; deterministic for a seed).\n\n"
+      "  aoetron-generate --checkpoint runs/quickstart/checkpoints --prompt \"In the beginning\"");
+
+  std::string set_error;
+  const std::vector<std::string> overrides = launch::ExtractSetFlags(&argc, argv, &set_error);
+  if (!set_error.empty()) return launch::FailBeforeMpi(kProgram, set_error);
+  const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
+  if (positional.size() > 1) {
+    return launch::FailBeforeMpi(
+        kProgram, absl::StrCat("unexpected argument \"", positional[1], "\" (see --help)"));
+  }
+  if (absl::GetFlag(FLAGS_checkpoint).empty()) {
+    return launch::FailBeforeMpi(kProgram, "--checkpoint is required (see --help)");
+  }
+  aoetron::SamplingOptions sampling{absl::GetFlag(FLAGS_temperature), absl::GetFlag(FLAGS_top_k),
+                                    absl::GetFlag(FLAGS_top_p), absl::GetFlag(FLAGS_seed)};
+  if (absl::Status ok = CheckOptions(sampling, absl::GetFlag(FLAGS_max_new_tokens)); !ok.ok()) {
+    return launch::FailBeforeMpi(kProgram, std::string(ok.message()));
+  }
+
+  absl::StatusOr<aoetron::parallel::DistributedContext> context =
+      aoetron::parallel::InitializeDistributed(&argc, &argv, {});
+  if (!context.ok()) {
+    return launch::FailBeforeMpi(kProgram, std::string(context.status().message()));
+  }
+  int status = 1;
+  absl::StatusOr<std::string> step_directory =
+      launch::ResolveCheckpoint(*context, kProgram, "", absl::GetFlag(FLAGS_checkpoint));
+  absl::StatusOr<aoetron::config::TrainConfig> config =
+      step_directory.ok()
+          ? launch::ConfigForCheckpoint(*step_directory, absl::GetFlag(FLAGS_config), overrides)
+          : step_directory.status();
+  if (!config.ok()) {
+    if (context->world_rank() == 0) {
+      std::cerr << kProgram << ": " << config.status().message() << std::endl;
+    }
+    context->world().Barrier();
+    launch::LetRankZeroExitFirst(context->world_rank());
+  } else {
+    status = launch::RunWithProcessGroups(
+        *context, *config, kProgram, [&](aoetron::TrainerParallelism& parallelism) {
+          return Generate(*context, *config, *step_directory, parallelism);
+        });
+  }
+  const bool finalized = context->Finalize().ok();
+  return status != 0 ? status : (finalized ? 0 : 1);
+}
