@@ -4,8 +4,8 @@
 // (launcher/token_sampler.h), up to the rounding of the logits in the last bits.
 //
 //   aoetron-generate --checkpoint runs/quickstart/checkpoints --prompt "In the beginning"
-//   mpirun -np 2 aoetron-generate --checkpoint DIR --prompt "And God said" --set parallel.tp=2 \
-//       --temperature 0.8 --top_k 40 --seed 7 --max_new_tokens 100
+//   mpirun -np 2 aoetron-generate --checkpoint DIR --prompt "And God said" --set parallel.tp=2
+//       --temperature 0.8 --top_k 40 --seed 7 --max_new_tokens 100   (one command line)
 //
 // The config is the checkpoint's own, laid out for one process unless --set says otherwise (as
 // aoetron-eval). The prompt is encoded with the dataset's tokenizer (its .manifest); without one,
