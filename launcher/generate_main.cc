@@ -17,7 +17,6 @@
 #include <algorithm>
 #include <iostream>
 #include <memory>
-#include <span>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -34,7 +33,7 @@
 #include "launcher/dataset_tokenizer.h"
 #include "launcher/job_launch.h"
 #include "launcher/json_writer.h"
-#include "launcher/token_sampler.h"
+#include "launcher/text_generation.h"
 #include "launcher/trainer.h"
 
 ABSL_FLAG(std::string, checkpoint, "",
@@ -125,28 +124,10 @@ int Generate(aoetron::parallel::DistributedContext& context,
   sampling.top_k = absl::GetFlag(FLAGS_top_k);
   sampling.top_p = absl::GetFlag(FLAGS_top_p);
   sampling.seed = absl::GetFlag(FLAGS_seed);
-  // The last new token is never fed back, so the cache holds prompt + max_new − 1 positions.
-  const int64_t max_new = absl::GetFlag(FLAGS_max_new_tokens);
-  const int64_t capacity =
-      std::min<int64_t>(config.model().seq_len(),
-                        static_cast<int64_t>(prompt.size()) + std::max<int64_t>(max_new, 1) - 1);
   const int32_t end_of_text = tokenizer.ok() ? (*tokenizer)->end_of_text_id() : -1;
-
   aoetron::ActivationArena arena;
-  aoetron::GptModel::KvCache cache = model.NewKvCache(1, capacity);
-  aoetron::Tensor input = aoetron::Tensor::Wrap(
-      prompt.data(), {1, static_cast<int64_t>(prompt.size())}, aoetron::DType::kI32);
-  std::vector<int32_t> generated;
-  generated.reserve(max_new);  // input may point into it: no reallocation
-  while (static_cast<int64_t>(generated.size()) < max_new) {
-    const aoetron::Tensor logits = model.Decode(input, cache, arena);
-    const int32_t next = aoetron::SampleToken(std::span<const float>(logits.data<float>(), vocab),
-                                              sampling, static_cast<int64_t>(generated.size()));
-    generated.push_back(next);
-    // Stop at the end of text, or when the model has no position left for the next token.
-    if (next == end_of_text || cache.length >= capacity) break;
-    input = aoetron::Tensor::Wrap(&generated.back(), {1, 1}, aoetron::DType::kI32);
-  }
+  const std::vector<int32_t> generated = aoetron::GenerateTokens(
+      model, prompt, absl::GetFlag(FLAGS_max_new_tokens), sampling, end_of_text, arena);
   if (context.world_rank() != 0) return 0;
   std::string text;
   if (tokenizer.ok()) {
