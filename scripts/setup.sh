@@ -17,6 +17,7 @@ packages=(
   python3 python3-torch python3-numpy   # the PyTorch parity oracle and speed baseline
   clang libclang-rt-14-dev         # libFuzzer targets
   libopenblas-dev libeigen3-dev    # only for the GEMM library comparison bench
+  gnuplot-nox                      # aoetron-study report plots (skipped without it)
 )
 missing=()
 for p in "${packages[@]}"; do
