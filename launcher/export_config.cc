@@ -187,7 +187,8 @@ std::string ExportConfigJson(const config::TrainConfig& config, int64_t step, DT
               "has_expert_bias is false), K = routed_top_k; v = s[I]");
   json.String("topk_tie_rule", "among equal scores the lower expert index wins");
   json.String("expert_bias_use",
-              "selection only: added to s for topK, never to the gate weights or the losses");
+              "selection only: added to s for topK; the gate weights and the losses read s and l "
+              "without it (the aux loss's counts follow the biased selection)");
   json.String("gate_weight_formula", GateWeightFormula(m));
   json.String("combine_formula",
               "y = sum_j w_j * expert_{I_j}(x) + shared(x) (shared: the SwiGLU "
