@@ -1,12 +1,18 @@
 // aoetron-ckpt: look into, check and export sharded checkpoints (docs/checkpoint.md).
 //
 //   aoetron-ckpt inspect PATH [--config]    step, training state, layout, files, every tensor
-//                                           with its global shape and saved boxes, sizes
+//                                           with its global shape and saved boxes, sizes;
+//                                           --config: the effective training config, every
+//                                           field with defaults filled in, "# set" marking
+//                                           what the run set
 //   aoetron-ckpt verify PATH                every CRC-32C piece of every record; coverage and
 //                                           disjointness of every tensor's boxes (exit 1 on
 //                                           any problem, each named by file and tensor)
 //   aoetron-ckpt export PATH --out=DIR [--max_shard_size=5GiB] [--all_kinds] [--dtype=f32|bf16]
-//                                           full tensors as safetensors + index JSON
+//                          [--train_config=FILE]
+//                                           full tensors as safetensors + index JSON +
+//                                           config.json (launcher/export_config.h) from the
+//                                           checkpoint's config, or FILE for one saved without
 //
 // PATH is a step directory (<root>/step_<N>) or a checkpoint root, which means its newest
 // complete checkpoint (as `--resume auto` would pick it; skipped ones are reported).
@@ -15,6 +21,7 @@
 #include <cstdint>
 #include <iostream>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +34,9 @@
 #include "launcher/checkpoint/checkpoint_format.h"
 #include "launcher/checkpoint/checkpoint_reader.h"
 #include "launcher/checkpoint/safetensors_export.h"
+#include "launcher/config_conversion.h"
+#include "launcher/config_loader.h"
+#include "launcher/export_config.h"
 
 ABSL_FLAG(std::string, out, "", "export: output directory");
 ABSL_FLAG(std::string, max_shard_size, "5GiB",
@@ -34,7 +44,12 @@ ABSL_FLAG(std::string, max_shard_size, "5GiB",
 ABSL_FLAG(bool, all_kinds, false, "export: also optimizer state and other tensors");
 ABSL_FLAG(std::string, dtype, "f32",
           "export: f32 (the saved master weights) or bf16 (rounded to nearest even)");
-ABSL_FLAG(bool, config, false, "inspect: print the saved config text");
+ABSL_FLAG(bool, config, false,
+          "inspect: print the effective config (every field, defaults filled in, '# set' on "
+          "the fields the run set)");
+ABSL_FLAG(std::string, train_config, "",
+          "export: the run's config file (text format), for a checkpoint saved without its "
+          "config; otherwise the checkpoint's own config is used");
 
 namespace aoetron::checkpoint {
 namespace {
@@ -43,6 +58,7 @@ constexpr char kUsage[] = R"(aoetron-ckpt: inspect, verify and export sharded ch
   aoetron-ckpt inspect PATH [--config]
   aoetron-ckpt verify PATH
   aoetron-ckpt export PATH --out=DIR [--max_shard_size=5GiB] [--all_kinds] [--dtype=f32|bf16]
+                           [--train_config=FILE]
 PATH: a step directory (<root>/step_<N>) or a checkpoint root (its newest complete checkpoint).)";
 
 std::string Bytes(uint64_t n) {
@@ -95,6 +111,34 @@ absl::StatusOr<CheckpointReader> OpenPath(const std::string& path) {
   return CheckpointReader::Open(*directory);
 }
 
+// The run's config as saved in the checkpoint (text format, only the fields the run set), parsed:
+// fields it does not set read as their defaults, which is the config the run used. nullopt when
+// the checkpoint holds none.
+absl::StatusOr<std::optional<config::TrainConfig>> SavedConfig(const CheckpointReader& reader) {
+  const std::string& text = reader.manifest().state().config_text();
+  if (text.empty()) return std::nullopt;
+  absl::StatusOr<config::TrainConfig> parsed =
+      ParseTrainConfigText(text, reader.directory() + " (saved config)");
+  if (!parsed.ok()) return parsed.status();
+  return std::optional<config::TrainConfig>(*std::move(parsed));
+}
+
+void PrintEffectiveConfig(const CheckpointReader& reader) {
+  absl::StatusOr<std::optional<config::TrainConfig>> saved = SavedConfig(reader);
+  if (!saved.ok()) {
+    std::cout << "  the saved config does not parse (" << saved.status().message()
+              << "); as saved:\n"
+              << reader.manifest().state().config_text() << "\n";
+    return;
+  }
+  if (!saved->has_value()) {
+    std::cout << "  (the checkpoint holds no config)\n";
+    return;
+  }
+  std::cout << "# effective config: every field, defaults filled in; \"# set\": set by the run\n"
+            << AnnotatedResolvedConfigText(**saved);
+}
+
 int Inspect(const CheckpointReader& reader) {
   const pb::Manifest& m = reader.manifest();
   const pb::TrainingState& s = m.state();
@@ -114,7 +158,7 @@ int Inspect(const CheckpointReader& reader) {
   }
   std::cout << "  config: " << s.config_text().size() << " bytes"
             << (absl::GetFlag(FLAGS_config) ? "" : " (--config prints it)") << "\n";
-  if (absl::GetFlag(FLAGS_config)) std::cout << s.config_text() << "\n";
+  if (absl::GetFlag(FLAGS_config)) PrintEffectiveConfig(reader);
   for (const pb::RankState& r : m.rank_states()) {
     if (r.blobs().empty()) continue;
     std::cout << "  rank " << r.rank() << " state:";
@@ -190,6 +234,40 @@ int Export(const CheckpointReader& reader) {
   if (absl::GetFlag(FLAGS_out).empty()) {
     std::cerr << "aoetron-ckpt: export needs --out=DIR\n";
     return 2;
+  }
+  // config.json: from --train_config, else the checkpoint's own config. It must describe exactly
+  // the checkpoint's parameters; a checkpoint without a config exports weights only.
+  std::optional<config::TrainConfig> run_config;
+  if (!absl::GetFlag(FLAGS_train_config).empty()) {
+    absl::StatusOr<config::TrainConfig> file =
+        ReadTrainConfigFile(absl::GetFlag(FLAGS_train_config));
+    if (!file.ok()) {
+      std::cerr << "aoetron-ckpt: " << file.status().message() << "\n";
+      return 2;
+    }
+    run_config = *std::move(file);
+  } else {
+    absl::StatusOr<std::optional<config::TrainConfig>> saved = SavedConfig(reader);
+    if (!saved.ok()) {
+      std::cerr << "aoetron-ckpt: " << saved.status().message() << "\n";
+      return 1;
+    }
+    run_config = *std::move(saved);
+  }
+  if (run_config.has_value()) {
+    std::map<std::string, Shape> parameters;
+    for (const auto& [name, t] : reader.tensors()) {
+      if (t.kind == pb::KIND_PARAMETER) parameters[name] = t.global_shape;
+    }
+    if (absl::Status s = CheckParametersMatchConfig(ModelConfigFromConfig(*run_config), parameters);
+        !s.ok()) {
+      std::cerr << "aoetron-ckpt: " << s.message() << "\n";
+      return 1;
+    }
+    options.config_json = ExportConfigJson(*run_config, reader.step(), options.float_dtype);
+  } else {
+    std::cerr << "aoetron-ckpt: the checkpoint holds no training config, so config.json is not "
+                 "written (--train_config=FILE supplies the run's config)\n";
   }
   absl::StatusOr<ExportSummary> summary =
       ExportSafetensors(reader, absl::GetFlag(FLAGS_out), options);

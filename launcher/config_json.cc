@@ -2,8 +2,6 @@
 
 #include <google/protobuf/descriptor.h>
 
-#include "launcher/json_writer.h"
-
 namespace aoetron {
 namespace {
 
@@ -12,12 +10,19 @@ using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 using google::protobuf::Reflection;
 
+std::string MessageJson(const Message& message) {
+  JsonObjectWriter json;
+  AddMessageFields(message, json);
+  return json.Finish();
+}
+
+}  // namespace
+
 // Unset fields read as their defaults through reflection, so every field is written. The
 // schema has no repeated fields.
-std::string MessageJson(const Message& message) {
+void AddMessageFields(const Message& message, JsonObjectWriter& json) {
   const Descriptor& type = *message.GetDescriptor();
   const Reflection& reflection = *message.GetReflection();
-  JsonObjectWriter json;
   for (int i = 0; i < type.field_count(); ++i) {
     const FieldDescriptor* field = type.field(i);
     if (field->is_repeated()) continue;
@@ -55,10 +60,7 @@ std::string MessageJson(const Message& message) {
         break;
     }
   }
-  return json.Finish();
 }
-
-}  // namespace
 
 std::string TrainConfigJson(const config::TrainConfig& config) { return MessageJson(config); }
 

@@ -255,6 +255,30 @@ void MaterialiseDefaults(Message* message) {
   }
 }
 
+// `full` (defaults materialised) field by field at `indent`, marking what `given` (the same
+// message as written, or null when absent) has set. The schema has no repeated fields.
+void AppendAnnotated(const Message& full, const Message* given, const std::string& indent,
+                     std::string* out) {
+  const Descriptor& type = *full.GetDescriptor();
+  const Reflection& reflection = *full.GetReflection();
+  for (int i = 0; i < type.field_count(); ++i) {
+    const FieldDescriptor* field = type.field(i);
+    if (field->is_repeated()) continue;
+    const bool set = given != nullptr && given->GetReflection()->HasField(*given, field);
+    if (field->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE) {
+      absl::StrAppend(out, indent, field->name(), " {\n");
+      AppendAnnotated(reflection.GetMessage(full, field),
+                      set ? &given->GetReflection()->GetMessage(*given, field) : nullptr,
+                      indent + "  ", out);
+      absl::StrAppend(out, indent, "}\n");
+      continue;
+    }
+    std::string value;
+    google::protobuf::TextFormat::PrintFieldValueToString(full, field, -1, &value);
+    absl::StrAppend(out, indent, field->name(), ": ", value, set ? "  # set" : "", "\n");
+  }
+}
+
 }  // namespace
 
 absl::StatusOr<config::TrainConfig> ParseTrainConfigText(const std::string& text,
@@ -337,6 +361,12 @@ config::TrainConfig WithDefaultsMaterialised(const config::TrainConfig& config) 
   config::TrainConfig full = config;
   MaterialiseDefaults(&full);
   return full;
+}
+
+std::string AnnotatedResolvedConfigText(const config::TrainConfig& config) {
+  std::string text;
+  AppendAnnotated(WithDefaultsMaterialised(config), &config, "", &text);
+  return text;
 }
 
 std::string ResolvedConfigText(const config::TrainConfig& config) {

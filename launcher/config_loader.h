@@ -43,6 +43,11 @@ absl::StatusOr<config::TrainConfig> LoadTrainConfig(const std::string& path,
 // printing what a run resolved to.
 std::string ResolvedConfigText(const config::TrainConfig& config);
 
+// ResolvedConfigText with "  # set" after each field that `config` sets explicitly; the other
+// fields show their defaults. Still valid text format (the marks are comments). For
+// `aoetron-ckpt inspect --config`.
+std::string AnnotatedResolvedConfigText(const config::TrainConfig& config);
+
 // A copy of the config with every unset field explicitly set to its default, so that
 // serialisation shows all values.
 config::TrainConfig WithDefaultsMaterialised(const config::TrainConfig& config);

@@ -44,8 +44,17 @@ std::string JsonString(const std::string& value) {
 }
 
 void JsonObjectWriter::Key(const std::string& key) {
-  if (!body_.empty()) body_ += ",";
-  absl::StrAppend(&body_, JsonString(key), ":");
+  if (layout_ == Layout::kOneLine) {
+    if (!body_.empty()) body_ += ",";
+    absl::StrAppend(&body_, JsonString(key), ":");
+    return;
+  }
+  absl::StrAppend(&body_, body_.empty() ? "\n  " : ",\n  ", JsonString(key), ": ");
+}
+
+std::string JsonObjectWriter::Finish() const {
+  if (layout_ == Layout::kOneLine || body_.empty()) return "{" + body_ + "}";
+  return "{" + body_ + "\n}";
 }
 
 JsonObjectWriter& JsonObjectWriter::Number(const std::string& key, double value) {

@@ -1,4 +1,5 @@
-// JsonObjectWriter: builds one JSON object on one line, for metrics and bench output.
+// JsonObjectWriter: builds one JSON object on one line, for metrics and bench output, or with
+// one key per line (Layout::kKeyPerLine) for files people read, such as an export's config.json.
 //
 // Always valid JSON: strings are escaped, and a non-finite number (NaN, ±inf), which JSON cannot
 // represent, is written as null. Keys appear in the order they are added; adding a key twice
@@ -13,6 +14,13 @@ namespace aoetron {
 
 class JsonObjectWriter {
  public:
+  enum class Layout {
+    kOneLine,     // {"a":1,"b":2}
+    kKeyPerLine,  // {\n  "a": 1,\n  "b": 2\n}  (nested values stay as given)
+  };
+  JsonObjectWriter() = default;
+  explicit JsonObjectWriter(Layout layout) : layout_(layout) {}
+
   JsonObjectWriter& Number(const std::string& key, double value);
   JsonObjectWriter& Integer(const std::string& key, int64_t value);
   JsonObjectWriter& Unsigned(const std::string& key, uint64_t value);
@@ -24,10 +32,11 @@ class JsonObjectWriter {
   JsonObjectWriter& Raw(const std::string& key, const std::string& json);
 
   // The object, "{...}", without a trailing newline.
-  std::string Finish() const { return "{" + body_ + "}"; }
+  std::string Finish() const;
 
  private:
   void Key(const std::string& key);
+  Layout layout_ = Layout::kOneLine;
   std::string body_;
 };
 

@@ -172,6 +172,11 @@ absl::StatusOr<ExportSummary> ExportSafetensors(const CheckpointReader& reader,
   const std::string index_path = JoinPath(out_directory, "model.safetensors.index.json");
   if (absl::Status s = WriteFileSynced(index_path, index); !s.ok()) return s;
   summary.files.push_back(index_path);
+  if (!options.config_json.empty()) {
+    const std::string config_path = JoinPath(out_directory, "config.json");
+    if (absl::Status s = WriteFileSynced(config_path, options.config_json); !s.ok()) return s;
+    summary.files.push_back(config_path);
+  }
   return summary;
 }
 

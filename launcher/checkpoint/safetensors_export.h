@@ -5,6 +5,9 @@
 //                                          boxes whatever layout saved them
 //   model.safetensors.index.json           {"metadata": {"total_size": <bytes>},
 //                                           "weight_map": {"<tensor>": "<file>", ...}}
+//   config.json                            ExportOptions::config_json when given: the model's
+//                                          configuration and conventions (launcher/
+//                                          export_config.h builds it from the run's config)
 // A safetensors file is: u64 little-endian N, N bytes of JSON header (padded with spaces to a
 // multiple of 8), then the data. The header maps each tensor name to {"dtype": "F32", "shape":
 // [...], "data_offsets": [begin, end]} (offsets relative to the data), plus "__metadata__"
@@ -35,10 +38,13 @@ struct ExportOptions {
   // The dtype floating-point tensors are written in: f32 (as saved: checkpoints hold f32 masters)
   // or bf16 (rounded to nearest even, half the bytes: what bf16 inference loads).
   DType float_dtype = DType::kF32;
+  // Written as config.json (after the weights and the index) when not empty. This library does
+  // not know the config schema, so the caller builds it.
+  std::string config_json;
 };
 
 struct ExportSummary {
-  std::vector<std::string> files;  // written, in order (the index last)
+  std::vector<std::string> files;  // written, in order (the index, then config.json, last)
   int64_t tensors = 0;
   uint64_t total_bytes = 0;  // data bytes
 };

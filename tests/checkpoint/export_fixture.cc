@@ -1,24 +1,34 @@
 // export_fixture: saves a tiny GptModel with the checkpoint library and records what PyTorch
 // must reproduce from its export (tests/checkpoint/check_export.py).
 //
-//   export_fixture --root=DIR --bundle=FILE [--ffn=aoe|moe|dense]
+//   export_fixture --root=DIR --bundle=FILE [--expect=FILE.json] [--ffn=aoe|moe|dense]
+//                  [--options]
 //
-// Builds the model in one process (init seed 1, init_std 0.2 so routing is decisive), computes
-// GptModel::Forward on a fixed batch, and saves step 3 into DIR with CheckpointManager: every
-// parameter as two row boxes where it has ≥ 2 rows (so the export must assemble boxes), plus
-// AdamW-like ".adam_m"/".adam_v" state (which the export must leave out). The bundle
-// (core/tensor_bundle.h) holds config.<field> as tests/parity/parity_dump.cc writes them, the
-// batch (tokens, targets) and the loss and aux loss of Forward.
+// Builds the model in one process from a TrainConfig, as aoetron-train does (init seed 1,
+// init_std 0.2 so routing is decisive), computes GptModel::Forward on a fixed batch, and saves
+// step 3 into DIR with CheckpointManager: every parameter as two row boxes where it has ≥ 2 rows
+// (so the export must assemble boxes), plus AdamW-like ".adam_m"/".adam_v" state (which the
+// export must leave out), and the config text in the TrainingState as the trainer saves it
+// (launcher/trainer_state.cc: only the fields the run set), from which the export writes
+// config.json. The bundle (core/tensor_bundle.h) holds config.<field> as
+// tests/parity/parity_dump.cc writes them, the batch (tokens, targets) and the loss and aux loss
+// of Forward; --expect writes the batch and the losses as plain JSON too, for readers that know
+// nothing of aoetron's formats (read_export_from_docs.py).
+#include <google/protobuf/text_format.h>
+
 #include <cstring>
 #include <iostream>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "core/arena.h"
 #include "core/rng.h"
 #include "core/tensor_bundle.h"
 #include "launcher/checkpoint/checkpoint_manager.h"
+#include "launcher/checkpoint/durable_file.h"
 #include "launcher/checkpoint/parameter_checkpoint.h"
+#include "launcher/config_conversion.h"
 #include "models/gpt_model.h"
 #include "parallel/single_process_communicator.h"
 
@@ -45,8 +55,27 @@ Tensor RandomTokens(const std::string& stream, int64_t batch, int64_t seq, int64
   return t;
 }
 
+// {"tokens": [[...], ...], "targets": [[...], ...], "loss": x, "aux_loss": y}, the losses with
+// 17 significant digits (exact doubles).
+std::string ExpectationJson(const Tensor& tokens, const Tensor& targets, const StepOutputs& out) {
+  auto rows = [](const Tensor& ids) {
+    std::string text = "[";
+    for (int64_t b = 0; b < ids.dim(0); ++b) {
+      absl::StrAppend(&text, b ? ", [" : "[");
+      for (int64_t t = 0; t < ids.dim(1); ++t) {
+        absl::StrAppend(&text, t ? ", " : "", ids.data<int32_t>()[b * ids.dim(1) + t]);
+      }
+      text += "]";
+    }
+    return text + "]";
+  };
+  return absl::StrFormat(
+      "{\"tokens\": %s,\n \"targets\": %s,\n \"loss\": %.17g,\n \"aux_loss\": %.17g}\n",
+      rows(tokens), rows(targets), out.loss, out.aux_loss);
+}
+
 int Main(int argc, char** argv) {
-  std::string root, bundle, ffn = "aoe";
+  std::string root, bundle, expect, ffn = "aoe";
   bool options = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -54,6 +83,8 @@ int Main(int argc, char** argv) {
       root = arg.substr(7);
     else if (arg.rfind("--bundle=", 0) == 0)
       bundle = arg.substr(9);
+    else if (arg.rfind("--expect=", 0) == 0)
+      expect = arg.substr(9);
     else if (arg.rfind("--ffn=", 0) == 0)
       ffn = arg.substr(6);
     else if (arg == "--options")
@@ -64,40 +95,43 @@ int Main(int argc, char** argv) {
     }
   }
   if (root.empty() || bundle.empty()) {
-    std::cerr << "usage: export_fixture --root=DIR --bundle=FILE [--ffn=aoe|moe|dense] "
-                 "[--options]\n";
+    std::cerr << "usage: export_fixture --root=DIR --bundle=FILE [--expect=FILE.json] "
+                 "[--ffn=aoe|moe|dense] [--options]\n";
     return 2;
   }
-  ModelConfig c;
-  c.vocab_size = 64;
-  c.d_model = 32;
-  c.n_layers = 2;
-  c.n_heads = 4;
-  c.seq_len = 16;
-  c.d_ffn = 48;
-  c.n_experts = 4;
-  c.top_k = 2;
-  c.d_low = 8;
-  c.init_std = 0.2;
-  c.ffn = ffn == "dense" ? FfnKind::kDense : ffn == "moe" ? FfnKind::kRouterMoe : FfnKind::kAoe;
+  // The run's config as a user writes it: only what differs from the defaults is set.
+  config::TrainConfig run;
+  config::ModelSection& section = *run.mutable_model();
+  section.set_vocab_size(64);
+  section.set_d_model(32);
+  section.set_n_layers(2);
+  section.set_n_heads(4);
+  section.set_seq_len(16);
+  section.set_d_ffn(48);
+  section.set_n_experts(4);
+  section.set_top_k(2);
+  section.set_d_low(8);
+  section.set_init_std(0.2);
+  section.set_ffn(ffn == "dense" ? config::ModelSection::dense
+                  : ffn == "moe" ? config::ModelSection::moe
+                                 : config::ModelSection::aoe);
   // --options: the MoE design-space options whose state an export must carry — above all the
   // expert bias (non-zero here, as after training: an export that drops it or writes zeros
   // selects other experts, and the loss check below fails). Router MoE also gets granularity 2
-  // (as the launcher resolves it) and sigmoid scores.
-  int64_t granularity = 1;
+  // and sigmoid scores.
   if (options) {
-    c.expert_bias_rate = 0.01;
-    c.n_shared_experts = 1;
-    c.d_shared = 16;
-    c.z_loss_coeff = 0.05;
-    if (c.ffn == FfnKind::kRouterMoe) {
-      granularity = 2;
-      c.router_score = RouterScore::kSigmoid;
+    section.set_expert_bias_rate(0.01);
+    section.set_n_shared_experts(1);
+    section.set_d_shared(16);
+    section.set_z_loss_coeff(0.05);
+    if (ffn == "moe") {
+      section.set_granularity(2);
+      section.set_router_score(config::ModelSection::sigmoid);
     }
   }
-  c.n_experts *= granularity;
-  c.top_k *= granularity;
-  c.d_expert = c.d_ffn / granularity;
+  // The layers' view (granularity applied: n·G experts of width d_ffn/G, k·G chosen).
+  const ModelConfig c = ModelConfigFromConfig(run);
+  const int64_t granularity = section.granularity();
   GptModel model(c);
   ParameterSet& params = model.parameters();
   params.Initialize(1);
@@ -147,6 +181,9 @@ int Main(int argc, char** argv) {
   }
   pb::TrainingState state;
   state.set_step(3);
+  std::string config_text;  // as Trainer::SaveCheckpoint writes it
+  google::protobuf::TextFormat::PrintToString(run, &config_text);
+  state.set_config_text(config_text);
   if (absl::Status s = (*manager)->Save(3, items, state); !s.ok()) {
     std::cerr << "export_fixture: " << s << "\n";
     return 1;
@@ -185,6 +222,12 @@ int Main(int argc, char** argv) {
   if (absl::Status s = WriteTensorBundle(bundle, record); !s.ok()) {
     std::cerr << "export_fixture: " << s << "\n";
     return 1;
+  }
+  if (!expect.empty()) {
+    if (absl::Status s = WriteFileSynced(expect, ExpectationJson(tokens, targets, out)); !s.ok()) {
+      std::cerr << "export_fixture: " << s << "\n";
+      return 1;
+    }
   }
   std::cout << "export_fixture: " << ffn << " model, " << params.size() << " parameters saved in "
             << items.size() << " boxes; loss " << out.loss << ", aux loss " << out.aux_loss << "\n";
