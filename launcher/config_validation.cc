@@ -343,6 +343,7 @@ absl::Status ValidateTrainConfig(const config::TrainConfig& config, int world_si
   RETURN_IF_ERROR(AtLeast("checkpoint.keep_last", config.checkpoint().keep_last(), 1));
   RETURN_IF_ERROR(AtLeast("checkpoint.keep_every", config.checkpoint().keep_every(), 0));
   RETURN_IF_ERROR(AtLeast("logging.interval", config.logging().interval(), 1));
+  RETURN_IF_ERROR(AtLeast("logging.sample_tokens", config.logging().sample_tokens(), 0));
   // The model's own checks, for anything it requires beyond the above, then what the layout
   // requires of its shapes (a tensor-split width, heads, vocabulary).
   const ModelConfig model = ModelConfigFromConfig(config);

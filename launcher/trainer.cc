@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "core/device_transfer.h"
 #include "launcher/config_validation.h"
+#include "launcher/dataset_tokenizer.h"
 #include "models/flop_count.h"
 #include "parallel/single_process_communicator.h"
 
@@ -135,6 +136,25 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::TrainConf
                                 *groups, bucket_bytes, AdamWHyperParamsFromConfig(config));
   trainer->schedule_ = LrScheduleFromConfig(config);
 
+  if (config.logging().sample_tokens() > 0) {
+    absl::StatusOr<std::unique_ptr<data::BpeTokenizer>> tokenizer = DatasetTokenizer(config);
+    if (!tokenizer.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("logging.sample_tokens needs the dataset's tokenizer, but ",
+                       tokenizer.status().message()));
+    }
+    trainer->sample_prompt_ = config.logging().sample_prompt().empty()
+                                  ? std::vector<int32_t>{(*tokenizer)->end_of_text_id()}
+                                  : (*tokenizer)->Encode(config.logging().sample_prompt());
+    const int64_t length = static_cast<int64_t>(trainer->sample_prompt_.size());
+    if (length < 1 || length >= config.model().seq_len() || trainer->sample_prompt_[0] < 0) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "logging.sample_prompt must encode to 1 to model.seq_len − 1 tokens (got %d; an empty "
+          "prompt needs a tokenizer with an end-of-text token)",
+          length));
+    }
+    trainer->sample_tokenizer_ = *std::move(tokenizer);
+  }
   const int64_t seq = config.model().seq_len();
   trainer->tokens_ = Tensor::Empty({batch.micro_batch_size, seq}, DType::kI32);
   trainer->targets_ = Tensor::Empty({batch.micro_batch_size, seq}, DType::kI32);

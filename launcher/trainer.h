@@ -44,6 +44,7 @@
 #include "absl/status/statusor.h"
 #include "core/arena.h"
 #include "core/optim/lr_schedule.h"
+#include "data/bpe_tokenizer.h"
 #include "launcher/batch_source.h"
 #include "launcher/checkpoint/checkpoint_manager.h"
 #include "launcher/config.pb.h"
@@ -147,6 +148,9 @@ class Trainer {
   // micro-batches (vocab_size entries, summed over the job; ignored targets not counted), from
   // which aoetron-eval turns the loss into bits per byte.
   absl::StatusOr<double> Evaluate(std::vector<int64_t>* target_counts = nullptr);
+  // logging.sample_tokens > 0: a short continuation of logging.sample_prompt, decoded to text
+  // ("" when sampling is off). Collective (every rank runs the model alike).
+  std::string SampleText();
 
   GptModel& model() { return *model_; }
   // Where the model, optimizer state and activations live (parallel.device).
@@ -212,6 +216,9 @@ class Trainer {
   LrSchedule schedule_;
   DataStreams data_;
   std::unique_ptr<ActivationArena> arena_;  // on the model's device
+  // logging.sample_tokens: the dataset's tokenizer and the encoded prompt (null/empty when off).
+  std::unique_ptr<data::BpeTokenizer> sample_tokenizer_;
+  std::vector<int32_t> sample_prompt_;
   Tensor tokens_, targets_;  // host i32 [micro_batch_size, seq_len], refilled per micro-batch
   int64_t tokens_per_step_ = 0;
   double flops_per_step_ = 0.0;

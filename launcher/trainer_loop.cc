@@ -84,6 +84,9 @@ absl::StatusOr<TrainSummary> Trainer::Train() {
       }
       val_loss = *evaluated;
       summary.final_val_loss = val_loss;
+      if (const std::string sample = SampleText(); !sample.empty()) {
+        *io_.err << "step " << step << " sample: " << sample << std::endl;
+      }
     }
     // A stop request on any rank ends the run on every rank after this same step.
     const bool stop =

@@ -16,6 +16,7 @@
 #include "launcher/checkpoint/parameter_checkpoint.h"
 #include "launcher/config_validation.h"
 #include "launcher/metrics_logger.h"
+#include "launcher/text_generation.h"
 #include "launcher/trainer.h"
 
 namespace aoetron {
@@ -134,6 +135,21 @@ absl::StatusOr<double> Trainer::Evaluate(std::vector<int64_t>* target_counts) {
   reduced.data<double>()[0] = groups_->grid().tp_rank() == 0 ? sum : 0.0;
   if (world_->size() > 1) world_->AllReduce(reduced, parallel::ReduceOp::kSum);
   return reduced.data<double>()[0] / static_cast<double>(batches);
+}
+
+std::string Trainer::SampleText() {
+  if (sample_tokenizer_ == nullptr) return "";
+  SamplingOptions sampling;
+  sampling.seed = config_.train().seed();
+  const std::vector<int32_t> ids =
+      GenerateTokens(*model_, sample_prompt_, config_.logging().sample_tokens(), sampling,
+                     sample_tokenizer_->end_of_text_id(), *arena_);
+  std::vector<int32_t> shown = ids;  // the prompt too, unless it is the end-of-text token
+  if (!config_.logging().sample_prompt().empty()) {
+    shown.insert(shown.begin(), sample_prompt_.begin(), sample_prompt_.end());
+  }
+  absl::StatusOr<std::string> text = sample_tokenizer_->Decode(shown);
+  return text.ok() ? *text : absl::StrCat("(", text.status().message(), ")");
 }
 
 }  // namespace aoetron

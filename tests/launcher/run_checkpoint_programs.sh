@@ -36,7 +36,11 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
     --set train.eval_interval=4 --set train.eval_steps=3 --set schedule.warmup_steps=1 \
     --set logging.progress=never --set checkpoint.interval=4 --set "checkpoint.dir=$work/ckpt" \
     --set "logging.metrics_file=$work/metrics.jsonl" --set parallel.threads=1 \
+    --set logging.sample_tokens=8 --set "logging.sample_prompt=In the beginning" \
     > "$work/train.log" 2>&1 || { cat "$work/train.log"; fail "training failed"; }
+grep -q "^step 4 sample: In the beginning" "$work/train.log" ||
+  { cat "$work/train.log"; fail "no sample printed after the evaluation"; }
+grep "sample:" "$work/train.log"
 
 "${mpirun[@]}" -np 2 "$eval" --checkpoint "$work/ckpt" --set parallel.ep=2 > "$work/same.json" \
     2> "$work/same.err" || { cat "$work/same.err"; fail "aoetron-eval (np 2, ep 2) failed"; }
