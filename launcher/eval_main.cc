@@ -136,35 +136,10 @@ int main(int argc, char** argv) {
     return launch::FailBeforeMpi(
         kProgram, absl::StrCat("unexpected argument \"", positional[1], "\" (see --help)"));
   }
-  if (absl::GetFlag(FLAGS_checkpoint).empty()) {
-    return launch::FailBeforeMpi(kProgram, "--checkpoint is required (see --help)");
-  }
 
-  absl::StatusOr<aoetron::parallel::DistributedContext> context =
-      aoetron::parallel::InitializeDistributed(&argc, &argv, {});
-  if (!context.ok()) {
-    return launch::FailBeforeMpi(kProgram, std::string(context.status().message()));
-  }
-  int status = 1;
-  absl::StatusOr<std::string> step_directory =
-      launch::ResolveCheckpoint(*context, kProgram, "", absl::GetFlag(FLAGS_checkpoint));
-  absl::StatusOr<aoetron::config::TrainConfig> config =
-      step_directory.ok()
-          ? launch::ConfigForCheckpoint(*step_directory, absl::GetFlag(FLAGS_config), overrides)
-          : step_directory.status();
-  if (!config.ok()) {
-    // Every rank finds the same: rank 0 reports, all exit 1.
-    if (context->world_rank() == 0) {
-      std::cerr << kProgram << ": " << config.status().message() << std::endl;
-    }
-    context->world().Barrier();
-    launch::LetRankZeroExitFirst(context->world_rank());
-  } else {
-    status = launch::RunWithProcessGroups(
-        *context, *config, kProgram, [&](aoetron::TrainerParallelism& parallelism) {
-          return Evaluate(*context, *config, *step_directory, parallelism);
-        });
-  }
-  const bool finalized = context->Finalize().ok();
-  return status != 0 ? status : (finalized ? 0 : 1);
+  return launch::RunOnCheckpoint(
+      &argc, &argv, kProgram, absl::GetFlag(FLAGS_checkpoint), absl::GetFlag(FLAGS_config),
+      overrides, [](launch::CheckpointJob& job) {
+        return Evaluate(*job.context, *job.config, job.step_directory, *job.parallelism);
+      });
 }

@@ -169,39 +169,15 @@ int main(int argc, char** argv) {
     return launch::FailBeforeMpi(
         kProgram, absl::StrCat("unexpected argument \"", positional[1], "\" (see --help)"));
   }
-  if (absl::GetFlag(FLAGS_checkpoint).empty()) {
-    return launch::FailBeforeMpi(kProgram, "--checkpoint is required (see --help)");
-  }
   aoetron::SamplingOptions sampling{absl::GetFlag(FLAGS_temperature), absl::GetFlag(FLAGS_top_k),
                                     absl::GetFlag(FLAGS_top_p), absl::GetFlag(FLAGS_seed)};
   if (absl::Status ok = CheckOptions(sampling, absl::GetFlag(FLAGS_max_new_tokens)); !ok.ok()) {
     return launch::FailBeforeMpi(kProgram, std::string(ok.message()));
   }
 
-  absl::StatusOr<aoetron::parallel::DistributedContext> context =
-      aoetron::parallel::InitializeDistributed(&argc, &argv, {});
-  if (!context.ok()) {
-    return launch::FailBeforeMpi(kProgram, std::string(context.status().message()));
-  }
-  int status = 1;
-  absl::StatusOr<std::string> step_directory =
-      launch::ResolveCheckpoint(*context, kProgram, "", absl::GetFlag(FLAGS_checkpoint));
-  absl::StatusOr<aoetron::config::TrainConfig> config =
-      step_directory.ok()
-          ? launch::ConfigForCheckpoint(*step_directory, absl::GetFlag(FLAGS_config), overrides)
-          : step_directory.status();
-  if (!config.ok()) {
-    if (context->world_rank() == 0) {
-      std::cerr << kProgram << ": " << config.status().message() << std::endl;
-    }
-    context->world().Barrier();
-    launch::LetRankZeroExitFirst(context->world_rank());
-  } else {
-    status = launch::RunWithProcessGroups(
-        *context, *config, kProgram, [&](aoetron::TrainerParallelism& parallelism) {
-          return Generate(*context, *config, *step_directory, parallelism);
-        });
-  }
-  const bool finalized = context->Finalize().ok();
-  return status != 0 ? status : (finalized ? 0 : 1);
+  return launch::RunOnCheckpoint(
+      &argc, &argv, kProgram, absl::GetFlag(FLAGS_checkpoint), absl::GetFlag(FLAGS_config),
+      overrides, [](launch::CheckpointJob& job) {
+        return Generate(*job.context, *job.config, job.step_directory, *job.parallelism);
+      });
 }

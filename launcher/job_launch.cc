@@ -188,4 +188,33 @@ int RunWithProcessGroups(parallel::DistributedContext& context, const config::Tr
   return work(parallelism);
 }
 
+int RunOnCheckpoint(int* argc, char*** argv, const std::string& program,
+                    const std::string& checkpoint, const std::string& config_path,
+                    const std::vector<std::string>& overrides,
+                    const std::function<int(CheckpointJob&)>& work) {
+  if (checkpoint.empty()) return FailBeforeMpi(program, "--checkpoint is required (see --help)");
+  absl::StatusOr<parallel::DistributedContext> context =
+      parallel::InitializeDistributed(argc, argv, {});
+  if (!context.ok()) return FailBeforeMpi(program, std::string(context.status().message()));
+  int status = 1;
+  absl::StatusOr<std::string> step_directory = ResolveCheckpoint(*context, program, "", checkpoint);
+  absl::StatusOr<config::TrainConfig> config =
+      step_directory.ok() ? ConfigForCheckpoint(*step_directory, config_path, overrides)
+                          : step_directory.status();
+  if (!config.ok()) {
+    if (context->world_rank() == 0) {
+      std::cerr << program << ": " << config.status().message() << std::endl;
+    }
+    context->world().Barrier();
+    LetRankZeroExitFirst(context->world_rank());
+  } else {
+    status = RunWithProcessGroups(*context, *config, program, [&](TrainerParallelism& parallelism) {
+      CheckpointJob job{&*context, &*config, *step_directory, &parallelism};
+      return work(job);
+    });
+  }
+  const bool finalized = context->Finalize().ok();
+  return status != 0 ? status : (finalized ? 0 : 1);
+}
+
 }  // namespace aoetron::launch

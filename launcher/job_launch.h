@@ -59,6 +59,24 @@ absl::StatusOr<config::TrainConfig> ConfigForCheckpoint(const std::string& step_
                                                         const std::string& config_path,
                                                         const std::vector<std::string>& overrides);
 
+// What a program that reads a checkpoint gets to work with (RunOnCheckpoint).
+struct CheckpointJob {
+  parallel::DistributedContext* context = nullptr;
+  const config::TrainConfig* config = nullptr;  // ConfigForCheckpoint's
+  std::string step_directory;                   // the resolved checkpoint step
+  TrainerParallelism* parallelism = nullptr;
+};
+
+// The main() of aoetron-eval and aoetron-generate after their command line is parsed: starts MPI,
+// resolves `checkpoint` (a step directory or a root: its newest complete step), builds
+// ConfigForCheckpoint(step, config_path, overrides), and runs `work` on the config's process
+// groups; then finalizes MPI. Errors every rank finds alike (no such checkpoint, a bad --set)
+// are printed once by rank 0. Returns the exit status.
+int RunOnCheckpoint(int* argc, char*** argv, const std::string& program,
+                    const std::string& checkpoint, const std::string& config_path,
+                    const std::vector<std::string>& overrides,
+                    const std::function<int(CheckpointJob&)>& work);
+
 // Validates `config` for the job (layout, device), makes the rank's GPU current, builds the
 // process grid and groups, and calls `work` with the parallelism the trainer takes. Returns
 // work's exit status, or 1 after a layout error (printed once by rank 0) or a failure to build

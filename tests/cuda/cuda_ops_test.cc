@@ -7,7 +7,8 @@
 //   kRowReduce   2e-6  an f32 sum over a row of ≤ 1000 terms in a tree: ≈ log2(1000)·6e-8 worst
 //   kAttention   1e-5  sums over T keys and hd columns, exp and log; backward subtracts the row
 //                      term D from dP, which loses a few bits where they nearly cancel
-//   kBf16        1e-2  outputs stored in bf16 (2^-9 ≈ 2e-3 relative each) plus bf16 inputs of
+//   kBf16Tolerance        1e-2  outputs stored in bf16 (2^-9 ≈ 2e-3 relative each) plus bf16 inputs
+//   of
 //                      later stages
 // Where the GPU performs the CPU's own sequence of f32 operations (embedding backward, the
 // gathers), the f32 result is compared bit for bit with the CPU's f32 kernel instead.
@@ -31,21 +32,6 @@ namespace {
 constexpr double kPointwise = 1e-6;
 constexpr double kRowReduce = 2e-6;
 constexpr double kAttention = 1e-5;
-constexpr double kBf16 = 1e-2;
-
-double ToleranceFor(DType dtype, double f32_tolerance) {
-  return dtype == DType::kBF16 ? kBf16 : f32_tolerance;
-}
-
-// Compares a device result with an f64 reference, reports the error, fails above tolerance.
-void ExpectClose(const std::string& what, DType dtype, const Tensor& got, const Tensor& ref,
-                 double f32_tolerance) {
-  const double tolerance = ToleranceFor(dtype, f32_tolerance);
-  const double error = RelativeError(Download(got), ref);
-  const std::string name = what + " " + std::string(DTypeName(dtype));
-  ReportError(name, error, tolerance);
-  EXPECT_LE(error, tolerance) << name;
-}
 
 // Saved statistics (rstd, lse) and losses are f32 on CUDA in both modes.
 constexpr DType kStats = DType::kF32;

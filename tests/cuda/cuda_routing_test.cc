@@ -24,17 +24,7 @@ namespace {
 
 constexpr double kPointwise = 1e-6;
 constexpr double kRowReduce = 2e-6;
-constexpr double kBf16 = 1e-2;
 constexpr DType kDTypes[] = {DType::kF32, DType::kBF16};
-
-void ExpectClose(const std::string& what, DType dtype, const Tensor& got, const Tensor& ref,
-                 double f32_tolerance) {
-  const double tolerance = dtype == DType::kBF16 ? kBf16 : f32_tolerance;
-  const double error = RelativeError(Download(got), ref);
-  const std::string name = what + " " + std::string(DTypeName(dtype));
-  ReportError(name, error, tolerance);
-  EXPECT_LE(error, tolerance) << name;
-}
 
 void ExpectEqual(const std::string& what, const Tensor& got_device, const Tensor& ref) {
   EXPECT_EQ(CountMismatches(Download(got_device), ref), 0) << what;

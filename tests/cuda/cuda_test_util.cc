@@ -163,4 +163,13 @@ void ReportError(const std::string& what, double error, double tolerance) {
   ::testing::Test::RecordProperty(what, std::to_string(error));
 }
 
+void ExpectClose(const std::string& what, DType dtype, const Tensor& got, const Tensor& ref,
+                 double f32_tolerance) {
+  const double tolerance = ToleranceFor(dtype, f32_tolerance);
+  const double error = RelativeError(Download(got), ref);
+  const std::string name = what + " " + std::string(DTypeName(dtype));
+  ReportError(name, error, tolerance);
+  EXPECT_LE(error, tolerance) << name;
+}
+
 }  // namespace aoetron::cudatest

@@ -76,4 +76,15 @@ float RoundToBFloat16(float value);
 // first runs on a GPU show how far below its bound each kernel lands.
 void ReportError(const std::string& what, double error, double tolerance);
 
+// Outputs stored in bf16 (2^-9 relative each) from bf16 inputs: the bf16 tolerance of every
+// kernel test (cuda_ops_test.cc derives it).
+constexpr double kBf16Tolerance = 1e-2;
+inline double ToleranceFor(DType dtype, double f32_tolerance) {
+  return dtype == DType::kBF16 ? kBf16Tolerance : f32_tolerance;
+}
+// Compares a device result with an f64 reference, reports the error, fails above the tolerance
+// (ToleranceFor).
+void ExpectClose(const std::string& what, DType dtype, const Tensor& got, const Tensor& ref,
+                 double f32_tolerance);
+
 }  // namespace aoetron::cudatest
