@@ -66,6 +66,7 @@ std::string StepMetricsJson(const StepMetrics& m) {
       .Number("comm_edp_ms", m.comm.edp * 1e3)
       .Number("comm_world_ms", m.comm.world * 1e3);
   if (m.val_loss.has_value()) json.Number("val_loss", *m.val_loss);
+  if (m.peak_rss_bytes > 0) json.Integer("peak_rss_bytes", m.peak_rss_bytes);
   std::vector<double> load_min, load_max, ent_load, ent_conf, aux, z, ep_load;
   for (const LayerLoadSummary& layer : m.layers) {
     ep_load.push_back(layer.ep_load_max_over_mean);

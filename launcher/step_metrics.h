@@ -84,6 +84,9 @@ struct StepMetrics {
   double tokens_per_s = 0.0;       // tokens trained per second
   double model_flops_per_s = 0.0;  // model FLOPs (models/flop_count.h) per second
   std::optional<double> val_loss;  // mean held-out loss, on steps that evaluated
+  // The largest peak resident set (getrusage ru_maxrss) of any rank so far: host memory, whole
+  // process (model, optimizer state, activations, buffers, libraries). 0 when not measured.
+  int64_t peak_rss_bytes = 0;
   std::vector<LayerLoadSummary> layers;
   std::optional<DispatchSummary> dispatch;  // of the logged step; only with expert parallelism
 };

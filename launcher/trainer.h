@@ -196,6 +196,8 @@ class Trainer {
   absl::Status RestoreFrom(const checkpoint::CheckpointReader& reader);
   // Collective: whether any rank's stop_requested is set (all-reduce max over the world).
   bool AgreeOnStop();
+  // Collective over the world: max over ranks of getrusage's ru_maxrss, in bytes.
+  int64_t PeakResidentBytesOfAnyRank();
   // This rank's seconds inside each group's collectives so far (differences give a step's).
   CommSeconds CollectiveSeconds();
   // Collective over the world: this step's expert all-to-all traffic, mean and max over ranks.

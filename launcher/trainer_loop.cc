@@ -117,6 +117,7 @@ absl::StatusOr<TrainSummary> Trainer::Train() {
     metrics.tokens_per_s = static_cast<double>(tokens_per_step_) / metrics.step_seconds;
     metrics.model_flops_per_s = flops_per_step_ / metrics.step_seconds;
     metrics.val_loss = val_loss;
+    metrics.peak_rss_bytes = PeakResidentBytesOfAnyRank();
     metrics.layers = std::move(result->layers);
     metrics.dispatch = result->dispatch;
     if (logger != nullptr) {

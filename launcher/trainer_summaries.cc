@@ -1,6 +1,7 @@
 // Trainer: what the ranks agree on and summarise across the job each step (collective time,
 // stop requests, the global loss and finite checks, expert load and all-to-all traffic).
 #include <omp.h>
+#include <sys/resource.h>
 
 #include <chrono>
 #include <cmath>
@@ -154,6 +155,15 @@ DispatchSummary Trainer::SummariseDispatch(const std::vector<std::vector<ExpertL
   summary.exchange_bytes = v[2] / ranks;
   summary.exchange_bytes_max = busiest.data<double>()[0];
   return summary;
+}
+
+int64_t Trainer::PeakResidentBytesOfAnyRank() {
+  struct rusage usage = {};
+  getrusage(RUSAGE_SELF, &usage);
+  Tensor peak = Tensor::Zeros({1}, DType::kF64);
+  peak.data<double>()[0] = static_cast<double>(usage.ru_maxrss) * 1024.0;  // Linux: KiB
+  if (world_->size() > 1) world_->AllReduce(peak, parallel::ReduceOp::kMax);
+  return static_cast<int64_t>(peak.data<double>()[0]);
 }
 
 }  // namespace aoetron

@@ -59,6 +59,7 @@ absl::StatusOr<MetricsRecord> ParseMetricsLine(const std::string& line) {
   record.step_ms = NumberOr(json, "step_ms", 0);
   record.load_max = NumberArray(json, "load_max");
   record.ent_load = NumberArray(json, "ent_load");
+  record.peak_rss_bytes = NumberOr(json, "peak_rss_bytes", 0);
   return record;
 }
 

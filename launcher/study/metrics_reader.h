@@ -28,6 +28,7 @@ struct MetricsRecord {
   double step_ms = 0.0;
   std::vector<double> load_max;  // per layer; empty for a dense model
   std::vector<double> ent_load;  // per layer
+  double peak_rss_bytes = 0;     // the trainer's: max over ranks so far; 0 when not logged
 };
 
 // Parses one JSON line; an error names what is wrong.

@@ -104,7 +104,7 @@ std::vector<std::string> Statement(const StudyReport& report) {
 absl::StatusOr<StudyReport> BuildStudyReport(const StudyPlan& plan, const std::string& out_dir) {
   StudyReport report;
   report.name = plan.name;
-  bool any_rss = false;
+  bool any_rss = false, any_trainer_rss = false;
   for (const PlannedRun& run : plan.runs) {
     ReportRow row;
     row.run = run;
@@ -124,6 +124,10 @@ absl::StatusOr<StudyReport> BuildStudyReport(const StudyPlan& plan, const std::s
       const MetricsRecord& last = records->back();
       row.steps_done = last.step;
       row.tokens = last.tokens;
+      if (last.peak_rss_bytes > 0) {  // the trainer's own figure (every rank) wins over wait4's
+        row.peak_rss_mib = last.peak_rss_bytes / (1024.0 * 1024.0);
+        any_trainer_rss = true;
+      }
       row.training_flops = static_cast<double>(last.tokens) * run.flops_per_token;
       row.final_loss = last.loss;
       std::vector<double> throughput;
@@ -182,12 +186,19 @@ absl::StatusOr<StudyReport> BuildStudyReport(const StudyPlan& plan, const std::s
         "do not hold; measure it on the valid split and set bytes_per_token in the spec "
         "(synthetic data has no bytes at all).");
   }
-  report.notes.push_back(
-      any_rss ? "peak_rss_mib is not logged by the trainer: it is the largest process of the job "
-                "(a rank, or mpirun) as the study's wait4 saw it, the largest over the launches "
-                "that ended under the study (a launch killed together with the study is missing)."
-              : "peak_rss_mib is empty: the trainer does not log memory, and no launch ended "
-                "under the study's eyes (the study takes it from wait4).");
+  if (any_trainer_rss) {
+    report.notes.push_back(
+        "peak_rss_mib: the trainer's peak_rss_bytes at the last logged step, the largest peak "
+        "resident set of any rank (getrusage), host memory only; runs from a trainer that did not "
+        "log it fall back to the study's wait4 figure for the largest process of the job.");
+  } else {
+    report.notes.push_back(
+        any_rss ? "peak_rss_mib is not logged by the trainer: it is the largest process of the job "
+                  "(a rank, or mpirun) as the study's wait4 saw it, the largest over the launches "
+                  "that ended under the study (a launch killed together with the study is missing)."
+                : "peak_rss_mib is empty: the trainer does not log memory, and no launch ended "
+                  "under the study's eyes (the study takes it from wait4).");
+  }
   report.notes.push_back(
       "Held-out loss: val_loss, the mean loss over train.eval_steps fixed held-out micro-batches; "
       "the fits use it, or the final training loss for runs that never evaluated.");

@@ -52,6 +52,8 @@ python3 - "$work/metrics.jsonl" "$work/same.json" "$work/one.json" <<'PY' || fai
 import json, math, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
 val = [r["val_loss"] for r in rows if r.get("step") == 4 and r.get("val_loss") is not None][-1]
+# The trainer logs the largest peak resident set of any rank: more than the 4 ranks' model alone.
+assert all(r.get("peak_rss_bytes", 0) > 10 * 2**20 for r in rows), [r.get("peak_rss_bytes") for r in rows]
 same, one = (json.loads(open(p).read()) for p in sys.argv[2:4])
 print(f"trainer val_loss {val!r}; aoetron-eval np2 ep2 {same['loss']!r}, one process {one['loss']!r}")
 assert same["loss"] == val, "the same layout must give the trainer's number bit for bit"
