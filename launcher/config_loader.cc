@@ -1,15 +1,10 @@
 #include "launcher/config_loader.h"
 
 #include <google/protobuf/descriptor.h>
-#include <google/protobuf/io/tokenizer.h>
 #include <google/protobuf/text_format.h>
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
 #include <map>
 #include <regex>
-#include <sstream>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -17,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "launcher/config_validation.h"
+#include "launcher/text_format_file.h"
 
 namespace aoetron {
 namespace {
@@ -26,12 +22,6 @@ using google::protobuf::EnumDescriptor;
 using google::protobuf::FieldDescriptor;
 using google::protobuf::Message;
 using google::protobuf::Reflection;
-
-std::string FieldNames(const Descriptor& message) {
-  std::vector<std::string> names;
-  for (int i = 0; i < message.field_count(); ++i) names.push_back(message.field(i)->name());
-  return absl::StrJoin(names, ", ");
-}
 
 std::string EnumValueNames(const EnumDescriptor& values) {
   std::vector<std::string> names;
@@ -87,32 +77,6 @@ std::string ExplainParseError(const std::string& message) {
   }
   return message;
 }
-
-// Collects text-format errors as "source:line:column: message", quoting the line with a caret.
-class ConfigErrorCollector : public google::protobuf::io::ErrorCollector {
- public:
-  ConfigErrorCollector(const std::string& source_name, const std::string& text)
-      : source_name_(source_name), lines_(absl::StrSplit(text, '\n')) {}
-
-  void AddError(int line, google::protobuf::io::ColumnNumber column,
-                const std::string& message) override {
-    // Protobuf counts lines and columns from 0; editors count from 1.
-    absl::StrAppendFormat(&errors_, "%s%s:%d:%d: %s", errors_.empty() ? "" : "\n", source_name_,
-                          line + 1, column + 1, ExplainParseError(message));
-    if (line >= 0 && line < static_cast<int>(lines_.size())) {
-      absl::StrAppend(&errors_, "\n    ", lines_[line], "\n    ", std::string(column, ' '), "^");
-    }
-  }
-  void AddWarning(int line, google::protobuf::io::ColumnNumber column,
-                  const std::string& message) override {}
-
-  const std::string& errors() const { return errors_; }
-
- private:
-  std::string source_name_;
-  std::vector<std::string> lines_;
-  std::string errors_;
-};
 
 std::string ExpectedTypeName(const FieldDescriptor& field) {
   switch (field.cpp_type()) {
@@ -284,26 +248,18 @@ void AppendAnnotated(const Message& full, const Message* given, const std::strin
 absl::StatusOr<config::TrainConfig> ParseTrainConfigText(const std::string& text,
                                                          const std::string& source_name) {
   config::TrainConfig parsed;
-  ConfigErrorCollector errors(source_name, text);
-  google::protobuf::TextFormat::Parser parser;
-  parser.RecordErrorsTo(&errors);
-  if (!parser.ParseFromString(text, &parsed)) {
-    return absl::InvalidArgumentError(errors.errors().empty()
-                                          ? absl::StrCat(source_name, ": cannot parse the config")
-                                          : errors.errors());
+  if (absl::Status status =
+          ParseTextFormat(text, source_name, "the config", ExplainParseError, &parsed);
+      !status.ok()) {
+    return status;
   }
   return parsed;
 }
 
 absl::StatusOr<config::TrainConfig> ReadTrainConfigFile(const std::string& path) {
-  std::ifstream file(path, std::ios::binary);
-  if (!file) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("cannot read config file \"%s\": %s", path, std::strerror(errno)));
-  }
-  std::ostringstream text;
-  text << file.rdbuf();
-  return ParseTrainConfigText(text.str(), path);
+  absl::StatusOr<std::string> text = ReadTextFile(path, "config file");
+  if (!text.ok()) return text.status();
+  return ParseTrainConfigText(*text, path);
 }
 
 absl::Status ApplyConfigOverride(const std::string& assignment, config::TrainConfig* config) {

@@ -27,10 +27,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "launcher/config_loader.h"
@@ -120,22 +116,12 @@ int Evaluate(aoetron::parallel::DistributedContext& context,
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::FlagsUsageConfig usage_config;
-  usage_config.contains_help_flags = [](absl::string_view file) {
-    return absl::StrContains(file, "eval_main");
-  };
-  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage_config);
-  absl::SetProgramUsageMessage(kUsage);
-
-  std::string set_error;
-  const std::vector<std::string> overrides = launch::ExtractSetFlags(&argc, argv, &set_error);
-  if (!set_error.empty()) return launch::FailBeforeMpi(kProgram, set_error);
-  const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
-  if (positional.size() > 1) {
-    return launch::FailBeforeMpi(
-        kProgram, absl::StrCat("unexpected argument \"", positional[1], "\" (see --help)"));
+  absl::StatusOr<std::vector<std::string>> parsed =
+      aoetron::launch::ParseProgramCommandLine(&argc, argv, "eval_main", kUsage, " (see --help)");
+  if (!parsed.ok()) {
+    return aoetron::launch::FailBeforeMpi(kProgram, std::string(parsed.status().message()));
   }
+  const std::vector<std::string>& overrides = *parsed;
 
   return launch::RunOnCheckpoint(
       &argc, &argv, kProgram, absl::GetFlag(FLAGS_checkpoint), absl::GetFlag(FLAGS_config),

@@ -22,10 +22,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -52,6 +48,9 @@ ABSL_FLAG(bool, json, false, "Print one JSON line (prompt_ids, ids, text) instea
 namespace {
 
 constexpr char kProgram[] = "aoetron-generate";
+constexpr char kUsage[] =
+    "text from a checkpoint and a prompt (KV cache; deterministic for a seed).\n\n"
+    "  aoetron-generate --checkpoint runs/quickstart/checkpoints --prompt \"In the beginning\"";
 namespace launch = aoetron::launch;
 
 absl::StatusOr<std::vector<int32_t>> ParseIds(const std::string& text) {
@@ -79,7 +78,7 @@ absl::Status CheckOptions(const aoetron::SamplingOptions& options, int64_t max_n
 
 int Generate(aoetron::parallel::DistributedContext& context,
              const aoetron::config::TrainConfig& config, const std::string& step_directory,
-             aoetron::TrainerParallelism& parallelism) {
+             aoetron::TrainerParallelism& parallelism, const aoetron::SamplingOptions& sampling) {
   static std::ostringstream sink;
   aoetron::TrainerIo io{&sink, &std::cerr};
   aoetron::TrainerOptions options;
@@ -119,11 +118,6 @@ int Generate(aoetron::parallel::DistributedContext& context,
                                                 " tokens; it needs 1 to model.seq_len − 1 (",
                                                 config.model().seq_len() - 1, ")")));
   }
-  aoetron::SamplingOptions sampling;
-  sampling.temperature = absl::GetFlag(FLAGS_temperature);
-  sampling.top_k = absl::GetFlag(FLAGS_top_k);
-  sampling.top_p = absl::GetFlag(FLAGS_top_p);
-  sampling.seed = absl::GetFlag(FLAGS_seed);
   const int32_t end_of_text = tokenizer.ok() ? (*tokenizer)->end_of_text_id() : -1;
   aoetron::ActivationArena arena;
   const std::vector<int32_t> generated = aoetron::GenerateTokens(
@@ -151,33 +145,22 @@ int Generate(aoetron::parallel::DistributedContext& context,
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::FlagsUsageConfig usage_config;
-  usage_config.contains_help_flags = [](absl::string_view file) {
-    return absl::StrContains(file, "generate_main");
-  };
-  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage_config);
-  absl::SetProgramUsageMessage(
-      "text from a checkpoint and a prompt (KV cache; deterministic for a seed).\n\n"
-      "  aoetron-generate --checkpoint runs/quickstart/checkpoints --prompt \"In the beginning\"");
-
-  std::string set_error;
-  const std::vector<std::string> overrides = launch::ExtractSetFlags(&argc, argv, &set_error);
-  if (!set_error.empty()) return launch::FailBeforeMpi(kProgram, set_error);
-  const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
-  if (positional.size() > 1) {
-    return launch::FailBeforeMpi(
-        kProgram, absl::StrCat("unexpected argument \"", positional[1], "\" (see --help)"));
+  absl::StatusOr<std::vector<std::string>> parsed = aoetron::launch::ParseProgramCommandLine(
+      &argc, argv, "generate_main", kUsage, " (see --help)");
+  if (!parsed.ok()) {
+    return aoetron::launch::FailBeforeMpi(kProgram, std::string(parsed.status().message()));
   }
-  aoetron::SamplingOptions sampling{absl::GetFlag(FLAGS_temperature), absl::GetFlag(FLAGS_top_k),
-                                    absl::GetFlag(FLAGS_top_p), absl::GetFlag(FLAGS_seed)};
+  const std::vector<std::string>& overrides = *parsed;
+  const aoetron::SamplingOptions sampling{absl::GetFlag(FLAGS_temperature),
+                                          absl::GetFlag(FLAGS_top_k), absl::GetFlag(FLAGS_top_p),
+                                          absl::GetFlag(FLAGS_seed)};
   if (absl::Status ok = CheckOptions(sampling, absl::GetFlag(FLAGS_max_new_tokens)); !ok.ok()) {
     return launch::FailBeforeMpi(kProgram, std::string(ok.message()));
   }
 
   return launch::RunOnCheckpoint(
       &argc, &argv, kProgram, absl::GetFlag(FLAGS_checkpoint), absl::GetFlag(FLAGS_config),
-      overrides, [](launch::CheckpointJob& job) {
-        return Generate(*job.context, *job.config, job.step_directory, *job.parallelism);
+      overrides, [&sampling](launch::CheckpointJob& job) {
+        return Generate(*job.context, *job.config, job.step_directory, *job.parallelism, sampling);
       });
 }

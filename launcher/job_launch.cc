@@ -8,7 +8,11 @@
 #include <iostream>
 #include <thread>
 
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "core/device_transfer.h"
 #include "launcher/checkpoint/checkpoint_manager.h"
 #include "launcher/checkpoint/checkpoint_reader.h"
@@ -44,6 +48,32 @@ std::vector<std::string> ExtractSetFlags(int* argc, char** argv, std::string* er
   *argc = kept;
   argv[kept] = nullptr;
   return values;
+}
+
+absl::StatusOr<std::vector<std::string>> ParseProgramCommandLine(
+    int* argc, char** argv, const std::string& main_file, const char* usage,
+    const std::string& positional_hint) {
+  absl::FlagsUsageConfig usage_config;
+  // absl's default lists the flags of files named after the program; ours live in <x>_main.cc.
+  usage_config.contains_help_flags = [main_file](absl::string_view file) {
+    return absl::StrContains(file, main_file);
+  };
+  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
+  usage_config.normalize_filename = [](absl::string_view file) {
+    const size_t launcher = file.rfind("launcher/");
+    return std::string(launcher == absl::string_view::npos ? file : file.substr(launcher));
+  };
+  absl::SetFlagsUsageConfig(usage_config);
+  absl::SetProgramUsageMessage(usage);
+  std::string set_error;
+  std::vector<std::string> overrides = ExtractSetFlags(argc, argv, &set_error);
+  if (!set_error.empty()) return absl::InvalidArgumentError(set_error);
+  const std::vector<char*> positional = absl::ParseCommandLine(*argc, argv);
+  if (positional.size() > 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unexpected argument \"", positional[1], "\"", positional_hint));
+  }
+  return overrides;
 }
 
 int LauncherRank() {

@@ -25,6 +25,14 @@ namespace aoetron::launch {
 // value. Everything after "--" is kept as is.
 std::vector<std::string> ExtractSetFlags(int* argc, char** argv, std::string* error);
 
+// The start of main() of aoetron-train, -eval and -generate: --help lists the flags defined in
+// the program's own source file `main_file` (e.g. "train_main"), the --set overrides are taken
+// out of argv (ExtractSetFlags), absl parses the rest, and a positional argument is an error
+// whose message ends with `positional_hint`. Returns the overrides in order.
+absl::StatusOr<std::vector<std::string>> ParseProgramCommandLine(
+    int* argc, char** argv, const std::string& main_file, const char* usage,
+    const std::string& positional_hint);
+
 // The rank / world size the MPI launcher (or Slurm) announces, read before MPI starts: 0 / 1
 // when not launched by one. Only for printing once and validating early; the world communicator
 // decides.

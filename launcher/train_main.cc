@@ -25,10 +25,6 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "core/device_transfer.h"
@@ -145,30 +141,12 @@ int Train(aoetron::parallel::DistributedContext& context,
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::FlagsUsageConfig usage_config;
-  // Show this program's flags under --help (absl's default matches files named after the
-  // program, and ours is launcher/train_main.cc).
-  usage_config.contains_help_flags = [](absl::string_view file) {
-    return absl::StrContains(file, "train_main");
-  };
-  usage_config.contains_helpshort_flags = usage_config.contains_help_flags;
-  usage_config.normalize_filename = [](absl::string_view file) {
-    const size_t launcher = file.rfind("launcher/");
-    return std::string(launcher == absl::string_view::npos ? file : file.substr(launcher));
-  };
-  absl::SetFlagsUsageConfig(usage_config);
-  absl::SetProgramUsageMessage(kUsage);
-
-  std::string set_error;
-  const std::vector<std::string> overrides =
-      aoetron::launch::ExtractSetFlags(&argc, argv, &set_error);
-  if (!set_error.empty()) return aoetron::launch::FailBeforeMpi(kProgram, set_error);
-  const std::vector<char*> positional = absl::ParseCommandLine(argc, argv);
-  if (positional.size() > 1) {
-    return aoetron::launch::FailBeforeMpi(
-        kProgram, absl::StrCat("unexpected argument \"", positional[1],
-                               "\"; the config is given with --config FILE (see --help)"));
+  absl::StatusOr<std::vector<std::string>> parsed = aoetron::launch::ParseProgramCommandLine(
+      &argc, argv, "train_main", kUsage, "; the config is given with --config FILE (see --help)");
+  if (!parsed.ok()) {
+    return aoetron::launch::FailBeforeMpi(kProgram, std::string(parsed.status().message()));
   }
+  const std::vector<std::string>& overrides = *parsed;
 
   absl::StatusOr<aoetron::config::TrainConfig> config = aoetron::LoadTrainConfig(
       absl::GetFlag(FLAGS_config), overrides, aoetron::launch::LauncherWorldSize());
