@@ -55,25 +55,18 @@ int64_t DivisorAtMost(int64_t value, int64_t limit) {
   return 1;
 }
 
-// The MoE design-space fields (granularity, shared experts, score function, z-loss, bias).
+// Granularity and d_expert, which ModelConfigFromConfig resolves away (n·G experts of width
+// d_expert or d_ffn/G), so ValidateModelConfig cannot name them. The other MoE options (shared
+// experts, z-loss, bias rate, router_score) are checked there, on the resolved config.
 absl::Status ValidateMoeOptions(const config::ModelSection& m) {
   RETURN_IF_ERROR(AtLeast("model.granularity", m.granularity(), 1));
   RETURN_IF_ERROR(AtLeast("model.d_expert", m.d_expert(), 0));
-  RETURN_IF_ERROR(AtLeast("model.n_shared_experts", m.n_shared_experts(), 0));
-  RETURN_IF_ERROR(AtLeast("model.d_shared", m.d_shared(), 0));
-  RETURN_IF_ERROR(NonNegative("model.z_loss_coeff", m.z_loss_coeff()));
-  RETURN_IF_ERROR(NonNegative("model.expert_bias_rate", m.expert_bias_rate()));
   if (m.ffn() == config::ModelSection::dense) return absl::OkStatus();
   if (m.d_expert() == 0 && m.d_ffn() % m.granularity() != 0) {
     return Invalid(absl::StrFormat(
         "model.granularity (%d) must divide model.d_ffn (%d): each fine-grained expert has width "
         "d_ffn / granularity; use model.granularity: %d, or set model.d_expert",
         m.granularity(), m.d_ffn(), DivisorAtMost(m.d_ffn(), m.granularity())));
-  }
-  if (m.router_score() == config::ModelSection::sigmoid && m.ffn() != config::ModelSection::moe) {
-    return Invalid(
-        "model.router_score sigmoid applies to model.ffn moe only (AoE's scores are the norms of "
-        "its experts' activations); use router_score softmax");
   }
   return absl::OkStatus();
 }
@@ -138,17 +131,7 @@ absl::Status ValidateModelSection(const config::ModelSection& m) {
         "for model.d_low %d)",
         m.aoe_score_block(), AoeScoreBlock(m.n_experts(), m.d_low(), 0), m.d_low()));
   }
-  if (m.d_wide() == 0) {
-    config::TrainConfig only_model;
-    *only_model.mutable_model() = m;
-    const double derived = ModelConfigFromConfig(only_model).ParameterMatchedDWide();
-    if (derived < 1) {
-      return Invalid(absl::StrFormat(
-          "model.d_low (%d) is too large for the expert width %d: the parameter-matched "
-          "model.d_wide would be %.1f; set model.d_wide explicitly",
-          m.d_low(), ModelConfigFromConfig(only_model).SwiGluExpertWidth(), derived));
-    }
-  }
+  // A derived d_wide below 1 is ValidateModelConfig's to report (it sees the resolved widths).
   return absl::OkStatus();
 }
 

@@ -236,6 +236,12 @@ TEST(ValidateTrainConfigTest, MoeOptionsNameTheFieldAndAValueThatWorks) {
   c = moe();
   c.mutable_model()->set_z_loss_coeff(-1);
   EXPECT_THAT(message(c, 1), HasSubstr("model.z_loss_coeff"));
+  c = moe();
+  c.mutable_model()->set_d_expert(-8);  // resolved away by the conversion: checked before it
+  EXPECT_THAT(message(c, 1), HasSubstr("model.d_expert must be ≥ 0"));
+  c = moe();
+  c.mutable_model()->set_d_shared(-8);
+  EXPECT_THAT(message(c, 1), HasSubstr("model.d_shared must be ≥ 0"));
 
   c = moe();
   c.mutable_model()->set_n_shared_experts(1);
