@@ -15,16 +15,6 @@
 namespace aoetron::ops::cuda {
 namespace {
 
-__device__ __forceinline__ int64_t CheckedSlotExpert(const int32_t* expert_index, int64_t p,
-                                                     int64_t experts, DeviceErrorRecord* error) {
-  const int32_t e = expert_index[p];
-  if (e < 0 || e >= experts) {
-    RaiseDeviceError(error, DeviceErrorCode::kExpertIndexOutOfRange, p);
-    return -1;
-  }
-  return e;
-}
-
 // slots[p·r + i] = c[(t·experts + e)·r + i], p = t·k + j; thread per (pair, i).
 template <typename T>
 __global__ void TakeExpertSlicesKernel(const T* c, const int32_t* expert_index, int64_t n,
@@ -32,7 +22,7 @@ __global__ void TakeExpertSlicesKernel(const T* c, const int32_t* expert_index, 
                                        DeviceErrorRecord* error) {
   AOETRON_GRID_STRIDE_LOOP(i, n * k * r) {
     const int64_t p = i / r, col = i % r;
-    const int64_t e = CheckedSlotExpert(expert_index, p, experts, error);
+    const int64_t e = CheckedExpert(expert_index, p, experts, error);
     if (e < 0) continue;
     slots[i] = c[((p / k) * experts + e) * r + col];
   }
@@ -47,7 +37,7 @@ __global__ void TakeExpertSlicesBackwardKernel(const T* dslots, const int32_t* e
   AOETRON_GRID_STRIDE_LOOP(i, n * r) {
     const int64_t t = i / r, col = i % r;
     for (int64_t j = 0; j < k; ++j) {
-      const int64_t e = CheckedSlotExpert(expert_index, t * k + j, experts, error) - first;
+      const int64_t e = CheckedExpert(expert_index, t * k + j, experts, error) - first;
       if (e < 0 || e >= block) continue;
       T* dst = dc + (t * block + e) * r + col;
       *dst = FromFloat<T>(ToFloat(*dst) + ToFloat(dslots[(t * k + j) * r + col]));

@@ -156,4 +156,16 @@ __device__ __forceinline__ void RaiseDeviceError(DeviceErrorRecord* record, Devi
   if (atomicCAS(&record->code, 0, static_cast<int32_t>(code)) == 0) record->detail = detail;
 }
 
+// expert_index[p] when it is in [0, experts); else raises kExpertIndexOutOfRange (detail p) and
+// returns −1, which the caller skips.
+__device__ __forceinline__ int64_t CheckedExpert(const int32_t* expert_index, int64_t p,
+                                                 int64_t experts, DeviceErrorRecord* error) {
+  const int32_t e = expert_index[p];
+  if (e < 0 || e >= experts) {
+    RaiseDeviceError(error, DeviceErrorCode::kExpertIndexOutOfRange, p);
+    return -1;
+  }
+  return e;
+}
+
 }  // namespace aoetron::ops::cuda

@@ -163,16 +163,6 @@ __device__ __forceinline__ int64_t CheckedPosition(const int32_t* position, int6
   return pos;
 }
 
-__device__ __forceinline__ int64_t CheckedExpert(const int32_t* expert_index, int64_t p,
-                                                 int64_t experts, DeviceErrorRecord* error) {
-  const int32_t e = expert_index[p];
-  if (e < 0 || e >= experts) {
-    RaiseDeviceError(error, DeviceErrorCode::kExpertIndexOutOfRange, p);
-    return -1;
-  }
-  return e;
-}
-
 // grouped[position[t, j], c] = x[t, c]; thread per (pair, column).
 template <typename T>
 __global__ void PermuteRowsKernel(const T* x, const int32_t* position, int64_t n, int64_t k,
