@@ -220,8 +220,6 @@ TEST(KvCacheDecodeTest, StepwiseLogitsGiveTheForwardLoss) {
       }
     }
     ActivationArena arena;
-    const double forward_loss = model.Forward(tokens, targets, arena).loss;
-
     GptModel::KvCache cache = model.NewKvCache(batch, seq);
     double sum = 0.0;
     int64_t counted = 0;
@@ -258,9 +256,10 @@ TEST(KvCacheDecodeTest, StepwiseLogitsGiveTheForwardLoss) {
       for (int64_t t = 0; t < prompt - 1; ++t) targets.data<int32_t>()[b * seq + t] = -1;
     }
     const double forward_suffix = model.Forward(tokens, targets, arena).loss;
-    // Decode's logits are f32 (the sampler's), so the CE carries f32 rounding: 1e-6 relative.
+    // Decode rounds the f64 logits to f32 (what the sampler takes): each by ≤ 2⁻²⁴ relative,
+    // so each CE term = lse − logit moves by ≤ ~2·max|logit|·2⁻²⁴ ≈ 1e-7 here (|logit| < 1),
+    // against CE ≈ 3.5; 1e-6 relative leaves a factor of ~30 over that bound.
     EXPECT_NEAR(sum / static_cast<double>(counted), forward_suffix, 1e-6 * forward_suffix);
-    EXPECT_GT(forward_loss, 0.0);
   }
 }
 
