@@ -316,6 +316,12 @@ absl::StatusOr<config::TrainConfig> LoadTrainConfig(const std::string& path,
 config::TrainConfig WithDefaultsMaterialised(const config::TrainConfig& config) {
   config::TrainConfig full = config;
   MaterialiseDefaults(&full);
+  // train.grad_accum_steps is derived from train.global_batch_size and the data-parallel size
+  // when the global batch is set; writing its default out would pin the config to one layout
+  // (a 2-rank run's text would be refused on 1 rank).
+  if (!config.train().has_grad_accum_steps() && config.train().global_batch_size() > 0) {
+    full.mutable_train()->clear_grad_accum_steps();
+  }
   return full;
 }
 

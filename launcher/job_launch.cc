@@ -18,6 +18,7 @@
 #include "launcher/checkpoint/checkpoint_reader.h"
 #include "launcher/config_loader.h"
 #include "launcher/config_validation.h"
+#include "launcher/node_placement.h"
 #include "parallel/abort.h"
 #include "parallel/process_grid.h"
 #include "parallel/process_groups.h"
@@ -165,6 +166,10 @@ absl::StatusOr<config::TrainConfig> ConfigForCheckpoint(const std::string& step_
   config.mutable_parallel()->set_ep(1);
   config.mutable_parallel()->set_zero1(false);
   config.mutable_checkpoint()->set_dir("");
+  // A saved config may carry the accumulation its training layout derived from the global batch
+  // (configs written by older ResolvedConfigText did); with a global batch, let it be derived
+  // again for this layout.
+  if (config.train().global_batch_size() > 0) config.mutable_train()->clear_grad_accum_steps();
   if (config.train().eval_interval() <= 0) config.mutable_train()->set_eval_interval(1);
   for (const std::string& assignment : overrides) {
     if (absl::Status applied = ApplyConfigOverride(assignment, &config); !applied.ok()) {
@@ -209,6 +214,21 @@ int RunWithProcessGroups(parallel::DistributedContext& context, const config::Tr
   absl::StatusOr<parallel::ProcessGroups> groups =
       parallel::CreateProcessGroups(*grid, context.world(), backend);
   if (!groups.ok()) return FailRun(context, program, groups.status());
+  // Where the ranks run (one collective), said on jobs of more than one node.
+  if (context.world_size() > 1) {
+    const NodePlacement placement = GatherNodePlacement(context.world(), context.hostname());
+    if (context.world_rank() == 0 && placement.nodes.size() > 1) {
+      std::cerr << program << ": " << DescribePlacement(placement, *grid) << std::endl;
+      if (grid->tp_size() > 1 &&
+          !GroupsInsideNodes(placement, *grid, parallel::GroupKind::kTensorParallel)) {
+        std::cerr << program
+                  << ": note: tensor-parallel groups cross nodes, so every layer's all-reduces "
+                     "go over the network; give each node a multiple of parallel.tp ranks "
+                     "(docs/multinode.md)"
+                  << std::endl;
+      }
+    }
+  }
   TrainerParallelism parallelism;
   parallelism.groups = &*groups;
   parallelism.world = &context.world();

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,6 +26,7 @@
 #include "absl/strings/str_cat.h"
 #include "launcher/study/gnuplot_plots.h"
 #include "launcher/study/run_launcher.h"
+#include "launcher/study/slurm_launcher.h"
 #include "launcher/study/study_plan.h"
 #include "launcher/study/study_report.h"
 #include "launcher/study/study_runner.h"
@@ -46,8 +48,9 @@ constexpr char kUsage[] =
     "plans, runs and reports scaling studies across expert counts.\n"
     "\n"
     "  aoetron-study plan SPEC [--out DIR]     print the runs (shape, parameters, FLOPs, time)\n"
-    "  aoetron-study run SPEC [--out DIR]      run them under mpirun, one after another; run\n"
-    "                                          again after an interruption to resume\n"
+    "  aoetron-study run SPEC [--out DIR]      run them under mpirun (or as Slurm jobs), one\n"
+    "                                          after another; run again after an interruption\n"
+    "                                          to resume\n"
     "  aoetron-study report SPEC [--out DIR]   report.csv, report.md and plots in DIR/report\n"
     "\n"
     "SPEC is a StudySpec in protobuf text format (launcher/study/study.proto); the format, the\n"
@@ -62,6 +65,34 @@ std::string DefaultTrainBinary() {
     if (fs::exists(beside)) return beside.string();
   }
   return "aoetron-train";
+}
+
+// execution.launcher: mpirun here, or Slurm batch jobs through the job script.
+absl::StatusOr<std::unique_ptr<RunLauncher>> MakeLauncher(const StudySpec& spec,
+                                                          const std::string& spec_path) {
+  const Execution& execution = spec.execution();
+  const std::string train =
+      execution.has_train_binary() ? execution.train_binary() : DefaultTrainBinary();
+  if (execution.launcher() != "slurm") {
+    return std::make_unique<LocalMpiLauncher>(
+        execution.mpirun(),
+        std::vector<std::string>(execution.mpirun_args().begin(), execution.mpirun_args().end()),
+        train);
+  }
+  SlurmLauncherOptions options;
+  options.sbatch_args.assign(execution.sbatch_args().begin(), execution.sbatch_args().end());
+  options.job_script = execution.has_job_script()
+                           ? (fs::absolute(spec_path).parent_path() / execution.job_script())
+                                 .lexically_normal()
+                                 .string()
+                           : std::string(AOETRON_SOURCE_DIR) + "/scripts/slurm/aoetron.sbatch";
+  if (!fs::exists(options.job_script)) {
+    return absl::NotFoundError(absl::StrCat("execution.job_script: no job script at ",
+                                            options.job_script));
+  }
+  // The job runs elsewhere: give it an absolute trainer path when there is one here.
+  options.train_binary = fs::exists(train) ? fs::absolute(train).string() : train;
+  return std::make_unique<SlurmLauncher>(std::move(options));
 }
 
 int Fail(const std::string& message) {
@@ -122,11 +153,8 @@ int main(int argc, char** argv) {
   fs::create_directories(out_dir, error);
   if (error) return Fail("cannot create " + out_dir + ": " + error.message());
   std::ofstream(out_dir + "/plan.txt") << table;
-  const Execution& execution = spec->execution();
-  LocalMpiLauncher launcher(
-      execution.mpirun(),
-      std::vector<std::string>(execution.mpirun_args().begin(), execution.mpirun_args().end()),
-      execution.has_train_binary() ? execution.train_binary() : DefaultTrainBinary());
+  absl::StatusOr<std::unique_ptr<RunLauncher>> launcher = MakeLauncher(*spec, spec_path);
+  if (!launcher.ok()) return Fail(std::string(launcher.status().message()));
   struct sigaction action = {};
   action.sa_handler = RequestStop;
   sigemptyset(&action.sa_mask);
@@ -138,7 +166,7 @@ int main(int argc, char** argv) {
   options.terminal = isatty(STDOUT_FILENO) != 0;
   options.stop_requested = &g_stop_requested;
   std::cout << "\n";
-  absl::StatusOr<StudyOutcome> outcome = RunStudy(*plan, launcher, options);
+  absl::StatusOr<StudyOutcome> outcome = RunStudy(*plan, **launcher, options);
   if (!outcome.ok()) return Fail(std::string(outcome.status().message()));
   std::cout << "study " << plan->name << ": " << outcome->finished << " finished, "
             << outcome->failed << " failed, " << outcome->unfinished << " unfinished"

@@ -1,7 +1,7 @@
 // aoetron-train: trains a model from a config, or measures its throughput (--bench), in one
 // process or as every rank of an MPI job (mpirun -np N aoetron-train ...; docs/training.md).
 //
-// Exit status: 0 on success (also after SIGTERM/SIGINT: every rank finishes the current step, a
+// Exit status: 0 on success (also after SIGTERM/SIGINT/SIGUSR1: every rank finishes the current step, a
 // checkpoint is saved when checkpoint.dir is set, and the run ends); 1 for a bad command line or
 // config, or a run that stopped on an error (the message on stderr names the cause, the field or
 // the step, and in a multi-rank job the rank).
@@ -68,8 +68,9 @@ ABSL_FLAG(std::string, resume, "",
 
 namespace {
 
-// Set by SIGTERM / SIGINT; the trainer checks it once per step (agreed over every rank), saves a
-// checkpoint and returns, and the process exits 0.
+// Set by SIGTERM / SIGINT / SIGUSR1; the trainer checks it once per step (agreed over every rank),
+// saves a checkpoint and returns, and the process exits 0. SIGUSR1 is the batch systems' "time is
+// nearly up" warning (`sbatch --signal=USR1@120`; mpirun and srun pass it on to every rank).
 volatile std::sig_atomic_t g_stop_requested = 0;
 
 void RequestStop(int) { g_stop_requested = 1; }
@@ -80,6 +81,7 @@ void InstallStopHandlers() {
   sigemptyset(&action.sa_mask);
   sigaction(SIGTERM, &action, nullptr);
   sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGUSR1, &action, nullptr);
 }
 
 constexpr char kUsage[] =

@@ -18,6 +18,7 @@ packages=(
   clang libclang-rt-14-dev         # libFuzzer targets
   libopenblas-dev libeigen3-dev    # only for the GEMM library comparison bench
   gnuplot-nox                      # aoetron-study report plots (skipped without it)
+  slurmctld slurmd slurm-client munge   # the Slurm tests' private cluster (tests/slurm)
 )
 missing=()
 for p in "${packages[@]}"; do

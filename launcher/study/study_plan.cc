@@ -244,6 +244,11 @@ absl::StatusOr<StudyPlan> MakeStudyPlan(const StudySpec& spec, const std::string
   plan.out_dir = (spec_dir / (spec.has_out_dir() ? spec.out_dir() : plan.name)).lexically_normal();
   const int ranks = spec.execution().ranks();
   if (ranks < 1) return Invalid(absl::StrFormat("execution.ranks (%d) must be ≥ 1", ranks));
+  const std::string& launcher = spec.execution().launcher();
+  if (launcher != "local" && launcher != "slurm") {
+    return Invalid(absl::StrFormat(
+        "execution.launcher: unknown value \"%s\"; valid values: local, slurm", launcher));
+  }
   if (spec.bytes_per_token() < 0) {
     return Invalid(absl::StrFormat("bytes_per_token (%g) must be ≥ 0", spec.bytes_per_token()));
   }

@@ -10,11 +10,13 @@
 #include "json_test_util.h"
 #include "launcher/config_conversion.h"
 #include "launcher/config_json.h"
+#include "launcher/config_validation.h"
 
 namespace aoetron {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string WriteConfig(const std::string& name, const std::string& text) {
   const std::string path = testing::MakeTempDir("config") + "/" + name;
@@ -201,6 +203,28 @@ TEST(ConfigLoaderTest, ResolvedTextListsDefaultsAndRoundTrips) {
   absl::StatusOr<config::TrainConfig> reparsed = ParseTrainConfigText(text, "resolved");
   ASSERT_TRUE(reparsed.ok()) << reparsed.status();
   EXPECT_EQ(reparsed->SerializeAsString(), WithDefaultsMaterialised(*loaded).SerializeAsString());
+}
+
+// The accumulation is derived from the global batch and the data-parallel size; the resolved
+// text of a 2-rank config must still load on 1 rank (and on 4).
+TEST(ConfigLoaderTest, ResolvedTextLeavesDerivedAccumulationToTheLayout) {
+  absl::StatusOr<config::TrainConfig> two_ranks = LoadTrainConfig(
+      "", {"train.micro_batch_size=2", "train.global_batch_size=8"}, /*world_size=*/2);
+  ASSERT_TRUE(two_ranks.ok()) << two_ranks.status();
+  const std::string text = ResolvedConfigText(*two_ranks);
+  EXPECT_THAT(text, Not(HasSubstr("grad_accum_steps")));
+  absl::StatusOr<config::TrainConfig> reparsed = ParseTrainConfigText(text, "resolved");
+  ASSERT_TRUE(reparsed.ok()) << reparsed.status();
+  for (int world_size : {1, 4}) {
+    EXPECT_TRUE(ValidateTrainConfig(*reparsed, world_size).ok()) << world_size;
+  }
+  // Set explicitly, it stays: the user's own statement, checked against the layout.
+  absl::StatusOr<config::TrainConfig> explicit_accum =
+      LoadTrainConfig("", {"train.micro_batch_size=2", "train.global_batch_size=8",
+                           "train.grad_accum_steps=2"},
+                      /*world_size=*/2);
+  ASSERT_TRUE(explicit_accum.ok()) << explicit_accum.status();
+  EXPECT_THAT(ResolvedConfigText(*explicit_accum), HasSubstr("grad_accum_steps: 2"));
 }
 
 TEST(ConfigJsonTest, EveryFieldWithEnumNamesAndNumbers) {

@@ -6,6 +6,8 @@
 #   run_checkpoint_programs.sh MPIEXEC AOETRON_TRAIN AOETRON_EVAL AOETRON_GENERATE REPO_ROOT
 #
 # 1. A tiny AoE model trains 4 steps under ep2 (np 2), saving step_4 and evaluating after it.
+#    Its config sets train.grad_accum_steps beside the global batch (as configs written out in
+#    full do): right for 2 ranks, and the programs below must not refuse it on 1 rank.
 # 2. aoetron-eval on the same layout (np 2, ep 2): the same val_loss, bit for bit (same kernels,
 #    same order).
 # 3. aoetron-eval in one process (the checkpoint resharded): within 1e-5 relative, the layout
@@ -33,6 +35,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
     --set model.ffn=aoe --set model.n_experts=4 --set model.d_low=8 --set parallel.ep=2 \
     --set data.source=indexed --set "data.datasets=$prefix" --set data.split=969,30,1 \
     --set train.steps=4 --set train.micro_batch_size=2 --set train.global_batch_size=4 \
+    --set train.grad_accum_steps=1 \
     --set train.eval_interval=4 --set train.eval_steps=3 --set schedule.warmup_steps=1 \
     --set logging.progress=never --set checkpoint.interval=4 --set "checkpoint.dir=$work/ckpt" \
     --set "logging.metrics_file=$work/metrics.jsonl" --set parallel.threads=1 \
