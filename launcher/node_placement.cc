@@ -68,9 +68,9 @@ std::string DescribePlacement(const NodePlacement& placement, const parallel::Pr
     (GroupsInsideNodes(placement, grid, kind) ? inside : across)
         .push_back(parallel::GroupKindName(kind));
   }
-  std::string text = absl::StrFormat("%d ranks on %d node%s (%s)", grid.world_size(),
-                                     placement.nodes.size(), placement.nodes.size() == 1 ? "" : "s",
-                                     absl::StrJoin(nodes, "; "));
+  std::string text =
+      absl::StrFormat("%d ranks on %d node%s (%s)", grid.world_size(), placement.nodes.size(),
+                      placement.nodes.size() == 1 ? "" : "s", absl::StrJoin(nodes, "; "));
   if (!inside.empty()) absl::StrAppend(&text, "; inside a node: ", absl::StrJoin(inside, ", "));
   if (!across.empty()) absl::StrAppend(&text, "; across nodes: ", absl::StrJoin(across, ", "));
   return text;

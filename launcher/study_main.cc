@@ -87,8 +87,8 @@ absl::StatusOr<std::unique_ptr<RunLauncher>> MakeLauncher(const StudySpec& spec,
                                  .string()
                            : std::string(AOETRON_SOURCE_DIR) + "/scripts/slurm/aoetron.sbatch";
   if (!fs::exists(options.job_script)) {
-    return absl::NotFoundError(absl::StrCat("execution.job_script: no job script at ",
-                                            options.job_script));
+    return absl::NotFoundError(
+        absl::StrCat("execution.job_script: no job script at ", options.job_script));
   }
   // The job runs elsewhere: give it an absolute trainer path when there is one here.
   options.train_binary = fs::exists(train) ? fs::absolute(train).string() : train;

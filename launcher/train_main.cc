@@ -1,10 +1,10 @@
 // aoetron-train: trains a model from a config, or measures its throughput (--bench), in one
 // process or as every rank of an MPI job (mpirun -np N aoetron-train ...; docs/training.md).
 //
-// Exit status: 0 on success (also after SIGTERM/SIGINT/SIGUSR1: every rank finishes the current step, a
-// checkpoint is saved when checkpoint.dir is set, and the run ends); 1 for a bad command line or
-// config, or a run that stopped on an error (the message on stderr names the cause, the field or
-// the step, and in a multi-rank job the rank).
+// Exit status: 0 on success (also after SIGTERM/SIGINT/SIGUSR1: every rank finishes the current
+// step, a checkpoint is saved when checkpoint.dir is set, and the run ends); 1 for a bad command
+// line or config, or a run that stopped on an error (the message on stderr names the cause, the
+// field or the step, and in a multi-rank job the rank).
 //
 // Failure in a multi-rank job:
 //  - Problems every rank finds alike (command line, config, an impossible tp × ep layout for

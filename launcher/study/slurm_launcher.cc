@@ -78,9 +78,9 @@ class SlurmJob : public LaunchedJob {
 std::optional<JobExit> JobExitFromScontrol(const std::string& line) {
   const std::string state = ScontrolField(line, "JobState");
   // Slurm's job states that have not ended (squeue(1), "JOB STATE CODES").
-  static const char* const kLive[] = {"PENDING",   "RUNNING",    "SUSPENDED", "COMPLETING",
-                                      "CONFIGURING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD",
-                                      "RESIZING",  "RESV_DEL_HOLD", "SIGNALING", "STAGE_OUT",
+  static const char* const kLive[] = {"PENDING",     "RUNNING",       "SUSPENDED",   "COMPLETING",
+                                      "CONFIGURING", "REQUEUED",      "REQUEUE_FED", "REQUEUE_HOLD",
+                                      "RESIZING",    "RESV_DEL_HOLD", "SIGNALING",   "STAGE_OUT",
                                       "STOPPED"};
   for (const char* live : kLive) {
     if (state == live) return std::nullopt;
@@ -90,7 +90,8 @@ std::optional<JobExit> JobExitFromScontrol(const std::string& line) {
   // ExitCode=<status>:<signal> of the batch script.
   const std::vector<std::string> code = absl::StrSplit(ScontrolField(line, "ExitCode"), ':');
   int status = 0, signal = 0;
-  if (code.size() == 2 && absl::SimpleAtoi(code[0], &status) && absl::SimpleAtoi(code[1], &signal)) {
+  if (code.size() == 2 && absl::SimpleAtoi(code[0], &status) &&
+      absl::SimpleAtoi(code[1], &signal)) {
     exit.exit_code = status;
     exit.signal = signal;
   }
@@ -127,8 +128,8 @@ absl::StatusOr<std::unique_ptr<LaunchedJob>> SlurmLauncher::Launch(const LaunchR
       RunCommand(SbatchCommand(request), {absl::StrCat("AOETRON_TRAIN=", options_.train_binary)});
   if (!submitted.ok()) return submitted.status();
   // --parsable: "<job id>" or "<job id>;<cluster>".
-  const std::string id(absl::StripAsciiWhitespace(
-      std::vector<std::string>(absl::StrSplit(submitted->out, ';'))[0]));
+  const std::string id(
+      absl::StripAsciiWhitespace(std::vector<std::string>(absl::StrSplit(submitted->out, ';'))[0]));
   int64_t number = 0;
   if (submitted->exit_code != 0 || !absl::SimpleAtoi(id, &number)) {
     return absl::UnavailableError(absl::StrFormat(

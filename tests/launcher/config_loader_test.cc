@@ -219,10 +219,9 @@ TEST(ConfigLoaderTest, ResolvedTextLeavesDerivedAccumulationToTheLayout) {
     EXPECT_TRUE(ValidateTrainConfig(*reparsed, world_size).ok()) << world_size;
   }
   // Set explicitly, it stays: the user's own statement, checked against the layout.
-  absl::StatusOr<config::TrainConfig> explicit_accum =
-      LoadTrainConfig("", {"train.micro_batch_size=2", "train.global_batch_size=8",
-                           "train.grad_accum_steps=2"},
-                      /*world_size=*/2);
+  absl::StatusOr<config::TrainConfig> explicit_accum = LoadTrainConfig(
+      "", {"train.micro_batch_size=2", "train.global_batch_size=8", "train.grad_accum_steps=2"},
+      /*world_size=*/2);
   ASSERT_TRUE(explicit_accum.ok()) << explicit_accum.status();
   EXPECT_THAT(ResolvedConfigText(*explicit_accum), HasSubstr("grad_accum_steps: 2"));
 }

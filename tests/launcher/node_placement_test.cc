@@ -16,8 +16,7 @@ parallel::ProcessGrid Grid(int world, int tp, int ep) {
 TEST(NodePlacementTest, BlockPlacementKeepsTpAndEpInsideNodes) {
   // 2 nodes × 4 ranks, tp 2, ep 2: tp {0,1} {2,3} ..., ep {0,2} {1,3} {4,6} {5,7} inside the
   // nodes; dp {0,2,4,6} and edp {0,4} across them.
-  const NodePlacement placement =
-      PlacementFromHostnames({"a", "a", "a", "a", "b", "b", "b", "b"});
+  const NodePlacement placement = PlacementFromHostnames({"a", "a", "a", "a", "b", "b", "b", "b"});
   ASSERT_EQ(placement.nodes, (std::vector<std::string>{"a", "b"}));
   const parallel::ProcessGrid grid = Grid(8, 2, 2);
   EXPECT_TRUE(GroupsInsideNodes(placement, grid, parallel::GroupKind::kTensorParallel));

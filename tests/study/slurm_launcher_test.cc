@@ -52,9 +52,9 @@ TEST(SlurmLauncherTest, NotARecordIsAskedAgain) {
 }
 
 TEST(RunCommandTest, CollectsOutputStatusAndEnvironment) {
-  absl::StatusOr<CommandOutput> ran = RunCommand(
-      {"/bin/sh", "-c", "echo \"out $AOETRON_TEST_VALUE\"; echo err >&2; exit 3"},
-      {"AOETRON_TEST_VALUE=42"});
+  absl::StatusOr<CommandOutput> ran =
+      RunCommand({"/bin/sh", "-c", "echo \"out $AOETRON_TEST_VALUE\"; echo err >&2; exit 3"},
+                 {"AOETRON_TEST_VALUE=42"});
   ASSERT_TRUE(ran.ok()) << ran.status();
   EXPECT_EQ(ran->exit_code, 3);
   EXPECT_EQ(ran->out, "out 42\n");
