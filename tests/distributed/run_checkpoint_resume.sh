@@ -48,18 +48,7 @@ common=(--set model.vocab_size=64 --set model.d_model=32 --set model.n_layers=2
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # losses FILE: "step loss grad_norm" per step, the last line logged for each step.
-losses() {
-  python3 - "$1" <<'PY'
-import json, sys
-rows = {}
-for line in open(sys.argv[1]):
-    if line.strip():
-        j = json.loads(line)
-        rows[j["step"]] = (repr(j["loss"]), repr(j["grad_norm"]))
-for step in sorted(rows):
-    print(step, *rows[step])
-PY
-}
+losses() { python3 "$(dirname "${BASH_SOURCE[0]}")/../lib/step_losses.py" "$1"; }
 
 # wait_for PATH SECONDS
 wait_for() {

@@ -27,40 +27,10 @@ if [[ $# -ne 3 ]]; then
 fi
 mpiexec=$1 train=$(realpath "$2") scenario=$3
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-local_slurm=$root/scripts/slurm/local_slurm.sh
-if ! reason=$("$local_slurm" available); then
-  echo "SKIP: $reason"
-  exit 77
-fi
-work=$(mktemp -d "${TMPDIR:-/tmp}/aoetron_slurm_XXXXXX")
-cleanup() {
-  "$local_slurm" stop "$work/slurm"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-export OMP_NUM_THREADS=1
-fail() {
-  echo "FAIL: $*" >&2
-  if [[ -n ${SLURM_CONF:-} ]]; then
-    squeue >&2
-    tail -n 15 "$work"/slurm/slurmctld.log "$work"/slurm/slurmd.log >&2
-  fi
-  exit 1
-}
+slurm_test_name=slurm_jobs
+losses=$root/tests/lib/step_losses.py
+source "$root/tests/slurm/slurm_test_env.sh"
 
-# losses FILE: "step loss grad_norm" per step, the last line logged for each step.
-losses() {
-  python3 - "$1" <<'PY'
-import json, sys
-rows = {}
-for line in open(sys.argv[1]):
-    if line.strip():
-        j = json.loads(line)
-        rows[j["step"]] = (repr(j["loss"]), repr(j["grad_norm"]))
-for step in sorted(rows):
-    print(step, *rows[step])
-PY
-}
 
 steps=400
 common=(--set model.vocab_size=64 --set model.d_model=48 --set model.n_layers=2
@@ -75,8 +45,6 @@ common=(--set model.vocab_size=64 --set model.d_model=48 --set model.n_layers=2
     --set "checkpoint.dir=$work/ref" --set "logging.metrics_file=$work/ref.jsonl" \
     > "$work/ref.log" 2>&1 || { cat "$work/ref.log"; fail "the reference run failed"; }
 
-setup=$("$local_slurm" start "$work/slurm") || fail "the private Slurm did not start"
-eval "$setup"
 echo "private Slurm: $SLURM_CONF ($(sinfo -h -o '%D node(s), %c CPUs, %T'))"
 
 # job_field ID FIELD: FIELD=value from scontrol's record of the job.
@@ -141,7 +109,7 @@ if [[ $scenario != complete ]]; then
     fail "the script did not requeue the job"
   echo "$stopped; the requeued job resumed from step $step"
 fi
-diff <(losses "$work/ref.jsonl") <(losses "$work/job.jsonl") > "$work/diff" ||
+diff <("$losses" "$work/ref.jsonl") <("$losses" "$work/job.jsonl") > "$work/diff" ||
   { head "$work/diff"; fail "the job's losses differ from the run without Slurm"; }
-[[ $(losses "$work/job.jsonl" | wc -l) -eq $steps ]] || fail "not $steps logged steps"
+[[ $("$losses" "$work/job.jsonl" | wc -l) -eq $steps ]] || fail "not $steps logged steps"
 echo "OK: $steps losses and grad norms identical to mpirun's, bit for bit"

@@ -17,26 +17,8 @@ if [[ $# -ne 2 ]]; then
 fi
 study=$(realpath "$1") train=$(realpath "$2")
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
-local_slurm=$root/scripts/slurm/local_slurm.sh
-if ! reason=$("$local_slurm" available); then
-  echo "SKIP: $reason"
-  exit 77
-fi
-work=$(mktemp -d "${TMPDIR:-/tmp}/aoetron_slurm_study_XXXXXX")
-cleanup() {
-  "$local_slurm" stop "$work/slurm"
-  rm -rf "$work"
-}
-trap cleanup EXIT
-export OMP_NUM_THREADS=1
-fail() {
-  echo "FAIL: $*" >&2
-  [[ -n ${SLURM_CONF:-} ]] && squeue >&2
-  exit 1
-}
-
-setup=$("$local_slurm" start "$work/slurm") || fail "the private Slurm did not start"
-eval "$setup"
+slurm_test_name=slurm_study
+source "$root/tests/slurm/slurm_test_env.sh"
 
 cat > "$work/spec.textproto" <<SPEC
 name: "slurm_tiny"
