@@ -8,8 +8,8 @@
 #
 #   node_agent.sh STATE_DIR HOST COMMAND...
 #
-# Writes STATE_DIR/HOST/uts (the namespace, as /proc/PID/ns/uts names it), which node_ctl.sh
-# uses to find every process of the node. Like ssh, the COMMAND words are joined by spaces and
+# Writes STATE_DIR/HOST/uts (the namespace, as /proc/PID/ns/uts names it) and exports
+# AOETRON_NODE=STATE_DIR/HOST, which node_ctl.sh uses together to find every process of the node. Like ssh, the COMMAND words are joined by spaces and
 # run by /bin/sh. Needs root (or CAP_SYS_ADMIN) for unshare --uts.
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
@@ -23,7 +23,12 @@ if [[ ! $host =~ ^[A-Za-z][A-Za-z0-9-]{0,62}$ ]]; then
   exit 2
 fi
 mkdir -p "$state/$host"
+state=$(cd "$state" && pwd)
 echo "$(date +%s.%N) $host: $*" >> "$state/agent.log"
+# Every process of the node inherits this (the orted passes its environment on to the ranks):
+# with the namespace it tells this node's processes from those of a namespace that got the same
+# inode number after an earlier one ended (another simulated cluster running beside this one).
+export AOETRON_NODE="$state/$host"
 # Inside the new namespace: name the host, record the namespace, then run the command as ssh's
 # remote shell would.
 exec unshare --uts -- /bin/sh -c '

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The processes of simulated nodes (node_agent.sh): a node's processes are exactly those in its
-# UTS namespace, recorded in STATE_DIR/HOST/uts when the node started.
+# UTS namespace (recorded in STATE_DIR/HOST/uts when the node started) that carry
+# AOETRON_NODE=STATE_DIR/HOST in their environment.
 #
 #   node_ctl.sh STATE_DIR list [HOST...]           "HOST PID COMMAND" per live process
 #   node_ctl.sh STATE_DIR kill HOST [SIGNAL]       signal (default KILL) every process of HOST,
@@ -14,7 +15,8 @@ if [[ $# -lt 2 ]]; then
   sed -n '2,12p' "$0" >&2
   exit 2
 fi
-state=$1 action=$2
+state=$(cd "$1" 2>/dev/null && pwd) || { echo "node_ctl: no state directory \"$1\"" >&2; exit 2; }
+action=$2
 shift 2
 
 known_hosts() {
@@ -40,6 +42,10 @@ processes() {
       BEGIN { n = split(spec, pairs, " "); for (i = 1; i <= n; ++i) { split(pairs[i], kv, "="); host[kv[1]] = kv[2] } }
       ($1 in host) { split($2, path, "/"); print host[$1], path[3] }' |
     while read -r host pid; do
+      # Namespace inode numbers are reused once a namespace is gone: the node's processes also
+      # carry AOETRON_NODE (node_agent.sh).
+      tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxF "AOETRON_NODE=$state/$host" ||
+        continue
       echo "$host $pid $(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | cut -c1-120)"
     done
 }

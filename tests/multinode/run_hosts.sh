@@ -7,7 +7,9 @@
 #      with Open MPI's "unreachable" (one host would have run it); with TCP, an all-reduce gives
 #      the checksum of the same all-reduce on one host;
 #   3. while aoetron-train runs on the 2 nodes (ep2 dp2), every TCP socket of every process of
-#      the nodes has both ends in 127.0.0.0/8; and aoetron-train says where its ranks run.
+#      the nodes has both ends in 127.0.0.0/8; and aoetron-train says where its ranks run;
+#   4. node_ctl.sh tells a cluster's processes from another's whose namespace has the same
+#      number (numbers are reused once a namespace is gone).
 #
 #   run_hosts.sh MPIRUN_NODES MPIEXEC ALLREDUCE_CHECKSUM AOETRON_TRAIN
 set -uo pipefail
@@ -100,4 +102,24 @@ for line in bad:
     print("  " + line)
 sys.exit(1 if bad or ours == 0 else 0)
 PY
+# 4. Another simulated cluster whose namespace got the same inode number (as happens once a
+#    namespace is gone): node_ctl.sh must not take its processes for this cluster's.
+mkdir -p "$work/other" "$work/this/node0"
+"$nodes" --nodes 2 --state "$work/other" --mpirun "$mpiexec" "${flags[@]}" -np 2 sleep 30 \
+    > "$work/other.log" 2>&1 &
+other=$!
+for ((i = 0; i < 100; ++i)); do
+  [[ $("$node_ctl" "$work/other" list | grep -c sleep) -eq 2 ]] && break
+  sleep 0.1
+done
+cp "$work/other/node0/uts" "$work/this/node0/uts"  # the same namespace number, another cluster
+[[ -z $("$node_ctl" "$work/this" list) ]] ||
+  fail "node_ctl took another cluster's processes for this one's: $("$node_ctl" "$work/this" list)"
+"$node_ctl" "$work/this" kill node0
+[[ $("$node_ctl" "$work/other" list node0 | grep -c sleep) -eq 1 ]] ||
+  fail "killing this cluster's node0 hit the other cluster's"
+"$node_ctl" "$work/other" kill node0
+"$node_ctl" "$work/other" kill node1
+wait "$other"
+echo "a reused namespace number: the other cluster's processes were left alone"
 echo "OK"

@@ -88,7 +88,14 @@ for ((i = 0; i < 1200; ++i)); do
   [[ -e $work/ckpt/step_$committed/COMMITTED ]] && break
   sleep 0.05
 done
-[[ -e $work/ckpt/step_$committed/COMMITTED ]] || { cat "$work/b.log"; fail "no step_$committed"; }
+if [[ ! -e $work/ckpt/step_$committed/COMMITTED ]]; then
+  cat "$work/b.log"
+  echo "--- the nodes' processes, the launch agent's log, the checkpoints:"
+  "$(dirname "$nodes")/node_ctl.sh" "$work/state" list
+  cat "$work/state/agent.log" 2>/dev/null
+  ls "$work/ckpt" 2>/dev/null
+  fail "no step_$committed within 60 s"
+fi
 case $scenario in
   step)
     # Into the step after the next logged one.
