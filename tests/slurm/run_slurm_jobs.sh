@@ -10,12 +10,12 @@
 #
 # Scenarios:
 #   complete    the job runs to the end: state COMPLETED, "srun exited with status 0"
-#   time_limit  once 100 steps are logged, SIGUSR1 goes to the batch script, as
+#   time_limit  once 50 steps are logged, SIGUSR1 goes to the batch script, as
 #               `--signal=B:USR1@T` makes Slurm do T seconds before the time limit (sent with
 #               `scancel --batch --signal=USR1`: the same signal to the same process, without
 #               waiting for a real limit): the ranks save a checkpoint and exit 0, the script
 #               requeues the job, and the requeued job resumes from that checkpoint to the end
-#   preempt     once 100 steps are logged, `scontrol requeue` (what PreemptMode=REQUEUE does):
+#   preempt     once 50 steps are logged, `scontrol requeue` (what PreemptMode=REQUEUE does):
 #               Slurm SIGTERMs every task and the script; the ranks save within KillWait and
 #               exit 0; Slurm requeues the job, which resumes from the checkpoint to the end
 # Slurm holds a requeued job for 120 s before it may start again; the test moves its start time
@@ -32,13 +32,15 @@ losses=$root/tests/lib/step_losses.py
 source "$root/tests/slurm/slurm_test_env.sh"
 
 
-steps=400
+# ~3 ms a step on 2 cores: the stop request at step 50 reaches the ranks (a Slurm RPC, then the
+# signals; about 1 s under load) seconds before the run would end by itself.
+steps=2000
 common=(--set model.vocab_size=64 --set model.d_model=48 --set model.n_layers=2
         --set model.n_heads=2 --set model.seq_len=32 --set model.d_ffn=96 --set model.ffn=aoe
         --set model.n_experts=4 --set model.d_low=8 --set data.source=synthetic
         --set train.micro_batch_size=2 --set train.global_batch_size=8 --set train.steps=$steps
         --set train.eval_interval=0 --set logging.interval=1 --set logging.progress=never
-        --set parallel.threads=1 --set checkpoint.interval=100 --set checkpoint.keep_last=3)
+        --set parallel.threads=1 --set checkpoint.interval=500 --set checkpoint.keep_last=3)
 
 # The reference: the same run under mpirun, without Slurm.
 "$mpiexec" --oversubscribe --allow-run-as-root -np 2 "$train" "${common[@]}" \
@@ -73,7 +75,7 @@ echo "submitted job $id ($scenario)"
 
 if [[ $scenario != complete ]]; then
   for ((i = 0; i < 1200; ++i)); do
-    [[ -s $work/job.jsonl && $(wc -l < "$work/job.jsonl") -ge 100 ]] && break
+    [[ -s $work/job.jsonl && $(wc -l < "$work/job.jsonl") -ge 50 ]] && break
     [[ $(job_field "$id" JobState) == @(PENDING|RUNNING|CONFIGURING) ]] || break
     sleep 0.05
   done
@@ -102,7 +104,7 @@ grep -q "srun exited with status 0" "$work/job.out" || fail "srun did not exit 0
 
 if [[ $scenario != complete ]]; then
   stopped=$(grep -o "stopped on request after step [0-9]*" "$work/job.out") ||
-    fail "the ranks did not stop on request"
+    fail "the ranks did not stop on request (did the run end before the signal reached them?)"
   step=${stopped##* }
   grep -q "resumed from step $step " "$work/job.out" || fail "not resumed from step $step"
   [[ $scenario == preempt ]] || grep -q "requeueing job $id" "$work/job.out" ||
