@@ -20,7 +20,19 @@ fi
 nodes=$1 mpiexec=$2 checksum=$3 train=$4
 node_ctl=$(dirname "$nodes")/node_ctl.sh
 work=$(mktemp -d "${TMPDIR:-/tmp}/aoetron_hosts_XXXXXX")
-trap 'rm -rf "$work"' EXIT
+# On any way out: no node of this test may outlive it (a failed check leaves a job running).
+cleanup() {
+  local state
+  for state in "$work"/state "$work"/other; do
+    [[ -d $state ]] || continue
+    for host in node0 node1; do
+      "$(dirname "$nodes")/node_ctl.sh" "$state" kill "$host" > /dev/null 2>&1
+    done
+  done
+  [[ -n ${job:-} ]] && kill "$job" 2> /dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
 export OMP_NUM_THREADS=1
 flags=(--oversubscribe --allow-run-as-root)
 fail() { echo "FAIL: $*" >&2; exit 1; }
