@@ -40,7 +40,7 @@ class SlurmJob : public LaunchedJob {
       return std::nullopt;
     }
     last_poll_ = now;
-    absl::StatusOr<CommandOutput> shown = RunCommand({options_.scontrol, "show", "job", "-o", id_});
+    absl::StatusOr<CommandOutput> shown = ShowJob();
     if (!shown.ok()) return std::nullopt;  // the client is missing for a moment: ask again later
     std::optional<JobExit> ended;
     if (shown->exit_code == 0) {
@@ -56,16 +56,21 @@ class SlurmJob : public LaunchedJob {
 
   void RequestStop() override {
     if (exit_.has_value()) return;
-    absl::StatusOr<CommandOutput> shown = RunCommand({options_.scontrol, "show", "job", "-o", id_});
+    absl::StatusOr<CommandOutput> shown = ShowJob();
     const bool pending = shown.ok() && ScontrolField(shown->out, "JobState") == "PENDING";
     if (pending) {
-      (void)RunCommand({options_.scancel, id_});
+      (void)RunCommand({"scancel", id_});
     } else {
-      (void)RunCommand({options_.scancel, "--signal=TERM", id_});
+      (void)RunCommand({"scancel", "--signal=TERM", id_});
     }
   }
 
  private:
+  // The job's record on one line: "JobId=12 JobName=... JobState=RUNNING ...".
+  absl::StatusOr<CommandOutput> ShowJob() const {
+    return RunCommand({"scontrol", "show", "job", "-o", id_});
+  }
+
   std::string id_;
   SlurmLauncherOptions options_;
   std::chrono::steady_clock::time_point start_;
@@ -104,7 +109,7 @@ std::optional<JobExit> JobExitFromScontrol(const std::string& line) {
 SlurmLauncher::SlurmLauncher(SlurmLauncherOptions options) : options_(std::move(options)) {}
 
 std::vector<std::string> SlurmLauncher::SbatchCommand(const LaunchRequest& request) const {
-  std::vector<std::string> argv = {options_.sbatch,
+  std::vector<std::string> argv = {"sbatch",
                                    "--parsable",
                                    absl::StrCat("--job-name=", request.name),
                                    absl::StrCat("--ntasks=", request.ranks),

@@ -27,10 +27,8 @@
 
 namespace aoetron::study {
 
+// Slurm's clients (sbatch, scontrol, scancel) are taken from PATH.
 struct SlurmLauncherOptions {
-  std::string sbatch = "sbatch";
-  std::string scontrol = "scontrol";
-  std::string scancel = "scancel";
   std::vector<std::string> sbatch_args;  // before the job script, e.g. "--partition=gpu"
   std::string job_script;                // scripts/slurm/aoetron.sbatch or a copy of it
   std::string train_binary;              // AOETRON_TRAIN in the job's environment

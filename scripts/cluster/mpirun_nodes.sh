@@ -86,9 +86,7 @@ while :; do
 done
 
 if ! "$here/node_ctl.sh" "$state" gone 10; then
-  for host in $(cd "$state" && ls -d node*/ 2>/dev/null | tr -d /); do
-    "$here/node_ctl.sh" "$state" kill "$host" >/dev/null 2>&1
-  done
+  "$here/node_ctl.sh" "$state" kill >/dev/null 2>&1
   echo "mpirun_nodes: processes outlived mpirun (listed above); killed" >&2
   ((status == 0)) && status=1
 fi

@@ -9,8 +9,9 @@
 #   node_agent.sh STATE_DIR HOST COMMAND...
 #
 # Writes STATE_DIR/HOST/uts (the namespace, as /proc/PID/ns/uts names it) and exports
-# AOETRON_NODE=STATE_DIR/HOST, which node_ctl.sh uses together to find every process of the node. Like ssh, the COMMAND words are joined by spaces and
-# run by /bin/sh. Needs root (or CAP_SYS_ADMIN) for unshare --uts.
+# AOETRON_NODE=STATE_DIR/HOST; node_ctl.sh needs both to find every process of the node. Like ssh,
+# the COMMAND words are joined by spaces and run by /bin/sh. Needs root (or CAP_SYS_ADMIN) for
+# unshare --uts.
 set -euo pipefail
 if [[ $# -lt 3 ]]; then
   echo "usage: $0 STATE_DIR HOST COMMAND..." >&2

@@ -4,8 +4,8 @@
 # AOETRON_NODE=STATE_DIR/HOST in their environment.
 #
 #   node_ctl.sh STATE_DIR list [HOST...]           "HOST PID COMMAND" per live process
-#   node_ctl.sh STATE_DIR kill HOST [SIGNAL]       signal (default KILL) every process of HOST,
-#                                                  again until none is left (5 s at most)
+#   node_ctl.sh STATE_DIR kill [HOST...]           SIGKILL every process of the nodes, again
+#                                                  until none is left (5 s at most)
 #   node_ctl.sh STATE_DIR gone SECONDS [HOST...]   wait until no process of the nodes is left;
 #                                                  exit 1 listing the survivors if some are
 #
@@ -56,18 +56,19 @@ case $action in
     processes "$@"
     ;;
   kill)
-    host=${1:?node_ctl.sh STATE_DIR kill HOST [SIGNAL]}
-    signal=${2:-KILL}
-    [[ -f $state/$host/uts ]] || { echo "node_ctl: no node \"$host\" in $state" >&2; exit 1; }
+    (($#)) || set -- $(known_hosts)
+    for host in "$@"; do
+      [[ -f $state/$host/uts ]] || { echo "node_ctl: no node \"$host\" in $state" >&2; exit 1; }
+    done
+    (($#)) || exit 0
     for ((round = 0; round < 50; ++round)); do
-      pids=$(processes "$host" | awk '{print $2}')
+      pids=$(processes "$@" | awk '{print $2}')
       [[ -n $pids ]] || exit 0
-      kill -s "$signal" $pids 2>/dev/null
-      [[ $signal == KILL ]] || exit 0  # other signals: once, the node handles them
+      kill -KILL $pids 2>/dev/null
       sleep 0.1
     done
-    echo "node_ctl: processes of $host survive SIG$signal:" >&2
-    processes "$host" >&2
+    echo "node_ctl: processes of $* survive SIGKILL:" >&2
+    processes "$@" >&2
     exit 1
     ;;
   gone)

@@ -18,24 +18,8 @@ if [[ $# -ne 4 ]]; then
   exit 2
 fi
 nodes=$1 mpiexec=$2 checksum=$3 train=$4
-node_ctl=$(dirname "$nodes")/node_ctl.sh
-work=$(mktemp -d "${TMPDIR:-/tmp}/aoetron_hosts_XXXXXX")
-# On any way out: no node of this test may outlive it (a failed check leaves a job running).
-cleanup() {
-  local state
-  for state in "$work"/state "$work"/other; do
-    [[ -d $state ]] || continue
-    for host in node0 node1; do
-      "$(dirname "$nodes")/node_ctl.sh" "$state" kill "$host" > /dev/null 2>&1
-    done
-  done
-  [[ -n ${job:-} ]] && kill "$job" 2> /dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-export OMP_NUM_THREADS=1
-flags=(--oversubscribe --allow-run-as-root)
-fail() { echo "FAIL: $*" >&2; exit 1; }
+node_test_name=hosts
+source "$(dirname "${BASH_SOURCE[0]}")/node_test_env.sh"
 
 # 1. Placement and node-local numbering.
 "$nodes" --nodes 2 --mpirun "$mpiexec" "${flags[@]}" -np 4 /bin/sh -c \
@@ -86,8 +70,7 @@ for ((i = 0; i < 600; ++i)); do
 done
 pids=$("$node_ctl" "$work/state" list | awk '{print $2}' | paste -sd, -)
 ss -tnpH > "$work/sockets.all"
-"$node_ctl" "$work/state" kill node0
-"$node_ctl" "$work/state" kill node1
+"$node_ctl" "$work/state" kill
 wait "$job"
 [[ -n $pids ]] || { cat "$work/train.log"; fail "no node processes while training"; }
 # aoetron-train's own view of the placement (ep2 on 4 ranks: ep groups {0,1} {2,3}).
@@ -130,8 +113,7 @@ cp "$work/other/node0/uts" "$work/this/node0/uts"  # the same namespace number, 
 "$node_ctl" "$work/this" kill node0
 [[ $("$node_ctl" "$work/other" list node0 | grep -c sleep) -eq 1 ]] ||
   fail "killing this cluster's node0 hit the other cluster's"
-"$node_ctl" "$work/other" kill node0
-"$node_ctl" "$work/other" kill node1
+"$node_ctl" "$work/other" kill
 wait "$other"
 echo "a reused namespace number: the other cluster's processes were left alone"
 echo "OK"

@@ -26,23 +26,8 @@ if [[ $# -ne 5 ]]; then
   exit 2
 fi
 nodes=$1 train=$2 ckpt=$3 scenario=$4 max_seconds=$5
-work=$(mktemp -d "${TMPDIR:-/tmp}/aoetron_node_loss_XXXXXX")
-# On any way out: no node of this test may outlive it (a failed check leaves a job running).
-cleanup() {
-  local state
-  for state in "$work"/state "$work"/other; do
-    [[ -d $state ]] || continue
-    for host in node0 node1; do
-      "$(dirname "$nodes")/node_ctl.sh" "$state" kill "$host" > /dev/null 2>&1
-    done
-  done
-  [[ -n ${job:-} ]] && kill "$job" 2> /dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-export OMP_NUM_THREADS=1
-flags=(--oversubscribe --allow-run-as-root)
-fail() { echo "FAIL: $*" >&2; exit 1; }
+node_test_name=node_loss
+source "$(dirname "${BASH_SOURCE[0]}")/node_test_env.sh"
 
 # A Megatron dataset (MMIDIDX v1, uint16): 400 documents of 100 tokens < 64, half of them
 # uniform noise and half a short repeated cycle, so that a batch's loss depends on which
@@ -108,7 +93,7 @@ kill_in_flight() {
   if [[ ! -e $work/ckpt/step_$committed/COMMITTED ]]; then
     cat "$work/b.log"
     echo "--- the nodes' processes, the launch agent's log, the checkpoints:"
-    "$(dirname "$nodes")/node_ctl.sh" "$work/state" list
+    "$node_ctl" "$work/state" list
     cat "$work/state/agent.log" 2>/dev/null
     ls "$work/ckpt" 2>/dev/null
     fail "no step_$committed within 60 s"
@@ -132,7 +117,7 @@ kill_in_flight() {
       [[ -n $saving ]] || { cat "$work/b.log"; fail "no save in flight was seen"; }
       ;;
   esac
-  "$(dirname "$nodes")/node_ctl.sh" "$work/state" kill node1 || fail "node1 could not be killed"
+  "$node_ctl" "$work/state" kill node1 || fail "node1 could not be killed"
   killed=$(date +%s.%N)
   # What was in flight: the step after the last one logged, and for `save` the save seen.
   moment="during step $(($(tail -1 "$work/b.jsonl" |
@@ -142,7 +127,7 @@ kill_in_flight() {
   # Still there once node1 is gone: the save was cut short, not finished first.
   if [[ ! -e $saving ]]; then
     wait "$job"
-    "$(dirname "$nodes")/node_ctl.sh" "$work/state" gone 10
+    "$node_ctl" "$work/state" gone 10
     echo "$(basename "$saving") was committed before the kill landed; again"
     return 1
   fi
@@ -165,7 +150,7 @@ grep -Eq "node node1|host: +node1" "$work/b.log" ||
   { cat "$work/b.log"; fail "the output does not name the lost node node1"; }
 
 # Nothing left behind.
-"$(dirname "$nodes")/node_ctl.sh" "$work/state" gone 5 || fail "processes left on the nodes"
+"$node_ctl" "$work/state" gone 5 || fail "processes left on the nodes"
 if pgrep -f -- "$work/ckpt" > /dev/null; then
   ps -eo pid,args | grep -F -- "$work/ckpt" >&2
   fail "aoetron-train processes of the job are left"

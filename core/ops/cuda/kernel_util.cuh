@@ -156,16 +156,22 @@ __device__ __forceinline__ void RaiseDeviceError(DeviceErrorRecord* record, Devi
   if (atomicCAS(&record->code, 0, static_cast<int32_t>(code)) == 0) record->detail = detail;
 }
 
-// expert_index[p] when it is in [0, experts); else raises kExpertIndexOutOfRange (detail p) and
-// returns −1, which the caller skips.
-__device__ __forceinline__ int64_t CheckedExpert(const int32_t* expert_index, int64_t p,
-                                                 int64_t experts, DeviceErrorRecord* error) {
-  const int32_t e = expert_index[p];
-  if (e < 0 || e >= experts) {
-    RaiseDeviceError(error, DeviceErrorCode::kExpertIndexOutOfRange, p);
+// values[p] when it lies in [0, bound); else raises `code` (detail p) and returns −1, which the
+// caller skips.
+__device__ __forceinline__ int64_t CheckedIndex(const int32_t* values, int64_t p, int64_t bound,
+                                                DeviceErrorCode code, DeviceErrorRecord* error) {
+  const int32_t value = values[p];
+  if (value < 0 || value >= bound) {
+    RaiseDeviceError(error, code, p);
     return -1;
   }
-  return e;
+  return value;
+}
+
+// The expert of pair p, checked (kExpertIndexOutOfRange).
+__device__ __forceinline__ int64_t CheckedExpert(const int32_t* expert_index, int64_t p,
+                                                 int64_t experts, DeviceErrorRecord* error) {
+  return CheckedIndex(expert_index, p, experts, DeviceErrorCode::kExpertIndexOutOfRange, error);
 }
 
 }  // namespace aoetron::ops::cuda

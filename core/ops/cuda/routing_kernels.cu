@@ -155,12 +155,7 @@ __global__ void AoeGateKernel(const T* c, int64_t n, int64_t groups, int64_t wid
 // position[p] for pair p, or −1 (reported) when it lies outside [0, pairs).
 __device__ __forceinline__ int64_t CheckedPosition(const int32_t* position, int64_t p,
                                                    int64_t pairs, DeviceErrorRecord* error) {
-  const int32_t pos = position[p];
-  if (pos < 0 || pos >= pairs) {
-    RaiseDeviceError(error, DeviceErrorCode::kPositionOutOfRange, p);
-    return -1;
-  }
-  return pos;
+  return CheckedIndex(position, p, pairs, DeviceErrorCode::kPositionOutOfRange, error);
 }
 
 // grouped[position[t, j], c] = x[t, c]; thread per (pair, column).
