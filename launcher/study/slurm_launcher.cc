@@ -61,7 +61,10 @@ class SlurmJob : public LaunchedJob {
     if (pending) {
       (void)RunCommand({"scancel", id_});
     } else {
-      (void)RunCommand({"scancel", "--signal=TERM", id_});
+      // To the job script, which passes SIGUSR1 to the ranks through srun: a signal Slurm sends
+      // the tasks itself (scancel --signal=TERM) cancels the step, and twice a rank was seen to
+      // abort on a corrupted heap at that moment (issue 14's closing note).
+      (void)RunCommand({"scancel", "--batch", "--signal=USR2", id_});
     }
   }
 

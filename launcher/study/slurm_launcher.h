@@ -12,9 +12,10 @@
 //                TIMEOUT, NODE_FAIL, OUT_OF_MEMORY, PREEMPTED, ... give ExitCode's status and
 //                signal (status -1 when it is 0 but the job did not complete). A job Slurm no
 //                longer knows (purged after MinJobAge) has ended: exit -1.
-//   RequestStop  a pending job is cancelled; a running one gets SIGTERM on its tasks
-//                (`scancel --signal=TERM`), so the trainer saves a checkpoint and exits 0; the
-//                run stays unfinished and resumes on the next `aoetron-study run`.
+//   RequestStop  a pending job is cancelled; a running one's job script gets SIGUSR2
+//                (`scancel --batch --signal=USR2`), passes SIGUSR1 to the ranks through srun,
+//                and they save a checkpoint and exit 0; the run stays unfinished and resumes on
+//                the next `aoetron-study run`.
 // Peak memory is not known to Slurm without accounting: the trainer's own peak_rss_bytes (in
 // the metrics) is what the report uses.
 #pragma once
