@@ -84,7 +84,7 @@ SlurmctldPort=$ctld_port
 SlurmdPort=$slurmd_port
 CommunicationParameters=NoInAddrAny
 AuthType=auth/munge
-AuthInfo=socket=$dir/munge/munge.socket
+AuthInfo=socket=$dir/munge/munge.socket,cred_expire=10
 CredType=cred/munge
 SlurmUser=$(id -un)
 SlurmdUser=root
