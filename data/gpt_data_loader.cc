@@ -4,14 +4,70 @@
 #include <cmath>
 
 #include "absl/strings/str_format.h"
+#include "data/numpy_sum.h"
 
 namespace aoetron::data {
+
+namespace {
+
+// How many samples each dataset of the blend must provide, how many the blend has, and the
+// shares its index is built from (blending.h), under the configured order. Weight-0 datasets
+// get no samples and no share. With num_samples == 0 (one epoch of each dataset) only the
+// shares are decided here; the size follows from the datasets' lengths.
+struct BlendPlan {
+  std::vector<int64_t> dataset_samples;  // per listed dataset; 0 for weight 0
+  int64_t size = 0;                      // samples of the blend (num_samples > 0)
+  std::vector<double> shares;            // per listed dataset; 0 for weight 0
+};
+
+BlendPlan PlanBlend(const std::vector<double>& weights, int64_t num_samples, SampleOrder order) {
+  BlendPlan plan;
+  plan.dataset_samples.assign(weights.size(), 0);
+  std::vector<size_t> positive;
+  for (size_t d = 0; d < weights.size(); ++d) {
+    if (weights[d] > 0) positive.push_back(d);
+  }
+  if (order == SampleOrder::kMegatronCore) {
+    // Normalised over the whole list (a 0 term can change numpy's summation order), once for
+    // the requests and once more for the blending index.
+    const std::vector<double> normalized = MegatronNormalize(weights);
+    plan.shares = MegatronNormalize(normalized);
+    if (num_samples > 0) {
+      const std::vector<BlendRequest> requests = MegatronBlendRequests(normalized, num_samples);
+      for (size_t d : positive) {
+        plan.dataset_samples[d] = requests[d].build;
+        plan.size += requests[d].target;
+      }
+    }
+    return plan;
+  }
+  // aoetron_v1: exact counts of the first num_samples blended samples.
+  std::vector<double> positive_weights;
+  for (size_t d : positive) positive_weights.push_back(weights[d]);
+  const std::vector<double> positive_shares = LegacyBlendShares(positive_weights);
+  plan.shares.assign(weights.size(), 0.0);
+  for (size_t k = 0; k < positive.size(); ++k) plan.shares[positive[k]] = positive_shares[k];
+  if (num_samples > 0) {
+    absl::StatusOr<BlendingIndex> counts = BuildBlendingIndex(positive_shares, num_samples);
+    for (size_t k = 0; k < positive.size(); ++k) {
+      plan.dataset_samples[positive[k]] = std::max<int64_t>(counts->samples_per_dataset[k], 1);
+    }
+    plan.size = num_samples;
+  }
+  return plan;
+}
+
+}  // namespace
 
 absl::StatusOr<std::unique_ptr<BlendedGptDataset>> BlendedGptDataset::Create(
     const GptDataLoaderConfig& config) {
   if (config.datasets.empty()) return absl::InvalidArgumentError("no datasets given");
   if (config.seq_length < 1) {
     return absl::InvalidArgumentError(absl::StrFormat("seq_length %d < 1", config.seq_length));
+  }
+  if (config.datasets.size() > 32767) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%d datasets: a blend holds at most 32767", config.datasets.size()));
   }
   std::unique_ptr<BlendedGptDataset> blended(new BlendedGptDataset());
   blended->seq_length_ = config.seq_length;
@@ -26,18 +82,12 @@ absl::StatusOr<std::unique_ptr<BlendedGptDataset>> BlendedGptDataset::Create(
     weight_sum += d.weight;
   }
   if (weight_sum <= 0) return absl::InvalidArgumentError("dataset weights sum to 0");
+  // One dataset is read directly, as Megatron-Core reads a single unweighted prefix.
   blended->single_ = config.datasets.size() == 1;
+  const BlendPlan plan = blended->single_
+                             ? BlendPlan{{config.num_samples}, config.num_samples, {1.0}}
+                             : PlanBlend(weights, config.num_samples, config.order);
 
-  // Samples each dataset must provide: the blend's counts when the total is known, else one
-  // epoch each (and the blend stops when the first dataset's epoch runs out).
-  std::vector<int64_t> wanted(config.datasets.size(), 0);
-  if (config.num_samples > 0 && !blended->single_) {
-    absl::StatusOr<BlendingIndex> counts = BuildBlendingIndex(weights, config.num_samples);
-    if (!counts.ok()) return counts.status();
-    wanted = counts->samples_per_dataset;
-  } else if (config.num_samples > 0) {
-    wanted[0] = config.num_samples;
-  }
   for (size_t d = 0; d < config.datasets.size(); ++d) {
     if (weights[d] == 0) {
       blended->datasets_.push_back(nullptr);
@@ -53,10 +103,11 @@ absl::StatusOr<std::unique_ptr<BlendedGptDataset>> BlendedGptDataset::Create(
     }
     GptDatasetOptions options;
     options.seq_length = config.seq_length;
-    options.num_samples = config.num_samples > 0 ? std::max<int64_t>(wanted[d], 1) : 0;
+    options.num_samples = plan.dataset_samples[d];
     options.seed = config.seed;
     options.split_ratios = config.split_ratios;
     options.split = config.split;
+    options.order = config.order;
     options.cache_dir = config.cache_dir;
     options.build_indices = config.build_indices;
     options.wait_timeout_seconds = config.wait_timeout_seconds;
@@ -70,17 +121,25 @@ absl::StatusOr<std::unique_ptr<BlendedGptDataset>> BlendedGptDataset::Create(
         config.num_samples > 0 ? config.num_samples : blended->datasets_[0]->num_samples();
     return blended;
   }
-  int64_t total = config.num_samples;
-  if (total == 0) {
+  // The blend over the datasets of positive weight; blend_datasets_ maps its numbering back.
+  std::vector<double> shares;
+  for (size_t d = 0; d < weights.size(); ++d) {
+    if (weights[d] > 0) {
+      blended->blend_datasets_.push_back(static_cast<int>(d));
+      shares.push_back(plan.shares[d]);
+    }
+  }
+  int64_t total = plan.size;
+  if (config.num_samples == 0) {
+    // One epoch of each: until the first dataset runs out.
     double limit = INFINITY;
-    for (size_t d = 0; d < weights.size(); ++d) {
-      if (weights[d] > 0) {
-        limit = std::min(limit, blended->datasets_[d]->num_samples() / (weights[d] / weight_sum));
-      }
+    for (size_t k = 0; k < shares.size(); ++k) {
+      const int d = blended->blend_datasets_[k];
+      limit = std::min(limit, blended->datasets_[d]->num_samples() / shares[k]);
     }
     total = std::max<int64_t>(1, static_cast<int64_t>(std::floor(limit)));
   }
-  absl::StatusOr<BlendingIndex> blend = BuildBlendingIndex(weights, total);
+  absl::StatusOr<BlendingIndex> blend = BuildBlendingIndex(shares, total);
   if (!blend.ok()) return blend.status();
   blended->blend_ = *std::move(blend);
   blended->num_samples_ = total;
@@ -96,7 +155,7 @@ absl::Status BlendedGptDataset::GetSample(int64_t i, int32_t* out) const {
     ds = datasets_[0].get();
     sample = wrapped;
   } else {
-    ds = datasets_[blend_.dataset_index[wrapped]].get();
+    ds = datasets_[blend_datasets_[blend_.dataset_index[wrapped]]].get();
     sample = blend_.dataset_sample_index[wrapped];
   }
   ds->GetSample(sample, out);

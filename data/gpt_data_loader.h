@@ -57,6 +57,9 @@ struct GptDataLoaderConfig {
   int dp_rank = 0;
   int dp_size = 1;
   uint64_t seed = 1234;
+  // Which rules build the sample order (sample_order.h): Megatron-Core's unless a run started
+  // under the legacy order must resume on the same samples.
+  SampleOrder order = SampleOrder::kMegatronCore;
   // Samples the run will consume from this split (e.g. train_iters · global_batch_size); 0 = one
   // epoch of the data (with a blend: until the first dataset runs out of its epoch).
   int64_t num_samples = 0;
@@ -94,7 +97,8 @@ class BlendedGptDataset {
  private:
   BlendedGptDataset() = default;
   std::vector<std::unique_ptr<GptDataset>> datasets_;  // null for weight-0 datasets
-  BlendingIndex blend_;
+  BlendingIndex blend_;                                // over the datasets of weight > 0
+  std::vector<int> blend_datasets_;                    // blend_'s dataset k -> datasets_ index
   bool single_ = false;
   int64_t num_samples_ = 0;
   int64_t seq_length_ = 0;

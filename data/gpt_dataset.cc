@@ -17,7 +17,7 @@ absl::StatusOr<std::unique_ptr<GptDataset>> GptDataset::Create(
   std::vector<double> ratios = options.split_ratios;
   ratios.resize(std::max<size_t>(ratios.size(), 3), 0.0);
   absl::StatusOr<std::vector<std::pair<int64_t, int64_t>>> ranges =
-      ComputeSplitRanges(ratios, data->num_sequences());
+      ComputeSplitRanges(ratios, data->num_sequences(), options.order);
   if (!ranges.ok()) return ranges.status();
   const int64_t begin = (*ranges)[*split].first;
   const int64_t end = (*ranges)[*split].second;
@@ -29,11 +29,15 @@ absl::StatusOr<std::unique_ptr<GptDataset>> GptDataset::Create(
   std::unique_ptr<GptDataset> ds(new GptDataset());
   ds->data_ = data;
   ds->split_range_ = {begin, end};
+  // The description names everything the index depends on, the order's version first (the
+  // aoetron_v1 text is the one written before orders had names, so its caches are still found).
+  const std::string header = options.order == SampleOrder::kAoetronV1
+                                 ? "aoetron GptSampleIndex v1\n"
+                                 : "aoetron GptSampleIndex v2: sample order megatron_core\n";
   const std::string description = absl::StrFormat(
-      "aoetron GptSampleIndex v1\ndata fingerprint %s\nsequences [%d, %d) of %d\n"
-      "seq_length %d\nnum_samples %d\nseed %d\n",
-      FingerprintHex(data->fingerprint()), begin, end, data->num_sequences(), options.seq_length,
-      options.num_samples, options.seed);
+      "%sdata fingerprint %s\nsequences [%d, %d) of %d\nseq_length %d\nnum_samples %d\nseed %d\n",
+      header, FingerprintHex(data->fingerprint()), begin, end, data->num_sequences(),
+      options.seq_length, options.num_samples, options.seed);
   std::string cache_dir = options.cache_dir;
   if (cache_dir.empty()) {
     cache_dir = (std::filesystem::path(data->path()).parent_path() / "index-cache").string();
@@ -45,6 +49,7 @@ absl::StatusOr<std::unique_ptr<GptDataset>> GptDataset::Create(
     request.seq_length = options.seq_length;
     request.num_samples = options.num_samples;
     request.seed = options.seed;
+    request.order = options.order;
     for (int64_t s = begin; s < end; ++s) {
       request.sequence_ids.push_back(s);
       request.sequence_lengths.push_back(data->sequence_length(s));

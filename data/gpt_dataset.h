@@ -27,6 +27,7 @@ struct GptDatasetOptions {
   uint64_t seed = 1234;
   std::vector<double> split_ratios = {969, 30, 1};
   std::string split = "train";  // train | valid | test
+  SampleOrder order = SampleOrder::kMegatronCore;
   // Where sample indices are cached; "" = <dataset directory>/index-cache.
   std::string cache_dir;
   // True on the one process that builds missing indices; the others wait for them.

@@ -186,6 +186,12 @@ absl::Status ValidateDataSection(const config::TrainConfig& c) {
     }
     absl::StatusOr<std::vector<double>> ratios = ParseSplitRatios(d.split());
     if (!ratios.ok()) return ratios.status();
+    if (d.sample_order() == config::DataSection::megatron_core && d.seed() > 0xffffffffull) {
+      return Invalid(absl::StrFormat(
+          "data.seed (%d) must be below 2^32 with data.sample_order megatron_core: its shuffles "
+          "are numpy's RandomState(seed), which takes 32-bit seeds",
+          d.seed()));
+    }
     if ((*ratios)[0] <= 0) {
       return Invalid(
           absl::StrFormat("data.split \"%s\" leaves no training data (the first ratio "

@@ -130,6 +130,40 @@ absl::StatusOr<std::vector<double>> ParseSplitRatios(const std::string& text) {
   return ratios;
 }
 
+data::SampleOrder SampleOrderFromConfig(const config::TrainConfig& config) {
+  return config.data().sample_order() == config::DataSection::aoetron_v1
+             ? data::SampleOrder::kAoetronV1
+             : data::SampleOrder::kMegatronCore;
+}
+
+absl::Status CheckResumedSampleOrder(const config::TrainConfig& config,
+                                     const std::map<std::string, int64_t>& checkpoint_counters,
+                                     const std::string& checkpoint) {
+  if (config.data().source() != config::DataSection::indexed) return absl::OkStatus();
+  const auto recorded = checkpoint_counters.find("data_sample_order");
+  const int64_t version = recorded == checkpoint_counters.end() ? 1 : recorded->second;
+  absl::StatusOr<data::SampleOrder> saved = data::SampleOrderOfVersion(version);
+  if (!saved.ok()) {
+    return absl::FailedPreconditionError(
+        absl::StrFormat("resuming from %s: %s", checkpoint, saved.status().message()));
+  }
+  const data::SampleOrder wanted = SampleOrderFromConfig(config);
+  if (*saved == wanted) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrFormat(
+      "resuming from %s: its run read its samples in the %s order%s, but this run would read "
+      "them in the %s order (data.sample_order), so from this checkpoint's data position on it "
+      "would train on different samples than the run it continues. To continue on the same "
+      "samples, set data.sample_order: %s (e.g. --set data.sample_order=%s); %s (docs/data.md, "
+      "\"Sample order\")",
+      checkpoint, data::SampleOrderName(*saved),
+      recorded == checkpoint_counters.end() ? " (it predates Megatron-Core's order in this project)"
+                                            : "",
+      data::SampleOrderName(wanted), data::SampleOrderName(*saved), data::SampleOrderName(*saved),
+      *saved == data::SampleOrder::kAoetronV1
+          ? "to train on Megatron-Core's samples instead, start a new run"
+          : "aoetron_v1 exists only to finish runs that started under it"));
+}
+
 absl::StatusOr<DataStreams> OpenIndexedStreams(const config::TrainConfig& config,
                                                const DataParallelPosition& position) {
   absl::StatusOr<std::vector<data::WeightedDataset>> blend =
@@ -149,6 +183,7 @@ absl::StatusOr<DataStreams> OpenIndexedStreams(const config::TrainConfig& config
   loader_config.dp_rank = position.dp_rank;
   loader_config.dp_size = position.dp_size;
   loader_config.seed = config.data().seed();
+  loader_config.order = SampleOrderFromConfig(config);
   // The samples the whole run consumes; past them the order wraps around.
   loader_config.num_samples = config.train().steps() * batch.global_batch_size;
   loader_config.cache_dir = config.data().index_cache_dir();

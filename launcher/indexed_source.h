@@ -13,6 +13,7 @@
 // (global rank 0), which builds missing ones while the others wait for the files.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -32,6 +33,18 @@ absl::StatusOr<std::vector<data::WeightedDataset>> ParseDatasetBlend(const std::
 // "969,30,1" → {969, 30, 1}: one to three comma-separated finite numbers ≥ 0 with a positive
 // sum (missing ratios are 0, as in Megatron). Errors name data.split.
 absl::StatusOr<std::vector<double>> ParseSplitRatios(const std::string& text);
+
+// data.sample_order as the data library's enum.
+data::SampleOrder SampleOrderFromConfig(const config::TrainConfig& config);
+
+// Whether a run may resume from a checkpoint's data position: the checkpoint records the sample
+// order its run read (TrainingState counter "data_sample_order": data::SampleOrderVersion; none
+// in checkpoints written before the record, which all read aoetron_v1). OK when the config
+// reads the same order, or reads no indexed datasets; otherwise FailedPrecondition naming the
+// checkpoint, what changed and the setting that resumes on the same samples.
+absl::Status CheckResumedSampleOrder(const config::TrainConfig& config,
+                                     const std::map<std::string, int64_t>& checkpoint_counters,
+                                     const std::string& checkpoint);
 
 // Opens the training stream and (when train.eval_interval > 0) the evaluation source for the
 // config (validated), this rank's data-parallel position and the samples already consumed.

@@ -12,6 +12,7 @@
 #include "core/device_transfer.h"
 #include "launcher/config_validation.h"
 #include "launcher/dataset_tokenizer.h"
+#include "launcher/indexed_source.h"
 #include "models/flop_count.h"
 #include "parallel/single_process_communicator.h"
 
@@ -103,7 +104,13 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const config::TrainConf
                           absl::StrCat("resuming: ", opened.status().message()));
     }
     resume_reader.emplace(*std::move(opened));
-    consumed_samples = resume_reader->manifest().state().consumed_samples();
+    const checkpoint::pb::TrainingState& state = resume_reader->manifest().state();
+    if (absl::Status order = CheckResumedSampleOrder(
+            config, {state.counters().begin(), state.counters().end()}, options.resume_from);
+        !order.ok()) {
+      return order;
+    }
+    consumed_samples = state.consumed_samples();
   }
   if (consumed_samples < 0 || consumed_samples % step_samples != 0) {
     return absl::InvalidArgumentError(absl::StrFormat(

@@ -16,6 +16,7 @@
 #include "google/protobuf/text_format.h"
 #include "launcher/checkpoint/parameter_checkpoint.h"
 #include "launcher/config_validation.h"
+#include "launcher/indexed_source.h"
 #include "launcher/metrics_logger.h"
 #include "launcher/trainer.h"
 
@@ -74,6 +75,8 @@ absl::Status Trainer::SaveCheckpoint(int64_t step) {
   layout->set_dp(grid.dp_size());
   layout->set_zero1(config_.parallel().zero1());
   state.mutable_counters()->insert({"optimizer_steps", optimizer_steps()});
+  state.mutable_counters()->insert(
+      {"data_sample_order", data::SampleOrderVersion(SampleOrderFromConfig(config_))});
   return checkpoints_->Save(step, items, state);
 }
 

@@ -13,6 +13,7 @@
 #include "data/blending.h"
 #include "data/dataset_split.h"
 #include "data/indexed_dataset_writer.h"
+#include "data/numpy_sum.h"
 #include "data/sample_index_cache.h"
 #include "data/string_view_compat.h"
 #include "tests/data/test_paths.h"
@@ -35,8 +36,9 @@ std::string WriteCountingDataset(const std::string& prefix, const std::vector<in
 }
 
 GptSampleIndexRequest Request(std::vector<int32_t> lengths, int64_t seq, int64_t samples,
-                              uint64_t seed) {
+                              uint64_t seed, SampleOrder order = SampleOrder::kMegatronCore) {
   GptSampleIndexRequest r;
+  r.order = order;
   r.sequence_lengths = lengths;
   for (size_t i = 0; i < lengths.size(); ++i) r.sequence_ids.push_back(100 + i);
   r.seq_length = seq;
@@ -61,19 +63,72 @@ TEST(GptSampleIndex, SamplesAreConsecutiveWindowsOfTheShuffledStream) {
     EXPECT_EQ(index->num_samples(), (static_cast<int64_t>(stream.size()) - 1) / seq);
     for (int64_t s = 0; s <= index->num_samples(); ++s) {
       const auto& start = stream[s * seq];
-      EXPECT_EQ(index->document_index[index->sample_doc_position[s]], start.first);
+      // A sample may start on empty sequences (sample 0 always starts at position 0, as
+      // Megatron's does): its first token is in the next non-empty one.
+      int64_t p = index->sample_doc_position[s];
+      while (lengths[index->document_index[p] - 100] == 0) ++p;
+      EXPECT_EQ(index->document_index[p], start.first);
       // A sample boundary is the start of the next sample, in the shared token.
       EXPECT_EQ(index->sample_offset[s], start.second) << "seq " << seq << " sample " << s;
     }
   }
 }
 
-TEST(GptSampleIndex, EpochsArePermutationsAndShufflesAreDeterministic) {
+// Megatron-Core's epochs, worked by hand: 50 sequences of 1..50 tokens (1275 per epoch), L 32,
+// N 100 → 3 epochs (2550 < 100·32 + 1 ≤ 3825); samples before the last epoch
+// (2·1275 − 1) // 32 = 79, from the last 100 − 79 = 21 < int(0.8 · (1274 // 32 = 39)) = 31: the
+// last epoch is kept apart. So the first 100 positions hold every sequence twice, the last 50
+// once each, and the shuffle index permutes [0, 79) and then [79, 119) on their own.
+TEST(GptSampleIndex, MegatronCoreKeepsAShortLastEpochApart) {
   std::vector<int32_t> lengths(50);
-  std::iota(lengths.begin(), lengths.end(), 1);                // 1275 tokens per epoch
-  auto a = BuildGptSampleIndex(Request(lengths, 32, 100, 7));  // needs 3 epochs
+  std::iota(lengths.begin(), lengths.end(), 1);
+  auto a = BuildGptSampleIndex(Request(lengths, 32, 100, 7));
   auto b = BuildGptSampleIndex(Request(lengths, 32, 100, 7));
   auto c = BuildGptSampleIndex(Request(lengths, 32, 100, 8));
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(a->num_epochs, 3);
+  EXPECT_TRUE(a->separate_last_epoch);
+  EXPECT_EQ(a->num_samples(), (3 * 1275 - 1) / 32);
+  EXPECT_EQ(a->document_index, b->document_index);
+  EXPECT_EQ(a->shuffle_index, b->shuffle_index);
+  EXPECT_NE(a->document_index, c->document_index);
+  std::vector<int64_t> first(a->document_index.begin(), a->document_index.begin() + 100);
+  std::vector<int64_t> last(a->document_index.begin() + 100, a->document_index.end());
+  std::sort(first.begin(), first.end());
+  std::sort(last.begin(), last.end());
+  for (int i = 0; i < 100; ++i) ASSERT_EQ(first[i], 100 + i / 2);
+  for (int i = 0; i < 50; ++i) ASSERT_EQ(last[i], 100 + i);
+  // The two epochs before the last are shuffled together, not one after the other.
+  std::vector<int64_t> epoch0(a->document_index.begin(), a->document_index.begin() + 50);
+  std::sort(epoch0.begin(), epoch0.end());
+  EXPECT_NE(std::adjacent_find(epoch0.begin(), epoch0.end()), epoch0.end());
+  for (int64_t i = 0; i < a->num_samples(); ++i) {
+    EXPECT_EQ(a->shuffle_index[i] < 79, i < 79) << "position " << i;
+  }
+  // With 110 samples, 31 come from the last epoch: no longer below the threshold.
+  auto whole = BuildGptSampleIndex(Request(lengths, 32, 110, 7));
+  ASSERT_TRUE(whole.ok());
+  EXPECT_FALSE(whole->separate_last_epoch);
+  // One epoch (N = 0): a plain shuffle of every sequence and every sample.
+  auto one = BuildGptSampleIndex(Request(lengths, 32, 0, 7));
+  ASSERT_TRUE(one.ok());
+  EXPECT_EQ(one->num_epochs, 1);
+  EXPECT_FALSE(one->separate_last_epoch);
+}
+
+TEST(GptSampleIndex, MegatronCoreSeedsMustFitNumpy) {
+  EXPECT_FALSE(BuildGptSampleIndex(Request({30}, 4, 0, 1ull << 32)).ok());
+  EXPECT_TRUE(BuildGptSampleIndex(Request({30}, 4, 0, (1ull << 32) - 1)).ok());
+  EXPECT_TRUE(BuildGptSampleIndex(Request({30}, 4, 0, 1ull << 32, SampleOrder::kAoetronV1)).ok());
+}
+
+TEST(GptSampleIndex, AoetronV1EpochsArePermutationsAndShufflesAreDeterministic) {
+  std::vector<int32_t> lengths(50);
+  std::iota(lengths.begin(), lengths.end(), 1);  // 1275 tokens per epoch
+  const SampleOrder v1 = SampleOrder::kAoetronV1;
+  auto a = BuildGptSampleIndex(Request(lengths, 32, 100, 7, v1));  // needs 3 epochs
+  auto b = BuildGptSampleIndex(Request(lengths, 32, 100, 7, v1));
+  auto c = BuildGptSampleIndex(Request(lengths, 32, 100, 8, v1));
   ASSERT_TRUE(a.ok() && b.ok() && c.ok());
   EXPECT_EQ(a->num_epochs, 3);
   EXPECT_EQ(a->document_index, b->document_index);
@@ -226,21 +281,44 @@ TEST(SampleIndexCache, WaiterTimesOutWithAClearError) {
   EXPECT_NE(ToStd(result.status().message()).find(".gptidx"), std::string::npos);
 }
 
-TEST(DatasetSplit, MatchesMegatronRounding) {
+using Ranges = std::vector<std::pair<int64_t, int64_t>>;
+
+TEST(DatasetSplit, MegatronCoreRoundsCumulativeShares) {
   auto r = ComputeSplitRanges({969, 30, 1}, 1000);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(*r, (std::vector<std::pair<int64_t, int64_t>>{{0, 969}, {969, 999}, {999, 1000}}));
-  // 10/3 rounds to 3 three times: the boundaries move up by the missing 1.
+  EXPECT_EQ(*r, (Ranges{{0, 969}, {969, 999}, {999, 1000}}));
+  // Bookends 0, 1/3, 2/3, 1 of 10: round(3.33) = 3, round(6.67) = 7.
   r = ComputeSplitRanges({1, 1, 1}, 10);
   ASSERT_TRUE(r.ok());
-  EXPECT_EQ(*r, (std::vector<std::pair<int64_t, int64_t>>{{0, 4}, {4, 7}, {7, 10}}));
+  EXPECT_EQ(*r, (Ranges{{0, 3}, {3, 7}, {7, 10}}));
+  // KJV's 1189 chapters at 949,50,1: round(0.949 · 1189 = 1128.36) = 1128 (the legacy rule
+  // gives 1129, below).
+  r = ComputeSplitRanges({949, 50, 1}, 1189);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, (Ranges{{0, 1128}, {1128, 1188}, {1188, 1189}}));
+  // A zero share builds no split.
+  r = ComputeSplitRanges({1, 0, 0}, 7);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, (Ranges{{0, 7}, {0, 0}, {0, 0}}));
+}
+
+TEST(DatasetSplit, AoetronV1KeepsTheLegacyRule) {
+  const SampleOrder v1 = SampleOrder::kAoetronV1;
+  // 10/3 rounds to 3 three times: the boundaries move up by the missing 1.
+  auto r = ComputeSplitRanges({1, 1, 1}, 10, v1);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, (Ranges{{0, 4}, {4, 7}, {7, 10}}));
+  // 949,50,1 of 1189: sizes 1128 + 59 + 1 = 1188, one short, so every boundary moves up by 1.
+  r = ComputeSplitRanges({949, 50, 1}, 1189, v1);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(*r, (Ranges{{0, 1129}, {1129, 1188}, {1188, 1189}}));
   EXPECT_FALSE(ComputeSplitRanges({0, 0}, 10).ok());
   EXPECT_FALSE(ComputeSplitRanges({1, -1}, 10).ok());
   EXPECT_FALSE(SplitIndexOf("training").ok());
 }
 
 TEST(Blending, FollowsTheLargestSamplingError) {
-  auto b = BuildBlendingIndex({3, 1}, 6);
+  auto b = BuildBlendingIndex({0.75, 0.25}, 6);
   ASSERT_TRUE(b.ok());
   // By hand: errors w·max(i,1) − taken; ties go to the first dataset.
   EXPECT_EQ(b->dataset_index, (std::vector<int16_t>{0, 1, 0, 0, 0, 1}));
@@ -258,6 +336,27 @@ TEST(Blending, FollowsTheLargestSamplingError) {
   }
   EXPECT_FALSE(BuildBlendingIndex({}, 5).ok());
   EXPECT_FALSE(BuildBlendingIndex({0, 0}, 5).ok());
+}
+
+// Weights 50,30,20: at sample 10 every error is an exact 0 (0.5·10 − 5, 0.3·10 − 3, 0.2·10 − 2
+// with the products rounded first), so the tie goes to dataset 0 and its sample 5, as in
+// Megatron-Core. Fused into FMAs, the errors come out as rounding noise and dataset 2 won.
+TEST(Blending, ExactTiesGoToTheLowestDataset) {
+  auto b = BuildBlendingIndex(MegatronNormalize(MegatronNormalize({50, 30, 20})), 11);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->dataset_index[10], 0);
+  EXPECT_EQ(b->dataset_sample_index[10], 5);
+}
+
+// ceil(ceil(N·w)·1.005) by hand: N 1000, weights 1,2 → w 1/3, 2/3; ceil(333.33) = 334 →
+// ceil(335.67) = 336; ceil(666.67) = 667 → ceil(670.335) = 671. The blend has 334 + 667 = 1001.
+TEST(Blending, MegatronCoreAsksEachDatasetForItsShareAndAHalfPercent) {
+  const std::vector<BlendRequest> r = MegatronBlendRequests(MegatronNormalize({1, 2}), 1000);
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].target, 334);
+  EXPECT_EQ(r[0].build, 336);
+  EXPECT_EQ(r[1].target, 667);
+  EXPECT_EQ(r[1].build, 671);
 }
 
 }  // namespace

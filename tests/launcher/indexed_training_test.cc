@@ -24,6 +24,7 @@
 namespace aoetron {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::HasSubstr;
 
 constexpr int kVocab = 64;
@@ -188,6 +189,50 @@ TEST(DataStreamsTest, SyntheticSourceSlicesPerRankAndResumes) {
 
 // A global batch of 8 in micro-batches of 4 and of 8 trains on the same samples: same loss and
 // gradient norm (aux loss off: it is computed per micro-batch).
+// A checkpoint records the sample order its run read; resuming under another order is refused
+// with a message naming the checkpoint, both orders and the setting that keeps the samples; the
+// same order resumes. A checkpoint without the record predates it and read aoetron_v1.
+TEST(IndexedTrainingTest, ResumeUnderAnotherSampleOrderIsRefused) {
+  const std::string dir = testing::MakeTempDir("indexed_order");
+  const std::string prefix = WriteChainDataset(dir, "chain", 100);
+  auto config = [&](const std::string& order, int steps) {
+    return IndexedConfig(
+        dir, prefix,
+        {"train.steps=" + std::to_string(steps), "train.eval_interval=0", "schedule.warmup_steps=0",
+         "checkpoint.interval=2", "checkpoint.dir=" + dir + "/ckpt_" + order,
+         "checkpoint.async=false", "data.sample_order=" + order});
+  };
+  for (const std::string order : {"megatron_core", "aoetron_v1"}) {
+    std::ostringstream out, err;
+    auto trainer = Trainer::Create(config(order, 2), TrainerIo{&out, &err, false});
+    ASSERT_TRUE(trainer.ok()) << trainer.status();
+    ASSERT_TRUE((*trainer)->Train().ok());
+  }
+  for (const std::string saved : {"megatron_core", "aoetron_v1"}) {
+    const std::string other = saved == "megatron_core" ? "aoetron_v1" : "megatron_core";
+    const std::string step = dir + "/ckpt_" + saved + "/step_2";
+    std::ostringstream out, err;
+    TrainerOptions options;
+    options.resume_from = step;
+    auto refused = Trainer::Create(config(other, 4), TrainerIo{&out, &err, false}, {}, options);
+    ASSERT_FALSE(refused.ok()) << saved << " resumed under " << other;
+    EXPECT_TRUE(absl::IsFailedPrecondition(refused.status()));
+    EXPECT_THAT(std::string(refused.status().message()),
+                AllOf(HasSubstr(step), HasSubstr("read its samples in the " + saved + " order"),
+                      HasSubstr("in the " + other + " order"),
+                      HasSubstr("--set data.sample_order=" + saved)));
+    auto resumed = Trainer::Create(config(saved, 4), TrainerIo{&out, &err, false}, {}, options);
+    ASSERT_TRUE(resumed.ok()) << resumed.status();
+    ASSERT_TRUE((*resumed)->Train().ok());
+  }
+  // Before the record: aoetron_v1.
+  const config::TrainConfig megatron = config("megatron_core", 4);
+  absl::Status old = CheckResumedSampleOrder(megatron, {{"optimizer_steps", 2}}, "old/step_2");
+  EXPECT_THAT(std::string(old.message()), HasSubstr("predates Megatron-Core's order"));
+  EXPECT_TRUE(CheckResumedSampleOrder(config("aoetron_v1", 4), {}, "old/step_2").ok());
+  EXPECT_FALSE(CheckResumedSampleOrder(megatron, {{"data_sample_order", 7}}, "x").ok());
+}
+
 TEST(IndexedTrainingTest, GlobalBatchIsTheSameSamplesWhateverTheMicroBatch) {
   const std::string dir = testing::MakeTempDir("indexed_global");
   const std::string prefix = WriteChainDataset(dir, "chain", 100);
