@@ -7,7 +7,10 @@
 #   FFNS="aoe moe" THREADS=1 scripts/bench_vs_pytorch.sh
 #
 # Environment: BUILD_DIR (default build), THREADS (2), FFNS ("dense moe aoe"),
-# PT_WARMUP / PT_STEPS (PyTorch warm-up and timed steps: 3 / 10).
+# PT_WARMUP / PT_STEPS (PyTorch warm-up and timed steps: 3 / 10), ISA (default: what the CPU
+# has; ISA=avx2 on an AVX-512 machine measures both sides on their AVX2 code: aoetron with
+# AOETRON_CPU_ISA=avx2 and ONEDNN_MAX_CPU_ISA=AVX2, the tuned PyTorch with
+# OPENBLAS_CORETYPE=Haswell instead of SkylakeX), TUNED_CORETYPE (the tuned run's OpenBLAS core).
 #
 # PyTorch runs twice per kind: as shipped (every OPENBLAS_* variable removed: what a user gets
 # from Debian's python3-torch, whose OpenBLAS may misdetect this CPU, MACHINE.md) and with
@@ -23,6 +26,10 @@ THREADS=${THREADS:-2}
 FFNS=${FFNS:-"dense moe aoe"}
 PT_WARMUP=${PT_WARMUP:-3}
 PT_STEPS=${PT_STEPS:-10}
+ISA=${ISA:-}
+TUNED_CORETYPE=${TUNED_CORETYPE:-$([[ $ISA == avx2 ]] && echo Haswell || echo SkylakeX)}
+OURS_ENV=()
+[[ $ISA == avx2 ]] && OURS_ENV=(AOETRON_CPU_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2)
 PYTHON=/usr/bin/python3  # the interpreter with python3-torch
 TRAIN="$BUILD_DIR/bin/aoetron-train"
 
@@ -75,7 +82,8 @@ for ffn in $FFNS; do
   config="configs/bench_${ffn}_small.textproto"
   echo "== $ffn: aoetron ($config, --bench)" >&2
   load_ours[$ffn]=$(loadavg)
-  line=$("$TRAIN" --config "$config" --bench | tee /dev/stderr | last_json) || line="{}"
+  line=$(env "${OURS_ENV[@]}" "$TRAIN" --config "$config" --bench | tee /dev/stderr | last_json) ||
+    line="{}"
   ours[$ffn]=$(json_field "$line" tokens_per_s)
   ours_step[$ffn]=$(json_field "$line" step_s)
 
@@ -86,8 +94,8 @@ for ffn in $FFNS; do
   pt_shipped[$ffn]=$(json_field "$line" tokens_per_s)
   core_shipped[$ffn]=$(json_field "$line" openblas_corename)
 
-  echo "== $ffn: PyTorch eager, OPENBLAS_CORETYPE=SkylakeX" >&2
-  line=$(pytorch_run "$ffn" OPENBLAS_CORETYPE=SkylakeX) || line="{}"
+  echo "== $ffn: PyTorch eager, OPENBLAS_CORETYPE=$TUNED_CORETYPE" >&2
+  line=$(pytorch_run "$ffn" OPENBLAS_CORETYPE="$TUNED_CORETYPE") || line="{}"
   echo "$line" >&2
   pt_tuned[$ffn]=$(json_field "$line" tokens_per_s)
   core_tuned[$ffn]=$(json_field "$line" openblas_corename)
@@ -95,9 +103,9 @@ done
 
 torch_version=$("$PYTHON" -c "import torch; print(torch.__version__)")
 echo
-echo "Training tokens/s, $THREADS threads (PyTorch $torch_version eager, f32)"
-printf "%-6s %12s %16s %18s %10s %10s %12s\n" ffn "aoetron" "PyTorch shipped" "PyTorch SkylakeX" \
-  "x shipped" "x SkylakeX" "load (o/pt)"
+echo "Training tokens/s, $THREADS threads (PyTorch $torch_version eager, f32)${ISA:+, ISA $ISA}"
+printf "%-6s %12s %16s %18s %10s %10s %12s\n" ffn "aoetron" "PyTorch shipped" \
+  "PyTorch $TUNED_CORETYPE" "x shipped" "x $TUNED_CORETYPE" "load (o/pt)"
 for ffn in $FFNS; do
   "$PYTHON" - "$ffn" "${ours[$ffn]}" "${pt_shipped[$ffn]}" "${pt_tuned[$ffn]}" \
     "${load_ours[$ffn]}" "${load_pt[$ffn]}" <<'EOF'
