@@ -12,7 +12,7 @@
 // register-tiled loop (Tile, attention_cpu_body.h): an R×W block of the output held in vector
 // registers while k streams through, written with GCC/Clang vector extensions so the same code
 // serves f32 and f64. It is compiled twice (core/ops/cpu/isa_variants.h) and the variant picked
-// at run time (core/cpu_isa.h): AVX-512 with 8 rows × 2 64-byte vectors, AVX2 with 8 rows × 1
+// at run time (core/cpu_isa.h): AVX-512 with 4 rows × 4 64-byte vectors, AVX2 with 8 rows × 1
 // 32-byte vector (a wider AVX2 tile would spill its 16 registers). Chosen by measurement over
 // calling ops::Gemm per head: inside an OpenMP region oneDNN's sgemm runs single-threaded, it
 // cannot skip the masked half of Q Kᵀ, and at 256×256×64 its per-call packing is a large share

@@ -22,14 +22,13 @@ struct Simd {
 };
 
 // Tile shape: kRows output rows × kVecs vectors of output columns, its accumulators in registers.
-// Each vector of B loaded serves kRows rows, so the rows set how many bytes of Kᵀ, V, K or Q'
-// stream from L2 per FMA (at T = 2048 a head's Kᵀ is 512 KB, far beyond L1).
-// AVX-512 (32 registers): 8×2 = 16 accumulators; per step of k, 2 vector loads + 8 broadcasts
-// feed 16 FMAs (half the B traffic per FMA of the 4×4 tile this replaced, which measured 30% of
-// the sgemm rate). AVX2 (16 registers): 8×1 = 8 accumulators, enough to cover the FMA latency at
-// two FMAs a cycle, 1 load + 8 broadcasts per 8 FMAs, 10 registers live.
-constexpr int kRows = 8;
-constexpr int kVecs = kVectorBytes == 64 ? 2 : 1;
+// AVX-512 (32 registers): 4×4 = 16 accumulators; per step of k, 4 broadcasts + 4 vector loads
+// feed 16 FMAs (8×2 was tried: same FMAs per load, half the B traffic, and measured 5–10%
+// slower at T = 256 and 2048). AVX2 (16 registers): 8×1 = 8 accumulators, enough to cover the
+// FMA latency at two FMAs a cycle, 1 load + 8 broadcasts per 8 FMAs, 10 registers live (4×4
+// would spill; 4×2 measured slower in the forward).
+constexpr int kRows = kVectorBytes == 64 ? 4 : 8;
+constexpr int kVecs = kVectorBytes == 64 ? 4 : 1;
 template <typename T>
 constexpr int64_t TileCols() {
   return kVecs * Simd<T>::kLanes;
