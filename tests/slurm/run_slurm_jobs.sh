@@ -28,14 +28,6 @@ if [[ $# -ne 3 ]]; then
   exit 2
 fi
 mpiexec=$1 train=$(realpath "$2") scenario=$3
-# Known problem: when Slurm cancels a running srun step (a requeue, a preemption), a rank was
-# seen to abort on a corrupted heap at that moment (2 of ~12 runs; docs/multinode.md, "Known
-# problem"). Until it is understood the scenario runs only when asked for.
-if [[ $scenario == preempt && ${AOETRON_TEST_SLURM_PREEMPT:-0} != 1 ]]; then
-  echo "SKIP: the preempt scenario can hit an unexplained heap corruption in a rank when Slurm"
-  echo "      cancels the step; run it with AOETRON_TEST_SLURM_PREEMPT=1 (docs/multinode.md)"
-  exit 77
-fi
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 slurm_test_name=slurm_jobs
 losses=$root/tests/lib/step_losses.py
