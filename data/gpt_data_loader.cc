@@ -81,7 +81,11 @@ absl::StatusOr<std::unique_ptr<BlendedGptDataset>> BlendedGptDataset::Create(
     weights.push_back(d.weight);
     weight_sum += d.weight;
   }
-  if (weight_sum <= 0) return absl::InvalidArgumentError("dataset weights sum to 0");
+  // A sum that overflows would normalise every share to 0 (PlanBlend relies on shares > 0).
+  if (!(weight_sum > 0) || !std::isfinite(weight_sum)) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("dataset weights sum to %g: need a finite sum > 0", weight_sum));
+  }
   // One dataset is read directly, as Megatron-Core reads a single unweighted prefix.
   blended->single_ = config.datasets.size() == 1;
   const BlendPlan plan = blended->single_

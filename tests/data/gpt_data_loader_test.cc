@@ -168,6 +168,12 @@ TEST_F(GptDataLoaderTest, BadConfigurations) {
   c.split_ratios = {1, 0, 0};
   c.split = "test";
   EXPECT_FALSE(GptDataLoader::Create(c).ok());  // empty split
+  // Weights whose sum overflows would normalise to shares of 0.
+  c = Config();
+  c.datasets = {{a_, 1e308}, {b_, 1e308}};
+  auto overflow = GptDataLoader::Create(c);
+  ASSERT_FALSE(overflow.ok());
+  EXPECT_NE(ToStd(overflow.status().message()).find("finite sum"), std::string::npos);
 }
 
 TEST_F(GptDataLoaderTest, MissingShardIsNamed) {
